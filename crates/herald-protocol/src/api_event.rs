@@ -1,0 +1,123 @@
+//! The body of `POST /apps/{id}/events` (what Laravel's pusher and reverb drivers send), with Pusher's
+//! limits. Each refusal carries the HTTP status Pusher answers with.
+
+use crate::channel::validate_name;
+use crate::socket_id;
+use serde::Deserialize;
+
+/// Most channels one event may name.
+pub const MAX_CHANNELS_PER_EVENT: usize = 100;
+/// Longest event name.
+pub const MAX_EVENT_NAME_LEN: usize = 200;
+/// Default largest `data`, in bytes.
+pub const DEFAULT_MAX_DATA_SIZE: usize = 10 * 1024;
+
+/// A validated trigger request.
+#[derive(Debug)]
+pub struct TriggerEvent {
+    pub name: String,
+    pub data: String,
+    pub channels: Vec<String>,
+    pub socket_id: Option<String>,
+    pub info: Option<String>,
+}
+
+/// A refusal: the HTTP status and the message for the JSON error body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into() }
+    }
+}
+
+#[derive(Deserialize)]
+struct Wire {
+    name: Option<String>,
+    data: Option<serde_json::Value>,
+    channels: Option<Vec<String>>,
+    channel: Option<String>,
+    socket_id: Option<String>,
+    info: Option<String>,
+}
+
+impl TriggerEvent {
+    /// Reads and checks a trigger body against Pusher's rules.
+    pub fn parse(body: &[u8], max_data_size: usize) -> Result<TriggerEvent, ApiError> {
+        let wire: Wire = serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("Invalid JSON body: {e}")))?;
+        Self::from_wire(wire, max_data_size)
+    }
+
+    fn from_wire(wire: Wire, max_data_size: usize) -> Result<TriggerEvent, ApiError> {
+        let name = wire.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::new(400, "Missing event name: \"name\""))?;
+        if name.chars().count() > MAX_EVENT_NAME_LEN {
+            return Err(ApiError::new(400, format!("Event name is longer than {MAX_EVENT_NAME_LEN} characters")));
+        }
+        let data = match wire.data {
+            Some(serde_json::Value::String(s)) => s,
+            Some(other) => other.to_string(),
+            None => return Err(ApiError::new(400, "Missing \"data\"")),
+        };
+        if data.len() > max_data_size {
+            return Err(ApiError::new(413, format!("Event data is larger than {max_data_size} bytes")));
+        }
+        let channels = match (wire.channels, wire.channel) {
+            (Some(list), _) if !list.is_empty() => list,
+            (_, Some(one)) => vec![one],
+            _ => return Err(ApiError::new(400, "Missing \"channels\" or \"channel\"")),
+        };
+        if channels.len() > MAX_CHANNELS_PER_EVENT {
+            return Err(ApiError::new(400, format!("More than {MAX_CHANNELS_PER_EVENT} channels")));
+        }
+        for channel in &channels {
+            validate_name(channel).map_err(|e| ApiError::new(400, format!("Invalid channel {channel:?}: {e}")))?;
+        }
+        if channels.len() > 1 && channels.iter().any(|c| c.starts_with("private-encrypted-")) {
+            return Err(ApiError::new(400, "An event on an encrypted channel must name only that channel"));
+        }
+        let socket_id = wire.socket_id.filter(|s| !s.is_empty());
+        if let Some(s) = &socket_id {
+            if !socket_id::is_valid(s) {
+                return Err(ApiError::new(400, format!("Invalid socket_id {s:?}")));
+            }
+        }
+        Ok(TriggerEvent { name, data, channels, socket_id, info: wire.info })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_laravel_trigger() {
+        let e = TriggerEvent::parse(
+            br#"{"name":"App\\Events\\X","data":"{\"a\":1}","channels":["private-a","b"],"socket_id":"1.2"}"#,
+            10240,
+        )
+        .unwrap();
+        assert_eq!(e.channels, vec!["private-a", "b"]);
+        assert_eq!(e.data, "{\"a\":1}");
+        assert_eq!(e.socket_id.as_deref(), Some("1.2"));
+        let e = TriggerEvent::parse(br#"{"name":"x","data":"d","channel":"c"}"#, 10240).unwrap();
+        assert_eq!(e.channels, vec!["c"]);
+    }
+
+    #[test]
+    fn pusher_limits() {
+        let status = |body: &str| TriggerEvent::parse(body.as_bytes(), 16).unwrap_err().status;
+        assert_eq!(status("nope"), 400);
+        assert_eq!(status(r#"{"data":"d","channel":"c"}"#), 400);
+        assert_eq!(status(r#"{"name":"x","data":"01234567890123456789","channel":"c"}"#), 413);
+        assert_eq!(status(r#"{"name":"x","data":"d","channel":"a b"}"#), 400);
+        assert_eq!(status(r#"{"name":"x","data":"d","channel":"c","socket_id":"abc"}"#), 400);
+        let many: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
+        let body = serde_json::json!({"name":"x","data":"d","channels":many}).to_string();
+        assert_eq!(status(&body), 400);
+        assert_eq!(status(r#"{"name":"x","data":"d","channels":["private-encrypted-a","b"]}"#), 400);
+    }
+}
