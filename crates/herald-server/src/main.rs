@@ -1,1 +1,93 @@
-fn main(){}
+//! `herald`: starts one node. Reads the configuration, picks the backbone (Redis when `HERALD_REDIS_URL` is
+//! set, in memory otherwise), serves HTTP and WebSockets on one port, and drains on SIGTERM.
+
+mod api;
+mod config;
+mod http;
+mod shutdown;
+mod websocket;
+
+use config::{Config, LogFormat};
+use herald_core::app::AppRegistry;
+use herald_core::memory_presence::MemoryPresence;
+use herald_core::Node;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+
+/// How long a draining node waits for its clients to leave before it exits.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+fn main() {
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("herald: configuration error: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logs(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    if let Err(e) = runtime.block_on(run(config)) {
+        tracing::error!(error = %e, "herald stopped");
+        std::process::exit(1);
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let apps = Arc::new(AppRegistry::new(config.apps.clone()));
+    let node = match &config.redis_url {
+        Some(url) => {
+            let backbone = herald_redis::RedisBackbone::start(url, apps.clone()).map_err(|e| format!("redis url (HERALD_REDIS_URL): {e}"))?;
+            Node::new(apps, backbone, Arc::new(MemoryPresence::new()), config.settings.clone())
+        }
+        None => Node::embedded(config.apps.clone(), config.settings.clone()),
+    };
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr} (HERALD_HOST/HERALD_PORT): {e}"))?;
+    let mode = if config.redis_url.is_some() { "redis" } else { "embedded (no Redis)" };
+    tracing::info!(%addr, mode, apps = config.apps.len(), "herald listening");
+    if config.dev_app {
+        tracing::warn!("no app configured: using the development app (id app-id, key app-key, secret app-secret)");
+    }
+
+    let server = http::Server { node, shutdown: shutdown::Shutdown::default() };
+    let stop = shutdown::signal();
+    tokio::pin!(stop);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| server.clone().handle(req));
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades().await;
+        });
+    }
+    tracing::info!(open = server.shutdown.open_connections(), "draining");
+    drop(listener);
+    server.shutdown.drain(DRAIN_DEADLINE).await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Apps: the tenants of a node. Each has its credentials, its policies and its own channel index, so two
+//! apps can never see each other's channels.
+
+use crate::channel_index::ChannelIndex;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One app's settings, as configured.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+    /// Client events (`client-*`) are relayed.
+    pub client_events: bool,
+    /// Client events a connection may send each second.
+    pub client_event_rate: u32,
+    /// Channels one connection may be subscribed to at once.
+    pub max_channels_per_connection: usize,
+    /// Distinct users on one presence channel.
+    pub max_presence_members: usize,
+    /// Bytes of presence `channel_data`.
+    pub max_member_size: usize,
+    /// Bytes of `data` in one HTTP API event.
+    pub max_event_data_size: usize,
+    /// Prefixes of Laravel's Redis channels for this app (`<prefix><channel>`); empty string allowed.
+    pub redis_prefixes: Vec<String>,
+}
+
+impl AppConfig {
+    /// An app with Pusher's default limits.
+    pub fn new(id: impl Into<String>, key: impl Into<String>, secret: impl Into<String>) -> Self {
+        AppConfig {
+            id: id.into(),
+            key: key.into(),
+            secret: secret.into(),
+            client_events: true,
+            client_event_rate: 10,
+            max_channels_per_connection: 100,
+            max_presence_members: 100,
+            max_member_size: herald_protocol::presence_data::DEFAULT_MAX_MEMBER_SIZE,
+            max_event_data_size: herald_protocol::api_event::DEFAULT_MAX_DATA_SIZE,
+            redis_prefixes: vec!["laravel_database_".into()],
+        }
+    }
+}
+
+/// An app at run time: its settings and its channels on this node.
+#[derive(Debug)]
+pub struct App {
+    pub config: AppConfig,
+    pub channels: ChannelIndex,
+}
+
+/// Every app of the node, found by key (WebSocket) or id (HTTP API).
+#[derive(Debug, Default)]
+pub struct AppRegistry {
+    by_key: HashMap<String, Arc<App>>,
+    by_id: HashMap<String, Arc<App>>,
+}
+
+impl AppRegistry {
+    pub fn new(configs: Vec<AppConfig>) -> Self {
+        let mut registry = AppRegistry::default();
+        for config in configs {
+            let app = Arc::new(App { config, channels: ChannelIndex::default() });
+            registry.by_key.insert(app.config.key.clone(), app.clone());
+            registry.by_id.insert(app.config.id.clone(), app);
+        }
+        registry
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key)
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.by_id.values()
+    }
+}

@@ -1,0 +1,117 @@
+//! The channel index: which local connections are subscribed to which channel of one app. It is sharded
+//! (DashMap), so fan-out on one channel never waits on a lock held for another, and a broadcast costs one
+//! lookup plus a non-blocking queue push per recipient, with no allocation.
+
+use crate::backbone::Broadcast;
+use crate::connection::ConnectionHandle;
+use dashmap::DashMap;
+use herald_protocol::SocketId;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The local subscribers of one channel, by socket id.
+pub type Subscribers = HashMap<SocketId, Arc<ConnectionHandle>>;
+
+/// Channel name to local subscribers, for one app.
+#[derive(Debug, Default)]
+pub struct ChannelIndex {
+    channels: DashMap<Box<str>, Subscribers>,
+}
+
+/// What a fan-out did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Frames queued.
+    pub sent: usize,
+    /// Recipients whose queue was full (they are being closed).
+    pub dropped: usize,
+}
+
+impl ChannelIndex {
+    /// Adds a subscriber. `on_first` runs, under the channel's lock, when it is the channel's first one here,
+    /// so that backbone subscribe and unsubscribe calls for a channel are made in order.
+    pub fn add<R>(&self, channel: &str, conn: &Arc<ConnectionHandle>, on_first: impl FnOnce() -> R) -> Option<R> {
+        let mut entry = self.channels.entry(channel.into()).or_default();
+        let first = entry.is_empty();
+        entry.insert(conn.socket_id.clone(), conn.clone());
+        first.then(on_first)
+    }
+
+    /// Removes a subscriber; `on_last` runs under the channel's lock when it was the last one here.
+    pub fn remove(&self, channel: &str, socket_id: &SocketId, on_last: impl FnOnce()) -> bool {
+        let removed = self.channels.remove_if_mut(channel, |_, subs| {
+            subs.remove(socket_id);
+            if subs.is_empty() {
+                on_last();
+                true
+            } else {
+                false
+            }
+        });
+        removed.is_some()
+    }
+
+    /// Queues the broadcast's shared bytes to every local subscriber but the excluded one.
+    pub fn deliver(&self, channel: &str, broadcast: &Broadcast) -> Delivery {
+        let mut delivery = Delivery::default();
+        if let Some(subs) = self.channels.get(channel) {
+            for (socket_id, conn) in subs.iter() {
+                if broadcast.except.as_ref() == Some(socket_id) {
+                    continue;
+                }
+                if conn.send(broadcast.frame.clone()) {
+                    delivery.sent += 1;
+                } else {
+                    delivery.dropped += 1;
+                }
+            }
+        }
+        delivery
+    }
+
+    /// Local subscribers of a channel.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.channels.get(channel).map_or(0, |s| s.len())
+    }
+
+    /// Channels with at least one local subscriber.
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Names of the channels with local subscribers (for resubscribing after a backbone reconnect).
+    pub fn channel_names(&self) -> Vec<String> {
+        self.channels.iter().map(|e| e.key().to_string()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::Outbound;
+    use bytes::Bytes;
+
+    #[test]
+    fn fan_out_skips_the_sender_and_tracks_first_and_last() {
+        let index = ChannelIndex::default();
+        let (a, mut rx_a) = ConnectionHandle::new(SocketId::new(1, 1), 8);
+        let (b, mut rx_b) = ConnectionHandle::new(SocketId::new(1, 2), 8);
+        let (a, b) = (Arc::new(a), Arc::new(b));
+        assert_eq!(index.add("c", &a, || "first"), Some("first"));
+        assert_eq!(index.add("c", &b, || "first"), None);
+        let frame = Bytes::from_static(b"{}");
+        let d = index.deliver("c", &Broadcast { frame: frame.clone(), except: Some(a.socket_id.clone()) });
+        assert_eq!(d, Delivery { sent: 1, dropped: 0 });
+        assert!(rx_a.try_recv().is_err());
+        match rx_b.try_recv().unwrap() {
+            Outbound::Frame(got) => assert_eq!(got.as_ptr(), frame.as_ptr(), "bytes are shared, not copied"),
+            other => panic!("{other:?}"),
+        }
+        let mut last = false;
+        index.remove("c", &a.socket_id, || last = true);
+        assert!(!last);
+        index.remove("c", &b.socket_id, || last = true);
+        assert!(last);
+        assert_eq!(index.channel_count(), 0);
+    }
+}

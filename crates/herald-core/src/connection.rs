@@ -1,0 +1,95 @@
+//! A connection as the core sees it: its socket id and a bounded outbound queue. Fan-out only ever does a
+//! non-blocking push of shared bytes; a client whose queue is full is marked for closing (4100) instead of
+//! slowing anyone else down or growing memory.
+
+use bytes::Bytes;
+use herald_protocol::{close_code, SocketId};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, Notify};
+
+/// What the socket writer is asked to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A text frame; the bytes may be shared with other connections.
+    Frame(Bytes),
+    /// Send a close frame with this code and reason, then stop.
+    Close(u16, String),
+}
+
+/// The core's handle on one client connection.
+#[derive(Debug)]
+pub struct ConnectionHandle {
+    pub socket_id: SocketId,
+    tx: mpsc::Sender<Outbound>,
+    overflowed: AtomicBool,
+    closed: Notify,
+}
+
+impl ConnectionHandle {
+    /// A handle and the receiving end of its queue (for the socket writer).
+    pub fn new(socket_id: SocketId, queue: usize) -> (Self, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        (ConnectionHandle { socket_id, tx, overflowed: AtomicBool::new(false), closed: Notify::new() }, rx)
+    }
+
+    /// Queues a frame without waiting. Returns false, and marks the connection for closing, when the
+    /// client is not keeping up.
+    pub fn send(&self, frame: Bytes) -> bool {
+        match self.tx.try_send(Outbound::Frame(frame)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if !self.overflowed.swap(true, Ordering::AcqRel) {
+                    tracing::debug!(socket_id = %self.socket_id, "outbound queue full; closing the slow client");
+                    self.closed.notify_one();
+                }
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Queues a frame built for this connection only.
+    pub fn send_vec(&self, frame: Vec<u8>) -> bool {
+        self.send(Bytes::from(frame))
+    }
+
+    /// Queues a close after what is already queued.
+    pub fn close(&self, code: u16, reason: &str) {
+        if self.tx.try_send(Outbound::Close(code, reason.to_owned())).is_err() {
+            self.overflowed.store(true, Ordering::Release);
+            self.closed.notify_one();
+        }
+    }
+
+    /// True once the queue overflowed: the writer must stop and close with [`close_code::OVER_CAPACITY`].
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the connection overflowed and must be closed at once.
+    pub async fn overflow(&self) {
+        while !self.overflowed() {
+            self.closed.notified().await;
+        }
+    }
+
+    /// The close code for a connection that overflowed.
+    pub const OVERFLOW_CODE: u16 = close_code::OVER_CAPACITY;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_marks_the_connection() {
+        let (conn, mut rx) = ConnectionHandle::new(SocketId::new(1, 1), 2);
+        assert!(conn.send(Bytes::from_static(b"a")));
+        assert!(conn.send(Bytes::from_static(b"b")));
+        assert!(!conn.overflowed());
+        assert!(!conn.send(Bytes::from_static(b"c")));
+        assert!(conn.overflowed());
+        conn.overflow().await;
+        assert!(matches!(rx.recv().await, Some(Outbound::Frame(b)) if &b[..] == b"a"));
+    }
+}

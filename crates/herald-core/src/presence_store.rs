@@ -1,0 +1,55 @@
+//! Where presence membership lives. Entries are per connection, so a user with several tabs (on any nodes)
+//! is one member: `join` reports whether this was the user's first connection and `leave` whether it was
+//! the last, which is exactly when `member_added` and `member_removed` go out. In memory for one node;
+//! in Redis hashes for a cluster.
+
+use crate::BoxFuture;
+use herald_protocol::presence_data::Member;
+use herald_protocol::SocketId;
+
+/// The result of a join: whether it added a user, and every member now on the channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Joined {
+    pub first_for_user: bool,
+    pub members: Vec<Member>,
+}
+
+/// The result of a leave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Left {
+    pub last_for_user: bool,
+}
+
+/// Why a join failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PresenceError {
+    /// The channel already has the app's maximum number of users.
+    MemberLimit(usize),
+    /// The store could not be reached.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for PresenceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PresenceError::MemberLimit(n) => write!(f, "presence channel is full ({n} members)"),
+            PresenceError::Unavailable(why) => write!(f, "presence store unavailable: {why}"),
+        }
+    }
+}
+
+/// Presence membership, per app and channel, with one entry per connection.
+pub trait PresenceStore: Send + Sync + 'static {
+    fn join(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        member: &Member,
+        max_members: usize,
+    ) -> BoxFuture<'static, Result<Joined, PresenceError>>;
+
+    fn leave(&self, app_id: &str, channel: &str, socket_id: &SocketId, user_id: &str) -> BoxFuture<'static, Result<Left, PresenceError>>;
+
+    fn members(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>>;
+}

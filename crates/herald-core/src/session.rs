@@ -1,0 +1,255 @@
+//! A session: one client connection's protocol state (its subscriptions, presence memberships, sign-in and
+//! rate limits) and the rules for every frame it sends. The server feeds it text frames; it answers
+//! through the connection's queue. When the socket ends, [`Session::close`] undoes everything it joined.
+
+use crate::app::App;
+use crate::backbone::Broadcast;
+use crate::client_event;
+use crate::connection::ConnectionHandle;
+use crate::node::Node;
+use crate::presence;
+use crate::presence_store::PresenceError;
+use crate::rate_limit::RateLimiter;
+use bytes::Bytes;
+use herald_protocol::channel::validate_name;
+use herald_protocol::frame::{self, ClientFrame, SigninData, SubscribeData, UnsubscribeData};
+use herald_protocol::presence_data::Member;
+use herald_protocol::{close_code, signature, ChannelKind};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One subscription of this connection; presence ones remember the member they joined as.
+#[derive(Debug)]
+struct Subscription {
+    member: Option<Member>,
+}
+
+/// The protocol state of one connection.
+pub struct Session {
+    node: Arc<Node>,
+    app: Arc<App>,
+    conn: Arc<ConnectionHandle>,
+    subscriptions: HashMap<String, Subscription>,
+    user: Option<Member>,
+    messages: RateLimiter,
+    client_events: RateLimiter,
+}
+
+impl Session {
+    pub(crate) fn new(node: Arc<Node>, app: Arc<App>, conn: Arc<ConnectionHandle>) -> Self {
+        let messages = RateLimiter::new(node.settings.message_rate, node.settings.message_burst);
+        let rate = app.config.client_event_rate;
+        Session {
+            node,
+            app,
+            conn,
+            subscriptions: HashMap::new(),
+            user: None,
+            messages,
+            client_events: RateLimiter::new(rate, rate),
+        }
+    }
+
+    pub fn connection(&self) -> &Arc<ConnectionHandle> {
+        &self.conn
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Queues `pusher:connection_established`.
+    pub fn established(&self) {
+        let frame = frame::connection_established(self.conn.socket_id.as_str(), self.node.settings.activity_timeout.as_secs());
+        self.conn.send_vec(frame);
+    }
+
+    fn error(&self, code: u16, message: &str) {
+        self.conn.send_vec(frame::error(code, message));
+    }
+
+    /// Handles one text frame from the client.
+    pub async fn handle_text(&mut self, text: &str) {
+        if !self.messages.allow() {
+            self.error(close_code::RATE_LIMITED, "Message rejected: too many messages a second");
+            return;
+        }
+        let frame = match ClientFrame::parse(text) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::debug!(socket_id = %self.conn.socket_id, error = %e, "invalid client frame");
+                self.error(close_code::INVALID_MESSAGE, &e.to_string());
+                return;
+            }
+        };
+        let data = frame.data.map(|d| d.get()).unwrap_or("{}");
+        match frame.event.as_ref() {
+            "pusher:ping" => {
+                self.conn.send_vec(frame::pong());
+            }
+            "pusher:pong" => {}
+            "pusher:subscribe" => match serde_json::from_str::<SubscribeData>(data) {
+                Ok(sub) => self.subscribe(sub).await,
+                Err(_) => self.error(close_code::INVALID_MESSAGE, "Invalid pusher:subscribe: data needs a \"channel\" string"),
+            },
+            "pusher:unsubscribe" => match serde_json::from_str::<UnsubscribeData>(data) {
+                Ok(unsub) => self.unsubscribe(&unsub.channel).await,
+                Err(_) => self.error(close_code::INVALID_MESSAGE, "Invalid pusher:unsubscribe: data needs a \"channel\" string"),
+            },
+            "pusher:signin" => match serde_json::from_str::<SigninData>(data) {
+                Ok(signin) => self.signin(signin),
+                Err(_) => self.error(close_code::INVALID_MESSAGE, "Invalid pusher:signin: data needs \"auth\" and \"user_data\""),
+            },
+            event if event.starts_with("client-") => {
+                let channel = frame.channel.as_deref().unwrap_or("");
+                self.client_event(event, channel, data).await;
+            }
+            other => {
+                let message = format!("Unknown event {other:?}");
+                self.error(close_code::INVALID_MESSAGE, &message);
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, sub: SubscribeData<'_>) {
+        let channel = sub.channel.as_ref();
+        let refuse = |kind: &str, message: &str, status: u16| {
+            tracing::debug!(socket_id = %self.conn.socket_id, channel, message, "subscription refused");
+            self.conn.send_vec(frame::subscription_error(channel, kind, message, status));
+        };
+        let kind = match validate_name(channel) {
+            Ok(kind) => kind,
+            Err(e) => return refuse("InvalidChannel", &e.to_string(), 400),
+        };
+        if self.subscriptions.contains_key(channel) {
+            return self.resend_succeeded(channel).await;
+        }
+        if self.subscriptions.len() >= self.app.config.max_channels_per_connection {
+            let message = format!("Subscription limit reached: {} channels per connection", self.app.config.max_channels_per_connection);
+            return refuse("LimitReached", &message, 403);
+        }
+        let config = &self.app.config;
+        let socket_id = self.conn.socket_id.as_str();
+        let mut member = None;
+        match kind {
+            ChannelKind::Public => {}
+            ChannelKind::Private | ChannelKind::PrivateEncrypted => {
+                let auth = sub.auth.as_deref().unwrap_or("");
+                if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, None, auth) {
+                    return refuse("AuthError", "Invalid signature: the auth does not match this socket and channel", 401);
+                }
+            }
+            ChannelKind::Presence => {
+                let auth = sub.auth.as_deref().unwrap_or("");
+                let parsed = match (sub.channel_data.as_deref(), &self.user) {
+                    (Some(data), _) => {
+                        if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, Some(data), auth) {
+                            return refuse("AuthError", "Invalid signature: the auth does not match this socket, channel and channel_data", 401);
+                        }
+                        Member::from_channel_data(data, config.max_member_size)
+                    }
+                    (None, Some(user)) => Ok(user.clone()),
+                    (None, None) => return refuse("AuthError", "Presence channels need channel_data (or a signed-in connection)", 401),
+                };
+                match parsed {
+                    Ok(m) => member = Some(m),
+                    Err(e) => return refuse("InvalidChannelData", &e.to_string(), 400),
+                }
+            }
+            ChannelKind::ServerToUser => {
+                let allowed = self.user.as_ref().is_some_and(|u| channel == format!("#server-to-user-{}", u.user_id));
+                if !allowed {
+                    return refuse("AuthError", "Only the connection signed in as this user may subscribe", 401);
+                }
+            }
+        }
+
+        let presence_data = match &member {
+            Some(m) => match presence::join(&self.node, &self.app, &self.conn, channel, m).await {
+                Ok(data) => Some(data),
+                Err(PresenceError::MemberLimit(n)) => {
+                    return refuse("LimitReached", &format!("Presence channel is full: {n} members"), 403);
+                }
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "presence join failed");
+                    return refuse("ServiceUnavailable", "Presence is unavailable, try again", 503);
+                }
+            },
+            None => None,
+        };
+
+        let backbone = &self.node.backbone;
+        let ready = self.app.channels.add(channel, &self.conn, || backbone.subscribe(config, channel));
+        if let Some(ready) = ready {
+            ready.await;
+        }
+        self.subscriptions.insert(channel.to_owned(), Subscription { member });
+        self.conn.send_vec(frame::subscription_succeeded(channel, presence_data.as_deref().unwrap_or("{}")));
+    }
+
+    async fn resend_succeeded(&self, channel: &str) {
+        let data = match self.subscriptions.get(channel).and_then(|s| s.member.as_ref()) {
+            Some(_) => match self.node.presence.members(&self.app.config.id, channel).await {
+                Ok(members) => herald_protocol::presence_data::subscription_data(&members),
+                Err(_) => return,
+            },
+            None => "{}".to_owned(),
+        };
+        self.conn.send_vec(frame::subscription_succeeded(channel, &data));
+    }
+
+    async fn unsubscribe(&mut self, channel: &str) {
+        if let Some(sub) = self.subscriptions.remove(channel) {
+            self.leave(channel, sub).await;
+        }
+    }
+
+    async fn leave(&self, channel: &str, sub: Subscription) {
+        let backbone = &self.node.backbone;
+        let config = &self.app.config;
+        self.app.channels.remove(channel, &self.conn.socket_id, || backbone.unsubscribe(config, channel));
+        if let Some(member) = sub.member {
+            presence::leave(&self.node, &self.app, &self.conn, channel, &member.user_id).await;
+        }
+    }
+
+    fn signin(&mut self, signin: SigninData<'_>) {
+        let config = &self.app.config;
+        if !signature::verify_user(&config.key, &config.secret, self.conn.socket_id.as_str(), &signin.user_data, &signin.auth) {
+            return self.error(close_code::UNAUTHORIZED, "Invalid signature for pusher:signin");
+        }
+        match Member::from_user_data(&signin.user_data, config.max_member_size) {
+            Ok(member) => {
+                self.user = Some(member);
+                self.conn.send_vec(frame::signin_success(&signin.user_data));
+            }
+            Err(e) => self.error(close_code::UNAUTHORIZED, &format!("Invalid user_data: {e}")),
+        }
+    }
+
+    async fn client_event(&mut self, event: &str, channel: &str, data: &str) {
+        let subscription = self.subscriptions.get(channel);
+        if let Err(refusal) = client_event::check(self.app.config.client_events, channel, subscription.is_some()) {
+            return self.error(refusal.code, &refusal.message);
+        }
+        if !self.client_events.allow() {
+            let refusal = client_event::rate_limited(self.app.config.client_event_rate);
+            return self.error(refusal.code, &refusal.message);
+        }
+        let user_id = subscription.and_then(|s| s.member.as_ref()).map(|m| m.user_id.as_str());
+        let frame = client_event::relay_frame(event, channel, data, user_id);
+        let broadcast = Broadcast { frame: Bytes::from(frame), except: Some(self.conn.socket_id.clone()) };
+        if let Err(e) = self.node.publish(&self.app, channel, broadcast).await {
+            tracing::warn!(channel, error = %e, "client event not published");
+        }
+    }
+
+    /// Ends the session: leaves every channel (presence included) and forgets the connection.
+    pub async fn close(mut self) {
+        let subscriptions: Vec<_> = self.subscriptions.drain().collect();
+        for (channel, sub) in subscriptions {
+            self.leave(&channel, sub).await;
+        }
+        self.node.disconnected();
+    }
+}

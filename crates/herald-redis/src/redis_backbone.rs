@@ -1,0 +1,353 @@
+//! The Redis backbone: one pub/sub connection that follows the channels with local subscribers, one
+//! multiplexed connection for publishing, and a heartbeat through Redis that proves the subscription is
+//! alive. Losing Redis turns the node unready; on reconnect every channel is subscribed again.
+
+use crate::envelope::Envelope;
+use crate::keys;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use herald_core::app::AppRegistry;
+use herald_core::backbone::{Backbone, BackboneError, Broadcast};
+use herald_core::{AppConfig, BoxFuture};
+use herald_protocol::laravel::LaravelBroadcast;
+use herald_protocol::SocketId;
+use redis::aio::MultiplexedConnection;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How often the node publishes to its heartbeat channel.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+/// A subscription that has not seen its own heartbeat for this long is considered dead.
+const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest wait for one Redis command.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+enum Command {
+    Subscribe { app: AppConfig, channel: String, ack: oneshot::Sender<()> },
+    Unsubscribe { app: AppConfig, channel: String },
+}
+
+/// Where a message on a Redis channel goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// Laravel's RedisBroadcaster payload.
+    Laravel,
+    /// Herald's own envelope.
+    Herald,
+}
+
+#[derive(Debug, Clone)]
+struct Route {
+    app_id: String,
+    channel: String,
+    source: Source,
+}
+
+/// The backbone over one Redis server.
+pub struct RedisBackbone {
+    me: Weak<RedisBackbone>,
+    client: redis::Client,
+    ready: Arc<AtomicBool>,
+    commands: mpsc::UnboundedSender<Command>,
+    publisher: Mutex<Option<MultiplexedConnection>>,
+    reconnects: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RedisBackbone {
+    /// Starts the backbone's tasks. Fails only on a malformed URL: an unreachable Redis is retried, and
+    /// the node stays unready until it answers.
+    pub fn start(url: &str, apps: Arc<AppRegistry>) -> Result<Arc<Self>, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let (commands, rx) = mpsc::unbounded_channel();
+        let node_id = format!("{:016x}", rand_u64());
+        let backbone = Arc::new_cyclic(|me| RedisBackbone {
+            me: me.clone(),
+            client: client.clone(),
+            ready: Arc::new(AtomicBool::new(false)),
+            commands,
+            publisher: Mutex::new(None),
+            reconnects: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        });
+        let subscriber = Subscriber {
+            client,
+            apps,
+            ready: backbone.ready.clone(),
+            reconnects: backbone.reconnects.clone(),
+            heartbeat: keys::heartbeat_channel(&node_id),
+            routes: HashMap::new(),
+        };
+        tokio::spawn(subscriber.run(rx));
+        let weak = Arc::downgrade(&backbone);
+        let heartbeat = keys::heartbeat_channel(&node_id);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(backbone) = weak.upgrade() else { return };
+                let _ = backbone.raw_publish(heartbeat.clone(), b"1".to_vec()).await;
+            }
+        });
+        Ok(backbone)
+    }
+
+    /// Times the pub/sub connection was re-established.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    async fn connection(&self) -> Result<MultiplexedConnection, BackboneError> {
+        if let Some(conn) = self.publisher.lock().expect("publisher lock").clone() {
+            return Ok(conn);
+        }
+        let conn = tokio::time::timeout(COMMAND_TIMEOUT, self.client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| BackboneError("connecting to Redis timed out".into()))?
+            .map_err(|e| BackboneError(e.to_string()))?;
+        *self.publisher.lock().expect("publisher lock") = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn raw_publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BackboneError> {
+        let mut conn = self.connection().await?;
+        let result = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            redis::cmd("PUBLISH").arg(&channel).arg(payload).query_async::<i64>(&mut conn),
+        )
+        .await;
+        match result {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                self.publisher.lock().expect("publisher lock").take();
+                Err(BackboneError(e.to_string()))
+            }
+            Err(_) => {
+                self.publisher.lock().expect("publisher lock").take();
+                Err(BackboneError("PUBLISH timed out".into()))
+            }
+        }
+    }
+}
+
+impl Backbone for RedisBackbone {
+    fn subscribe(&self, app: &AppConfig, channel: &str) -> BoxFuture<'static, ()> {
+        let (ack, done) = oneshot::channel();
+        let _ = self.commands.send(Command::Subscribe { app: app.clone(), channel: channel.to_owned(), ack });
+        Box::pin(async move {
+            let _ = tokio::time::timeout(COMMAND_TIMEOUT, done).await;
+        })
+    }
+
+    fn unsubscribe(&self, app: &AppConfig, channel: &str) {
+        let _ = self.commands.send(Command::Unsubscribe { app: app.clone(), channel: channel.to_owned() });
+    }
+
+    fn publish(&self, app: &AppConfig, channel: &str, broadcast: Broadcast) -> BoxFuture<'static, Result<(), BackboneError>> {
+        let key = keys::broadcast_channel(&app.id, channel);
+        let payload = Envelope { except: broadcast.except.as_ref().map(|s| s.as_str()), frame: &broadcast.frame }.encode();
+        let this = self.me.upgrade();
+        Box::pin(async move {
+            match this {
+                Some(this) => this.raw_publish(key, payload).await,
+                None => Err(BackboneError("the backbone is shutting down".into())),
+            }
+        })
+    }
+
+    fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// The task that owns the pub/sub connection.
+struct Subscriber {
+    client: redis::Client,
+    apps: Arc<AppRegistry>,
+    ready: Arc<AtomicBool>,
+    reconnects: Arc<std::sync::atomic::AtomicU64>,
+    heartbeat: String,
+    /// Redis channel to the app channels it feeds.
+    routes: HashMap<String, Vec<Route>>,
+}
+
+impl Subscriber {
+    /// Applies a command to the wanted subscriptions; returns the Redis channels to subscribe to or
+    /// unsubscribe from.
+    fn apply(&mut self, command: &Command) -> (Vec<String>, Vec<String>) {
+        let (mut add, mut remove) = (Vec::new(), Vec::new());
+        match command {
+            Command::Subscribe { app, channel, .. } => {
+                for (redis_channel, source) in redis_channels(app, channel) {
+                    let routes = self.routes.entry(redis_channel.clone()).or_default();
+                    if routes.is_empty() {
+                        add.push(redis_channel);
+                    }
+                    routes.push(Route { app_id: app.id.clone(), channel: channel.clone(), source });
+                }
+            }
+            Command::Unsubscribe { app, channel } => {
+                for (redis_channel, _) in redis_channels(app, channel) {
+                    if let Some(routes) = self.routes.get_mut(&redis_channel) {
+                        routes.retain(|r| !(r.app_id == app.id && &r.channel == channel));
+                        if routes.is_empty() {
+                            self.routes.remove(&redis_channel);
+                            remove.push(redis_channel);
+                        }
+                    }
+                }
+            }
+        }
+        (add, remove)
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let mut backoff = BACKOFF_MIN;
+        let mut first = true;
+        loop {
+            let client = self.client.clone();
+            let connect = client.get_async_pubsub();
+            tokio::pin!(connect);
+            let result = loop {
+                tokio::select! {
+                    r = tokio::time::timeout(COMMAND_TIMEOUT, &mut connect) => break r.unwrap_or_else(|_| Err(timeout_error())),
+                    Some(command) = commands.recv() => self.apply_offline(command),
+                }
+            };
+            let pubsub = match result {
+                Ok(pubsub) => pubsub,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Redis subscriber cannot connect");
+                    let sleep = tokio::time::sleep(backoff);
+                    tokio::pin!(sleep);
+                    loop {
+                        tokio::select! {
+                            _ = &mut sleep => break,
+                            Some(command) = commands.recv() => self.apply_offline(command),
+                        }
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            };
+            let (mut sink, mut stream) = pubsub.split();
+            let mut all: Vec<String> = self.routes.keys().cloned().collect();
+            all.push(self.heartbeat.clone());
+            let mut ok = true;
+            for chunk in all.chunks(1000) {
+                if !matches!(tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(chunk)).await, Ok(Ok(()))) {
+                    ok = false;
+                    break;
+                }
+            }
+            if !ok {
+                tracing::warn!("Redis subscriber could not resubscribe; reconnecting");
+                continue;
+            }
+            backoff = BACKOFF_MIN;
+            if !first {
+                self.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            first = false;
+            tracing::info!(channels = all.len() - 1, "Redis subscription live");
+            self.ready.store(true, Ordering::Release);
+            let mut last_beat = Instant::now();
+            let mut check = tokio::time::interval(HEARTBEAT_EVERY);
+            let why = loop {
+                tokio::select! {
+                    msg = stream.next() => match msg {
+                        Some(msg) => {
+                            if msg.get_channel_name() == self.heartbeat {
+                                last_beat = Instant::now();
+                            } else {
+                                self.route(msg.get_channel_name(), msg.get_payload_bytes());
+                            }
+                        }
+                        None => break "connection closed",
+                    },
+                    Some(command) = commands.recv() => {
+                        let (add, remove) = self.apply(&command);
+                        let result = async {
+                            if !add.is_empty() {
+                                sink.subscribe(&add).await?;
+                            }
+                            if !remove.is_empty() {
+                                sink.unsubscribe(&remove).await?;
+                            }
+                            Ok::<_, redis::RedisError>(())
+                        };
+                        let done = matches!(tokio::time::timeout(COMMAND_TIMEOUT, result).await, Ok(Ok(())));
+                        if let Command::Subscribe { ack, .. } = command {
+                            let _ = ack.send(());
+                        }
+                        if !done {
+                            break "SUBSCRIBE failed";
+                        }
+                    }
+                    _ = check.tick() => {
+                        if last_beat.elapsed() > HEARTBEAT_DEADLINE {
+                            break "no heartbeat through Redis";
+                        }
+                    }
+                }
+            };
+            self.ready.store(false, Ordering::Release);
+            tracing::warn!(reason = why, "Redis subscription lost; reconnecting");
+        }
+    }
+
+    fn apply_offline(&mut self, command: Command) {
+        self.apply(&command);
+        if let Command::Subscribe { ack, .. } = command {
+            let _ = ack.send(());
+        }
+    }
+
+    fn route(&self, redis_channel: &str, payload: &[u8]) {
+        let Some(routes) = self.routes.get(redis_channel) else { return };
+        for route in routes {
+            let Some(app) = self.apps.by_id(&route.app_id) else { continue };
+            let broadcast = match route.source {
+                Source::Laravel => match std::str::from_utf8(payload).ok().map(LaravelBroadcast::parse) {
+                    Some(Ok(b)) => Broadcast {
+                        frame: Bytes::from(b.to_frame(&route.channel)),
+                        except: b.socket.as_deref().and_then(SocketId::parse),
+                    },
+                    _ => {
+                        tracing::warn!(redis_channel, "ignored a Redis message that is not a Laravel broadcast");
+                        continue;
+                    }
+                },
+                Source::Herald => match Envelope::decode(payload) {
+                    Some(e) => Broadcast { frame: Bytes::copy_from_slice(e.frame), except: e.except.and_then(SocketId::parse) },
+                    None => {
+                        tracing::warn!(redis_channel, "ignored a malformed Herald envelope");
+                        continue;
+                    }
+                },
+            };
+            app.channels.deliver(&route.channel, &broadcast);
+        }
+    }
+}
+
+fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
+    let mut out: Vec<(String, Source)> = keys::laravel_channels(&app.redis_prefixes, channel).map(|c| (c, Source::Laravel)).collect();
+    out.push((keys::broadcast_channel(&app.id, channel), Source::Herald));
+    out
+}
+
+fn timeout_error() -> redis::RedisError {
+    redis::RedisError::from((redis::ErrorKind::IoError, "timed out"))
+}

@@ -1,0 +1,344 @@
+//! Configuration: a TOML file, environment variables and flags, in rising order of precedence, with
+//! defaults that run at once. Laravel's own `PUSHER_APP_*` / `REVERB_APP_*` names are accepted for the
+//! default app. A bad value fails the start with a message naming the key.
+
+use clap::Parser;
+use herald_core::{AppConfig, NodeSettings};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Command-line flags; each has an environment variable.
+#[derive(Debug, Parser)]
+#[command(name = "herald", version, about = "A horizontally scalable Pusher-protocol WebSocket server for Laravel")]
+pub struct Flags {
+    /// TOML configuration file.
+    #[arg(long, env = "HERALD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "HERALD_HOST")]
+    pub host: Option<String>,
+    /// Port for WebSocket clients and the HTTP API.
+    #[arg(long, env = "HERALD_PORT")]
+    pub port: Option<u16>,
+    /// Redis URL; absent means the embedded default (one node, all in memory).
+    #[arg(long, env = "HERALD_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix(es) of Laravel's Redis channels, comma-separated (`laravel_database_`; may be empty).
+    #[arg(long, env = "HERALD_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// The default app's id.
+    #[arg(long, env = "HERALD_APP_ID")]
+    pub app_id: Option<String>,
+    /// The default app's key.
+    #[arg(long, env = "HERALD_APP_KEY")]
+    pub app_key: Option<String>,
+    /// The default app's secret.
+    #[arg(long, env = "HERALD_APP_SECRET")]
+    pub app_secret: Option<String>,
+    /// Client events on the default app (true/false).
+    #[arg(long, env = "HERALD_CLIENT_EVENTS")]
+    pub client_events: Option<bool>,
+    /// Seconds of client silence before the server pings it (advertised to clients).
+    #[arg(long, env = "HERALD_ACTIVITY_TIMEOUT")]
+    pub activity_timeout: Option<u64>,
+    /// Seconds a pinged client has to answer.
+    #[arg(long, env = "HERALD_PONG_TIMEOUT")]
+    pub pong_timeout: Option<u64>,
+    /// Largest message a client may send, in bytes.
+    #[arg(long, env = "HERALD_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<usize>,
+    /// Frames queued per connection before a slow client is closed.
+    #[arg(long, env = "HERALD_MAX_OUTBOUND_QUEUE")]
+    pub max_outbound_queue: Option<usize>,
+    /// Log format: text or json.
+    #[arg(long, env = "HERALD_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// The file, all keys optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    host: Option<String>,
+    port: Option<u16>,
+    activity_timeout: Option<u64>,
+    pong_timeout: Option<u64>,
+    max_message_size: Option<usize>,
+    max_outbound_queue: Option<usize>,
+    log_format: Option<String>,
+    redis: Option<FileRedis>,
+    #[serde(default)]
+    apps: Vec<FileApp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRedis {
+    url: Option<String>,
+    prefix: Option<Prefixes>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Prefixes {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Prefixes {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Prefixes::One(s) => split_prefixes(&s),
+            Prefixes::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileApp {
+    id: String,
+    key: String,
+    secret: String,
+    client_events: Option<bool>,
+    client_event_rate: Option<u32>,
+    max_channels_per_connection: Option<usize>,
+    max_presence_members: Option<usize>,
+    max_member_size: Option<usize>,
+    max_event_data_size: Option<usize>,
+    redis_prefix: Option<Prefixes>,
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Everything the server needs, validated.
+#[derive(Debug)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub redis_url: Option<String>,
+    pub apps: Vec<AppConfig>,
+    pub settings: NodeSettings,
+    pub log_format: LogFormat,
+    /// True when no app was configured and the development app is in use.
+    pub dev_app: bool,
+}
+
+fn split_prefixes(s: &str) -> Vec<String> {
+    s.split(',').map(|p| p.trim().to_owned()).collect()
+}
+
+fn env_fallback(names: &[&str]) -> Option<String> {
+    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+impl Config {
+    /// Reads flags, environment and the file (if any).
+    pub fn load() -> Result<Config, String> {
+        Config::from_flags(Flags::parse())
+    }
+
+    pub fn from_flags(flags: Flags) -> Result<Config, String> {
+        let file = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let file_redis = file.redis.unwrap_or_default();
+        let redis_url = flags.redis_url.or(file_redis.url).filter(|u| !u.is_empty());
+        let global_prefixes = match flags.redis_prefix {
+            Some(p) => split_prefixes(&p),
+            None => file_redis.prefix.map(Prefixes::into_vec).unwrap_or_else(|| vec!["laravel_database_".into()]),
+        };
+
+        let mut apps = Vec::new();
+        for (i, app) in file.apps.into_iter().enumerate() {
+            let mut config = AppConfig::new(app.id, app.key, app.secret);
+            let defaults = config.clone();
+            config.client_events = app.client_events.unwrap_or(defaults.client_events);
+            config.client_event_rate = app.client_event_rate.unwrap_or(defaults.client_event_rate);
+            config.max_channels_per_connection = app.max_channels_per_connection.unwrap_or(defaults.max_channels_per_connection);
+            config.max_presence_members = app.max_presence_members.unwrap_or(defaults.max_presence_members);
+            config.max_member_size = app.max_member_size.unwrap_or(defaults.max_member_size);
+            config.max_event_data_size = app.max_event_data_size.unwrap_or(defaults.max_event_data_size);
+            config.redis_prefixes = app.redis_prefix.map(Prefixes::into_vec).unwrap_or_else(|| global_prefixes.clone());
+            validate_app(&config, &format!("apps[{i}]"))?;
+            apps.push(config);
+        }
+
+        let id = flags.app_id.or_else(|| env_fallback(&["PUSHER_APP_ID", "REVERB_APP_ID"]));
+        let key = flags.app_key.or_else(|| env_fallback(&["PUSHER_APP_KEY", "REVERB_APP_KEY"]));
+        let secret = flags.app_secret.or_else(|| env_fallback(&["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]));
+        let mut dev_app = false;
+        match (id, key, secret) {
+            (Some(id), Some(key), Some(secret)) => {
+                apps.retain(|a| a.id != id);
+                let mut config = AppConfig::new(id, key, secret);
+                config.redis_prefixes = global_prefixes.clone();
+                validate_app(&config, "HERALD_APP_ID/HERALD_APP_KEY/HERALD_APP_SECRET")?;
+                apps.push(config);
+            }
+            (None, None, None) => {}
+            _ => return Err("HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together".into()),
+        }
+        if apps.is_empty() {
+            dev_app = true;
+            let mut config = AppConfig::new("app-id", "app-key", "app-secret");
+            config.redis_prefixes = global_prefixes;
+            apps.push(config);
+        }
+        if let Some(enabled) = flags.client_events {
+            for app in &mut apps {
+                app.client_events = enabled;
+            }
+        }
+        check_unique(&apps, redis_url.is_some())?;
+
+        let mut settings = NodeSettings::default();
+        if let Some(s) = flags.activity_timeout.or(file.activity_timeout) {
+            positive(s, "activity_timeout (HERALD_ACTIVITY_TIMEOUT)")?;
+            settings.activity_timeout = Duration::from_secs(s);
+        }
+        if let Some(s) = flags.pong_timeout.or(file.pong_timeout) {
+            positive(s, "pong_timeout (HERALD_PONG_TIMEOUT)")?;
+            settings.pong_timeout = Duration::from_secs(s);
+        }
+        if let Some(n) = flags.max_message_size.or(file.max_message_size) {
+            positive(n as u64, "max_message_size (HERALD_MAX_MESSAGE_SIZE)")?;
+            settings.max_message_size = n;
+        }
+        if let Some(n) = flags.max_outbound_queue.or(file.max_outbound_queue) {
+            positive(n as u64, "max_outbound_queue (HERALD_MAX_OUTBOUND_QUEUE)")?;
+            settings.outbound_queue = n;
+        }
+        let log_format = match flags.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => return Err(format!("log_format (HERALD_LOG_FORMAT): {other:?} is neither \"text\" nor \"json\"")),
+        };
+        Ok(Config {
+            host: flags.host.or(file.host).unwrap_or_else(|| "0.0.0.0".into()),
+            port: flags.port.or(file.port).unwrap_or(6001),
+            redis_url,
+            apps,
+            settings,
+            log_format,
+            dev_app,
+        })
+    }
+}
+
+fn positive(n: u64, key: &str) -> Result<(), String> {
+    if n == 0 {
+        return Err(format!("{key} must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn validate_app(app: &AppConfig, at: &str) -> Result<(), String> {
+    for (name, value) in [("id", &app.id), ("key", &app.key), ("secret", &app.secret)] {
+        if value.is_empty() {
+            return Err(format!("{at}.{name} is empty"));
+        }
+    }
+    if !app.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        return Err(format!("{at}.id {:?} may only hold letters, digits, '-', '_' and '.'", app.id));
+    }
+    if app.key.contains(['/', '?', '#', ':']) {
+        return Err(format!("{at}.key {:?} may not hold '/', '?', '#' or ':'", app.key));
+    }
+    if app.client_event_rate == 0 {
+        return Err(format!("{at}.client_event_rate must be greater than 0"));
+    }
+    Ok(())
+}
+
+fn check_unique(apps: &[AppConfig], redis: bool) -> Result<(), String> {
+    for (i, a) in apps.iter().enumerate() {
+        for b in &apps[..i] {
+            if a.id == b.id {
+                return Err(format!("apps: the id {:?} is used twice", a.id));
+            }
+            if a.key == b.key {
+                return Err(format!("apps: the key {:?} is used by apps {:?} and {:?}", a.key, b.id, a.id));
+            }
+            if redis {
+                if let Some(p) = a.redis_prefixes.iter().find(|p| b.redis_prefixes.contains(p)) {
+                    return Err(format!(
+                        "apps: the redis_prefix {p:?} is used by apps {:?} and {:?}; on one Redis each app needs its own, or they would see each other's events",
+                        b.id, a.id
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::parse_from(std::iter::once("herald").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_run_at_once() {
+        let c = Config::from_flags(flags(&[])).unwrap();
+        assert_eq!(c.port, 6001);
+        assert!(c.redis_url.is_none());
+        assert!(c.dev_app);
+        assert_eq!(c.apps[0].key, "app-key");
+        assert_eq!(c.apps[0].redis_prefixes, vec!["laravel_database_"]);
+    }
+
+    #[test]
+    fn prefix_lists_and_the_default_app() {
+        let c = Config::from_flags(flags(&[
+            "--redis-prefix",
+            "laravel_database_,laravel-database-",
+            "--app-id",
+            "1",
+            "--app-key",
+            "k",
+            "--app-secret",
+            "s",
+        ]))
+        .unwrap();
+        assert!(!c.dev_app);
+        assert_eq!(c.apps[0].redis_prefixes, vec!["laravel_database_", "laravel-database-"]);
+        let c = Config::from_flags(flags(&["--redis-prefix", ""])).unwrap();
+        assert_eq!(c.apps[0].redis_prefixes, vec![""]);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = Config::from_flags(flags(&["--app-id", "1"])).unwrap_err();
+        assert!(err.contains("HERALD_APP_KEY"), "{err}");
+        let err = Config::from_flags(flags(&["--activity-timeout", "0"])).unwrap_err();
+        assert!(err.contains("activity_timeout"), "{err}");
+        let dir = std::env::temp_dir().join(format!("herald-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "port = 1\nbogus = 2\n").unwrap();
+        let err = Config::from_flags(flags(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.contains("bogus"), "{err}");
+        std::fs::write(
+            &path,
+            "[redis]\nurl = \"redis://x\"\n[[apps]]\nid = \"a\"\nkey = \"ka\"\nsecret = \"s\"\n[[apps]]\nid = \"b\"\nkey = \"kb\"\nsecret = \"s\"\n",
+        )
+        .unwrap();
+        let err = Config::from_flags(flags(&["--config", path.to_str().unwrap()])).unwrap_err();
+        assert!(err.contains("redis_prefix"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -1,0 +1,90 @@
+//! Shutdown: SIGTERM or Ctrl-C turns the node unready, stops new connections, asks every open connection to
+//! reconnect elsewhere (4200, so pusher-js retries at once through the load balancer) and waits for them
+//! to finish, up to a deadline.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct Shutdown {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    draining: AtomicBool,
+    open: AtomicUsize,
+    signal: watch::Sender<bool>,
+}
+
+/// Counts a connection as open while it lives.
+pub struct ConnectionGuard(Arc<Inner>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connections' side: a counter to enter and a signal to watch.
+#[derive(Clone)]
+pub struct Connections(Arc<Inner>);
+
+impl Connections {
+    pub fn enter(&self) -> ConnectionGuard {
+        self.0.open.fetch_add(1, Ordering::AcqRel);
+        ConnectionGuard(self.0.clone())
+    }
+
+    /// Resolves when the node starts draining.
+    pub fn draining(&self) -> watch::Receiver<bool> {
+        self.0.signal.subscribe()
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        let (signal, _) = watch::channel(false);
+        Shutdown { inner: Arc::new(Inner { draining: AtomicBool::new(false), open: AtomicUsize::new(0), signal }) }
+    }
+}
+
+impl Shutdown {
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    pub fn connections(&self) -> Connections {
+        Connections(self.inner.clone())
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.inner.open.load(Ordering::Acquire)
+    }
+
+    /// Starts draining and waits until every connection has closed or `deadline` passes.
+    pub async fn drain(&self, deadline: Duration) {
+        self.inner.draining.store(true, Ordering::Release);
+        let _ = self.inner.signal.send(true);
+        let until = tokio::time::Instant::now() + deadline;
+        while self.open_connections() > 0 && tokio::time::Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,204 @@
+//! One WebSocket connection: the handshake checks (app key, protocol version), then a reader that feeds the
+//! session and a writer that drains the connection's bounded queue and keeps the client alive with
+//! `pusher:ping`. Whatever ends first ends both, and the session then leaves every channel.
+
+use bytes::Bytes;
+use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
+use herald_core::connection::{ConnectionHandle, Outbound};
+use herald_core::{App, Node};
+use herald_protocol::{close_code, frame};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+type Socket = WebSocket<TokioIo<Upgraded>>;
+
+/// Longest time one frame may take to reach a client before it is dropped as stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Protocol versions pusher-js and the other Pusher clients speak that Herald serves.
+const PROTOCOLS: std::ops::RangeInclusive<u32> = 5..=7;
+
+/// Why a handshake is refused after the upgrade: Pusher reports these as a `pusher:error` and a close code.
+pub fn refusal(app: Option<&Arc<App>>, key: &str, protocol: Option<&str>) -> Option<(u16, String)> {
+    if app.is_none() {
+        return Some((close_code::APP_NOT_FOUND, format!("App key {key} does not exist")));
+    }
+    match protocol.map(str::parse::<u32>) {
+        None => Some((close_code::NO_PROTOCOL, "No protocol version given".into())),
+        Some(Ok(v)) if PROTOCOLS.contains(&v) => None,
+        Some(_) => Some((close_code::UNSUPPORTED_PROTOCOL, format!("Unsupported protocol version {}", protocol.unwrap_or("")))),
+    }
+}
+
+/// Sends the refusal and closes.
+pub async fn refuse(mut ws: Socket, code: u16, message: String) {
+    tracing::debug!(code, message, "handshake refused");
+    let _ = ws.write_frame(Frame::text(Payload::Owned(frame::error(code, &message)))).await;
+    let _ = ws.write_frame(Frame::close(code, message.as_bytes())).await;
+}
+
+/// Milliseconds since a fixed start, shared by the reader (which records activity) and the writer (which pings).
+struct Activity {
+    epoch: Instant,
+    last_seen_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last_seen_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn last_seen(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Serves one accepted connection to `app` until either side ends it.
+pub async fn serve(node: Arc<Node>, app: Arc<App>, mut ws: Socket, mut draining: tokio::sync::watch::Receiver<bool>) {
+    ws.set_auto_close(false);
+    ws.set_auto_pong(false);
+    ws.set_max_message_size(node.settings.max_message_size);
+    let (mut session, rx) = node.connect(app);
+    let conn = session.connection().clone();
+    let socket_id = conn.socket_id.clone();
+    tracing::debug!(%socket_id, app = %session.app().config.id, "connected");
+    let activity = Arc::new(Activity { epoch: Instant::now(), last_seen_ms: AtomicU64::new(0) });
+    let (mut read, write) = ws.split(tokio::io::split);
+    session.established();
+    let mut writer = tokio::spawn(write_loop(write, rx, conn.clone(), activity.clone(), node.settings.clone()));
+
+    let max = node.settings.max_message_size;
+    let mut partial: Option<(OpCode, Vec<u8>)> = None;
+    let mut no_send = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
+    let reason = loop {
+        let frame = tokio::select! {
+            frame = read.read_frame(&mut no_send) => frame,
+            _ = &mut writer => break "writer ended",
+            _ = draining.wait_for(|d| *d) => {
+                conn.close(close_code::GENERIC_RECONNECT, "Node is shutting down; reconnect");
+                break "node draining";
+            }
+        };
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(WebSocketError::FrameTooLarge) => {
+                conn.close(close_code::MESSAGE_TOO_LARGE, &format!("Message larger than {max} bytes"));
+                break "message too large";
+            }
+            Err(_) => break "read error",
+        };
+        activity.touch();
+        let (opcode, payload) = match frame.opcode {
+            OpCode::Close => {
+                conn.close(1000, "");
+                break "client closed";
+            }
+            OpCode::Ping => {
+                conn.send_vec(Vec::new());
+                continue;
+            }
+            OpCode::Pong => continue,
+            OpCode::Continuation => {
+                let Some((op, mut buf)) = partial.take() else { break "stray continuation" };
+                if buf.len() + frame.payload.len() > max {
+                    conn.close(close_code::MESSAGE_TOO_LARGE, &format!("Message larger than {max} bytes"));
+                    break "message too large";
+                }
+                buf.extend_from_slice(&frame.payload);
+                if !frame.fin {
+                    partial = Some((op, buf));
+                    continue;
+                }
+                (op, buf)
+            }
+            op @ (OpCode::Text | OpCode::Binary) => {
+                if !frame.fin {
+                    partial = Some((op, frame.payload.to_vec()));
+                    continue;
+                }
+                (op, frame.payload.to_vec())
+            }
+        };
+        match (opcode, String::from_utf8(payload)) {
+            (OpCode::Text, Ok(text)) => session.handle_text(&text).await,
+            _ => {
+                conn.send_vec(frame::error(close_code::INVALID_MESSAGE, "Binary messages are not supported; send JSON text"));
+            }
+        }
+    };
+    tracing::debug!(%socket_id, reason, "disconnected");
+    session.close().await;
+    if !writer.is_finished() {
+        conn.close(1000, "");
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+            writer.abort();
+        }
+    }
+}
+
+async fn write_loop(
+    mut write: fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
+    mut rx: mpsc::Receiver<Outbound>,
+    conn: Arc<ConnectionHandle>,
+    activity: Arc<Activity>,
+    settings: herald_core::NodeSettings,
+) {
+    let mut pinged_at: Option<Instant> = None;
+    loop {
+        let seen = activity.last_seen();
+        if pinged_at.is_some_and(|at| seen > at) {
+            pinged_at = None;
+        }
+        let deadline = match pinged_at {
+            Some(at) => at + settings.pong_timeout,
+            None => seen + settings.activity_timeout,
+        };
+        let message = tokio::select! {
+            biased;
+            _ = conn.overflow() => Outbound::Close(ConnectionHandle::OVERFLOW_CODE, "Client too slow: outbound queue full".into()),
+            message = rx.recv() => match message {
+                Some(message) => message,
+                None => return,
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                if activity.last_seen() > seen {
+                    continue;
+                }
+                if pinged_at.is_some() {
+                    tracing::debug!(socket_id = %conn.socket_id, "no pong; closing");
+                    let _ = send(&mut write, Frame::text(Payload::Owned(frame::error(close_code::PONG_NOT_RECEIVED, "Pong reply not received")))).await;
+                    Outbound::Close(close_code::PONG_NOT_RECEIVED, "Pong reply not received".into())
+                } else {
+                    pinged_at = Some(Instant::now());
+                    Outbound::Frame(Bytes::from(frame::ping()))
+                }
+            }
+        };
+        let ok = match &message {
+            Outbound::Frame(bytes) if bytes.is_empty() => send(&mut write, Frame::pong(Payload::Borrowed(&[]))).await,
+            Outbound::Frame(bytes) => send(&mut write, Frame::text(Payload::Borrowed(bytes))).await,
+            Outbound::Close(code, reason) => {
+                let _ = send(&mut write, Frame::close(*code, reason.as_bytes())).await;
+                return;
+            }
+        };
+        if !ok {
+            return;
+        }
+        if conn.overflowed() {
+            let _ = send(&mut write, Frame::close(ConnectionHandle::OVERFLOW_CODE, b"Client too slow: outbound queue full")).await;
+            return;
+        }
+    }
+}
+
+async fn send(
+    write: &mut fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
+    frame: Frame<'_>,
+) -> bool {
+    matches!(tokio::time::timeout(WRITE_TIMEOUT, write.write_frame(frame)).await, Ok(Ok(())))
+}
