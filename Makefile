@@ -1,0 +1,33 @@
+# The two commands of the README: `make run` starts one node (embedded default, nothing else needed);
+# `make test` installs what the tests need and runs them all.
+
+HERALD_PORT ?= 6001
+CARGO ?= cargo
+
+.PHONY: run build test test-deps unit e2e lint clean
+
+run:
+	$(CARGO) build --release -p herald-server
+	@./scripts/print-echo-config.sh
+	./target/release/herald
+
+build:
+	$(CARGO) build -p herald-server
+
+test: test-deps unit e2e
+
+test-deps:
+	./scripts/install-test-deps.sh
+
+unit:
+	$(CARGO) test --workspace
+
+e2e: build
+	cd tests && node --test --test-concurrency=1 e2e/
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean
