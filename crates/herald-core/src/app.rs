@@ -63,7 +63,10 @@ impl AppRegistry {
     pub fn new(configs: Vec<AppConfig>) -> Self {
         let mut registry = AppRegistry::default();
         for config in configs {
-            let app = Arc::new(App { config, channels: ChannelIndex::default() });
+            let app = Arc::new(App {
+                config,
+                channels: ChannelIndex::default(),
+            });
             registry.by_key.insert(app.config.key.clone(), app.clone());
             registry.by_id.insert(app.config.id.clone(), app);
         }

@@ -31,7 +31,12 @@ impl std::error::Error for BackboneError {}
 pub trait Backbone: Send + Sync + 'static {
     fn subscribe(&self, app: &AppConfig, channel: &str) -> BoxFuture<'static, ()>;
     fn unsubscribe(&self, app: &AppConfig, channel: &str);
-    fn publish(&self, app: &AppConfig, channel: &str, broadcast: Broadcast) -> BoxFuture<'static, Result<(), BackboneError>>;
+    fn publish(
+        &self,
+        app: &AppConfig,
+        channel: &str,
+        broadcast: Broadcast,
+    ) -> BoxFuture<'static, Result<(), BackboneError>>;
     /// True while messages from other publishers are being received.
     fn is_ready(&self) -> bool;
 }

@@ -30,7 +30,12 @@ pub struct Delivery {
 impl ChannelIndex {
     /// Adds a subscriber. `on_first` runs, under the channel's lock, when it is the channel's first one here,
     /// so that backbone subscribe and unsubscribe calls for a channel are made in order.
-    pub fn add<R>(&self, channel: &str, conn: &Arc<ConnectionHandle>, on_first: impl FnOnce() -> R) -> Option<R> {
+    pub fn add<R>(
+        &self,
+        channel: &str,
+        conn: &Arc<ConnectionHandle>,
+        on_first: impl FnOnce() -> R,
+    ) -> Option<R> {
         let mut entry = self.channels.entry(channel.into()).or_default();
         let first = entry.is_empty();
         entry.insert(conn.socket_id.clone(), conn.clone());
@@ -100,11 +105,25 @@ mod tests {
         assert_eq!(index.add("c", &a, || "first"), Some("first"));
         assert_eq!(index.add("c", &b, || "first"), None);
         let frame = Bytes::from_static(b"{}");
-        let d = index.deliver("c", &Broadcast { frame: frame.clone(), except: Some(a.socket_id.clone()) });
-        assert_eq!(d, Delivery { sent: 1, dropped: 0 });
+        let d = index.deliver(
+            "c",
+            &Broadcast {
+                frame: frame.clone(),
+                except: Some(a.socket_id.clone()),
+            },
+        );
+        assert_eq!(
+            d,
+            Delivery {
+                sent: 1,
+                dropped: 0
+            }
+        );
         assert!(rx_a.try_recv().is_err());
         match rx_b.try_recv().unwrap() {
-            Outbound::Frame(got) => assert_eq!(got.as_ptr(), frame.as_ptr(), "bytes are shared, not copied"),
+            Outbound::Frame(got) => {
+                assert_eq!(got.as_ptr(), frame.as_ptr(), "bytes are shared, not copied")
+            }
             other => panic!("{other:?}"),
         }
         let mut last = false;

@@ -29,7 +29,15 @@ impl ConnectionHandle {
     /// A handle and the receiving end of its queue (for the socket writer).
     pub fn new(socket_id: SocketId, queue: usize) -> (Self, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(queue.max(1));
-        (ConnectionHandle { socket_id, tx, overflowed: AtomicBool::new(false), closed: Notify::new() }, rx)
+        (
+            ConnectionHandle {
+                socket_id,
+                tx,
+                overflowed: AtomicBool::new(false),
+                closed: Notify::new(),
+            },
+            rx,
+        )
     }
 
     /// Queues a frame without waiting. Returns false, and marks the connection for closing, when the
@@ -55,7 +63,11 @@ impl ConnectionHandle {
 
     /// Queues a close after what is already queued.
     pub fn close(&self, code: u16, reason: &str) {
-        if self.tx.try_send(Outbound::Close(code, reason.to_owned())).is_err() {
+        if self
+            .tx
+            .try_send(Outbound::Close(code, reason.to_owned()))
+            .is_err()
+        {
             self.overflowed.store(true, Ordering::Release);
             self.closed.notify_one();
         }

@@ -30,7 +30,12 @@ impl Backbone for MemoryBackbone {
 
     fn unsubscribe(&self, _app: &AppConfig, _channel: &str) {}
 
-    fn publish(&self, app: &AppConfig, channel: &str, broadcast: Broadcast) -> BoxFuture<'static, Result<(), BackboneError>> {
+    fn publish(
+        &self,
+        app: &AppConfig,
+        channel: &str,
+        broadcast: Broadcast,
+    ) -> BoxFuture<'static, Result<(), BackboneError>> {
         if let Some(app) = self.apps.get().and_then(|apps| apps.by_id(&app.id)) {
             app.channels.deliver(channel, &broadcast);
         }

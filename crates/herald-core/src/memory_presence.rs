@@ -24,8 +24,18 @@ impl MemoryPresence {
         Self::default()
     }
 
-    fn join_now(&self, app_id: &str, channel: &str, socket_id: &SocketId, member: &Member, max: usize) -> Result<Joined, PresenceError> {
-        let mut users = self.channels.entry((app_id.to_owned(), channel.to_owned())).or_default();
+    fn join_now(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        member: &Member,
+        max: usize,
+    ) -> Result<Joined, PresenceError> {
+        let mut users = self
+            .channels
+            .entry((app_id.to_owned(), channel.to_owned()))
+            .or_default();
         if !users.contains_key(&member.user_id) && users.len() >= max {
             return Err(PresenceError::MemberLimit(max));
         }
@@ -34,7 +44,10 @@ impl MemoryPresence {
         user.sockets.insert(socket_id.clone());
         user.member = Some(member.clone());
         let members = users.values().filter_map(|u| u.member.clone()).collect();
-        Ok(Joined { first_for_user, members })
+        Ok(Joined {
+            first_for_user,
+            members,
+        })
     }
 
     fn leave_now(&self, app_id: &str, channel: &str, socket_id: &SocketId, user_id: &str) -> Left {
@@ -54,17 +67,34 @@ impl MemoryPresence {
 }
 
 impl PresenceStore for MemoryPresence {
-    fn join(&self, app_id: &str, channel: &str, socket_id: &SocketId, member: &Member, max: usize) -> BoxFuture<'static, Result<Joined, PresenceError>> {
+    fn join(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        member: &Member,
+        max: usize,
+    ) -> BoxFuture<'static, Result<Joined, PresenceError>> {
         let result = self.join_now(app_id, channel, socket_id, member, max);
         Box::pin(async move { result })
     }
 
-    fn leave(&self, app_id: &str, channel: &str, socket_id: &SocketId, user_id: &str) -> BoxFuture<'static, Result<Left, PresenceError>> {
+    fn leave(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        user_id: &str,
+    ) -> BoxFuture<'static, Result<Left, PresenceError>> {
         let result = self.leave_now(app_id, channel, socket_id, user_id);
         Box::pin(async move { Ok(result) })
     }
 
-    fn members(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
+    fn members(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
         let members = self
             .channels
             .get(&(app_id.to_owned(), channel.to_owned()))
@@ -79,33 +109,83 @@ mod tests {
     use super::*;
 
     fn member(id: &str) -> Member {
-        Member { user_id: id.into(), user_info: None }
+        Member {
+            user_id: id.into(),
+            user_info: None,
+        }
     }
 
     #[tokio::test]
     async fn tabs_of_one_user_are_one_member() {
         let store = MemoryPresence::new();
-        let (s1, s2, s3) = (SocketId::new(1, 1), SocketId::new(1, 2), SocketId::new(1, 3));
-        let j = store.join("a", "presence-c", &s1, &member("7"), 100).await.unwrap();
+        let (s1, s2, s3) = (
+            SocketId::new(1, 1),
+            SocketId::new(1, 2),
+            SocketId::new(1, 3),
+        );
+        let j = store
+            .join("a", "presence-c", &s1, &member("7"), 100)
+            .await
+            .unwrap();
         assert!(j.first_for_user);
-        let j = store.join("a", "presence-c", &s2, &member("7"), 100).await.unwrap();
+        let j = store
+            .join("a", "presence-c", &s2, &member("7"), 100)
+            .await
+            .unwrap();
         assert!(!j.first_for_user);
         assert_eq!(j.members.len(), 1);
-        store.join("a", "presence-c", &s3, &member("8"), 100).await.unwrap();
+        store
+            .join("a", "presence-c", &s3, &member("8"), 100)
+            .await
+            .unwrap();
         assert_eq!(store.members("a", "presence-c").await.unwrap().len(), 2);
-        assert!(!store.leave("a", "presence-c", &s1, "7").await.unwrap().last_for_user);
-        assert!(store.leave("a", "presence-c", &s2, "7").await.unwrap().last_for_user);
-        assert!(!store.leave("a", "presence-c", &s2, "7").await.unwrap().last_for_user, "leaving twice is harmless");
-        assert_eq!(store.members("a", "presence-c").await.unwrap(), vec![member("8")]);
-        assert!(store.members("b", "presence-c").await.unwrap().is_empty(), "apps are separate");
+        assert!(
+            !store
+                .leave("a", "presence-c", &s1, "7")
+                .await
+                .unwrap()
+                .last_for_user
+        );
+        assert!(
+            store
+                .leave("a", "presence-c", &s2, "7")
+                .await
+                .unwrap()
+                .last_for_user
+        );
+        assert!(
+            !store
+                .leave("a", "presence-c", &s2, "7")
+                .await
+                .unwrap()
+                .last_for_user,
+            "leaving twice is harmless"
+        );
+        assert_eq!(
+            store.members("a", "presence-c").await.unwrap(),
+            vec![member("8")]
+        );
+        assert!(
+            store.members("b", "presence-c").await.unwrap().is_empty(),
+            "apps are separate"
+        );
     }
 
     #[tokio::test]
     async fn member_limit_counts_users_not_tabs() {
         let store = MemoryPresence::new();
-        store.join("a", "p", &SocketId::new(1, 1), &member("1"), 1).await.unwrap();
-        store.join("a", "p", &SocketId::new(1, 2), &member("1"), 1).await.unwrap();
-        let err = store.join("a", "p", &SocketId::new(1, 3), &member("2"), 1).await.unwrap_err();
+        store
+            .join("a", "p", &SocketId::new(1, 1), &member("1"), 1)
+            .await
+            .unwrap();
+        store
+            .join("a", "p", &SocketId::new(1, 2), &member("1"), 1)
+            .await
+            .unwrap();
+        let err = store
+            .join("a", "p", &SocketId::new(1, 3), &member("2"), 1)
+            .await
+            .unwrap_err();
         assert_eq!(err, PresenceError::MemberLimit(1));
     }
 }

@@ -53,13 +53,27 @@ pub struct Node {
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Node").field("connections", &self.connections()).finish_non_exhaustive()
+        f.debug_struct("Node")
+            .field("connections", &self.connections())
+            .finish_non_exhaustive()
     }
 }
 
 impl Node {
-    pub fn new(apps: Arc<AppRegistry>, backbone: Arc<dyn Backbone>, presence: Arc<dyn PresenceStore>, settings: NodeSettings) -> Arc<Self> {
-        Arc::new(Node { apps, backbone, presence, settings, socket_ids: SocketIdGenerator::random(), connections: AtomicUsize::new(0) })
+    pub fn new(
+        apps: Arc<AppRegistry>,
+        backbone: Arc<dyn Backbone>,
+        presence: Arc<dyn PresenceStore>,
+        settings: NodeSettings,
+    ) -> Arc<Self> {
+        Arc::new(Node {
+            apps,
+            backbone,
+            presence,
+            settings,
+            socket_ids: SocketIdGenerator::random(),
+            connections: AtomicUsize::new(0),
+        })
     }
 
     /// A node on the embedded default: in-memory backbone and presence.
@@ -67,12 +81,18 @@ impl Node {
         let apps = Arc::new(AppRegistry::new(apps));
         let backbone = Arc::new(crate::memory_backbone::MemoryBackbone::new());
         backbone.attach(apps.clone());
-        Node::new(apps, backbone, Arc::new(crate::memory_presence::MemoryPresence::new()), settings)
+        Node::new(
+            apps,
+            backbone,
+            Arc::new(crate::memory_presence::MemoryPresence::new()),
+            settings,
+        )
     }
 
     /// A new connection to `app`: its session and the queue its socket writer drains.
     pub fn connect(self: &Arc<Self>, app: Arc<App>) -> (Session, mpsc::Receiver<Outbound>) {
-        let (conn, rx) = ConnectionHandle::new(self.socket_ids.next(), self.settings.outbound_queue);
+        let (conn, rx) =
+            ConnectionHandle::new(self.socket_ids.next(), self.settings.outbound_queue);
         self.connections.fetch_add(1, Ordering::Relaxed);
         (Session::new(self.clone(), app, Arc::new(conn)), rx)
     }
@@ -87,7 +107,12 @@ impl Node {
     }
 
     /// Publishes a broadcast to every subscriber of the channel on every node.
-    pub async fn publish(&self, app: &App, channel: &str, broadcast: Broadcast) -> Result<(), BackboneError> {
+    pub async fn publish(
+        &self,
+        app: &App,
+        channel: &str,
+        broadcast: Broadcast,
+    ) -> Result<(), BackboneError> {
         self.backbone.publish(&app.config, channel, broadcast).await
     }
 }

@@ -13,14 +13,29 @@ use herald_protocol::presence_data::{self, Member};
 
 /// Joins `member` to the channel; returns the `subscription_succeeded` data for the joining connection.
 /// The others on the channel hear `member_added` when this is the user's first connection.
-pub async fn join(node: &Node, app: &App, conn: &ConnectionHandle, channel: &str, member: &Member) -> Result<String, PresenceError> {
+pub async fn join(
+    node: &Node,
+    app: &App,
+    conn: &ConnectionHandle,
+    channel: &str,
+    member: &Member,
+) -> Result<String, PresenceError> {
     let joined = node
         .presence
-        .join(&app.config.id, channel, &conn.socket_id, member, app.config.max_presence_members)
+        .join(
+            &app.config.id,
+            channel,
+            &conn.socket_id,
+            member,
+            app.config.max_presence_members,
+        )
         .await?;
     if joined.first_for_user {
         let frame = frame::member_added(channel, &member.user_id, member.user_info.as_deref());
-        let broadcast = Broadcast { frame: Bytes::from(frame), except: Some(conn.socket_id.clone()) };
+        let broadcast = Broadcast {
+            frame: Bytes::from(frame),
+            except: Some(conn.socket_id.clone()),
+        };
         if let Err(e) = node.publish(app, channel, broadcast).await {
             tracing::warn!(app = %app.config.id, channel, error = %e, "member_added not published");
         }
@@ -30,14 +45,23 @@ pub async fn join(node: &Node, app: &App, conn: &ConnectionHandle, channel: &str
 
 /// Removes the connection from the channel; the others hear `member_removed` when it was the user's last.
 pub async fn leave(node: &Node, app: &App, conn: &ConnectionHandle, channel: &str, user_id: &str) {
-    match node.presence.leave(&app.config.id, channel, &conn.socket_id, user_id).await {
+    match node
+        .presence
+        .leave(&app.config.id, channel, &conn.socket_id, user_id)
+        .await
+    {
         Ok(left) if left.last_for_user => {
-            let broadcast = Broadcast { frame: Bytes::from(frame::member_removed(channel, user_id)), except: None };
+            let broadcast = Broadcast {
+                frame: Bytes::from(frame::member_removed(channel, user_id)),
+                except: None,
+            };
             if let Err(e) = node.publish(app, channel, broadcast).await {
                 tracing::warn!(app = %app.config.id, channel, error = %e, "member_removed not published");
             }
         }
         Ok(_) => {}
-        Err(e) => tracing::warn!(app = %app.config.id, channel, error = %e, "presence leave failed"),
+        Err(e) => {
+            tracing::warn!(app = %app.config.id, channel, error = %e, "presence leave failed")
+        }
     }
 }

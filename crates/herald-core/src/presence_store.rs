@@ -49,7 +49,22 @@ pub trait PresenceStore: Send + Sync + 'static {
         max_members: usize,
     ) -> BoxFuture<'static, Result<Joined, PresenceError>>;
 
-    fn leave(&self, app_id: &str, channel: &str, socket_id: &SocketId, user_id: &str) -> BoxFuture<'static, Result<Left, PresenceError>>;
+    fn leave(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        user_id: &str,
+    ) -> BoxFuture<'static, Result<Left, PresenceError>>;
 
-    fn members(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>>;
+    fn members(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>>;
+
+    /// True while the store can vouch for this node's entries (for Redis: the node's lease is held).
+    fn is_ready(&self) -> bool {
+        true
+    }
 }

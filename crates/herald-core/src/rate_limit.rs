@@ -15,7 +15,12 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(rate: u32, burst: u32) -> Self {
         let burst = burst.max(1) as f64;
-        RateLimiter { rate: rate as f64, burst, tokens: burst, last: Instant::now() }
+        RateLimiter {
+            rate: rate as f64,
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
     }
 
     /// Takes one token at `now`; false when the bucket is empty.

@@ -60,7 +60,10 @@ impl Session {
 
     /// Queues `pusher:connection_established`.
     pub fn established(&self) {
-        let frame = frame::connection_established(self.conn.socket_id.as_str(), self.node.settings.activity_timeout.as_secs());
+        let frame = frame::connection_established(
+            self.conn.socket_id.as_str(),
+            self.node.settings.activity_timeout.as_secs(),
+        );
         self.conn.send_vec(frame);
     }
 
@@ -71,7 +74,10 @@ impl Session {
     /// Handles one text frame from the client.
     pub async fn handle_text(&mut self, text: &str) {
         if !self.messages.allow() {
-            self.error(close_code::RATE_LIMITED, "Message rejected: too many messages a second");
+            self.error(
+                close_code::RATE_LIMITED,
+                "Message rejected: too many messages a second",
+            );
             return;
         }
         let frame = match ClientFrame::parse(text) {
@@ -90,15 +96,24 @@ impl Session {
             "pusher:pong" => {}
             "pusher:subscribe" => match serde_json::from_str::<SubscribeData>(data) {
                 Ok(sub) => self.subscribe(sub).await,
-                Err(_) => self.error(close_code::INVALID_MESSAGE, "Invalid pusher:subscribe: data needs a \"channel\" string"),
+                Err(_) => self.error(
+                    close_code::INVALID_MESSAGE,
+                    "Invalid pusher:subscribe: data needs a \"channel\" string",
+                ),
             },
             "pusher:unsubscribe" => match serde_json::from_str::<UnsubscribeData>(data) {
                 Ok(unsub) => self.unsubscribe(&unsub.channel).await,
-                Err(_) => self.error(close_code::INVALID_MESSAGE, "Invalid pusher:unsubscribe: data needs a \"channel\" string"),
+                Err(_) => self.error(
+                    close_code::INVALID_MESSAGE,
+                    "Invalid pusher:unsubscribe: data needs a \"channel\" string",
+                ),
             },
             "pusher:signin" => match serde_json::from_str::<SigninData>(data) {
                 Ok(signin) => self.signin(signin),
-                Err(_) => self.error(close_code::INVALID_MESSAGE, "Invalid pusher:signin: data needs \"auth\" and \"user_data\""),
+                Err(_) => self.error(
+                    close_code::INVALID_MESSAGE,
+                    "Invalid pusher:signin: data needs \"auth\" and \"user_data\"",
+                ),
             },
             event if event.starts_with("client-") => {
                 let channel = frame.channel.as_deref().unwrap_or("");
@@ -115,7 +130,8 @@ impl Session {
         let channel = sub.channel.as_ref();
         let refuse = |kind: &str, message: &str, status: u16| {
             tracing::debug!(socket_id = %self.conn.socket_id, channel, message, "subscription refused");
-            self.conn.send_vec(frame::subscription_error(channel, kind, message, status));
+            self.conn
+                .send_vec(frame::subscription_error(channel, kind, message, status));
         };
         let kind = match validate_name(channel) {
             Ok(kind) => kind,
@@ -125,7 +141,10 @@ impl Session {
             return self.resend_succeeded(channel).await;
         }
         if self.subscriptions.len() >= self.app.config.max_channels_per_connection {
-            let message = format!("Subscription limit reached: {} channels per connection", self.app.config.max_channels_per_connection);
+            let message = format!(
+                "Subscription limit reached: {} channels per connection",
+                self.app.config.max_channels_per_connection
+            );
             return refuse("LimitReached", &message, 403);
         }
         let config = &self.app.config;
@@ -135,21 +154,45 @@ impl Session {
             ChannelKind::Public => {}
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
                 let auth = sub.auth.as_deref().unwrap_or("");
-                if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, None, auth) {
-                    return refuse("AuthError", "Invalid signature: the auth does not match this socket and channel", 401);
+                if !signature::verify_channel(
+                    &config.key,
+                    &config.secret,
+                    socket_id,
+                    channel,
+                    None,
+                    auth,
+                ) {
+                    return refuse(
+                        "AuthError",
+                        "Invalid signature: the auth does not match this socket and channel",
+                        401,
+                    );
                 }
             }
             ChannelKind::Presence => {
                 let auth = sub.auth.as_deref().unwrap_or("");
                 let parsed = match (sub.channel_data.as_deref(), &self.user) {
                     (Some(data), _) => {
-                        if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, Some(data), auth) {
+                        if !signature::verify_channel(
+                            &config.key,
+                            &config.secret,
+                            socket_id,
+                            channel,
+                            Some(data),
+                            auth,
+                        ) {
                             return refuse("AuthError", "Invalid signature: the auth does not match this socket, channel and channel_data", 401);
                         }
                         Member::from_channel_data(data, config.max_member_size)
                     }
                     (None, Some(user)) => Ok(user.clone()),
-                    (None, None) => return refuse("AuthError", "Presence channels need channel_data (or a signed-in connection)", 401),
+                    (None, None) => {
+                        return refuse(
+                            "AuthError",
+                            "Presence channels need channel_data (or a signed-in connection)",
+                            401,
+                        )
+                    }
                 };
                 match parsed {
                     Ok(m) => member = Some(m),
@@ -157,9 +200,16 @@ impl Session {
                 }
             }
             ChannelKind::ServerToUser => {
-                let allowed = self.user.as_ref().is_some_and(|u| channel == format!("#server-to-user-{}", u.user_id));
+                let allowed = self
+                    .user
+                    .as_ref()
+                    .is_some_and(|u| channel == format!("#server-to-user-{}", u.user_id));
                 if !allowed {
-                    return refuse("AuthError", "Only the connection signed in as this user may subscribe", 401);
+                    return refuse(
+                        "AuthError",
+                        "Only the connection signed in as this user may subscribe",
+                        401,
+                    );
                 }
             }
         }
@@ -168,34 +218,59 @@ impl Session {
             Some(m) => match presence::join(&self.node, &self.app, &self.conn, channel, m).await {
                 Ok(data) => Some(data),
                 Err(PresenceError::MemberLimit(n)) => {
-                    return refuse("LimitReached", &format!("Presence channel is full: {n} members"), 403);
+                    return refuse(
+                        "LimitReached",
+                        &format!("Presence channel is full: {n} members"),
+                        403,
+                    );
                 }
                 Err(e) => {
                     tracing::warn!(channel, error = %e, "presence join failed");
-                    return refuse("ServiceUnavailable", "Presence is unavailable, try again", 503);
+                    return refuse(
+                        "ServiceUnavailable",
+                        "Presence is unavailable, try again",
+                        503,
+                    );
                 }
             },
             None => None,
         };
 
         let backbone = &self.node.backbone;
-        let ready = self.app.channels.add(channel, &self.conn, || backbone.subscribe(config, channel));
+        let ready = self
+            .app
+            .channels
+            .add(channel, &self.conn, || backbone.subscribe(config, channel));
         if let Some(ready) = ready {
             ready.await;
         }
-        self.subscriptions.insert(channel.to_owned(), Subscription { member });
-        self.conn.send_vec(frame::subscription_succeeded(channel, presence_data.as_deref().unwrap_or("{}")));
+        self.subscriptions
+            .insert(channel.to_owned(), Subscription { member });
+        self.conn.send_vec(frame::subscription_succeeded(
+            channel,
+            presence_data.as_deref().unwrap_or("{}"),
+        ));
     }
 
     async fn resend_succeeded(&self, channel: &str) {
-        let data = match self.subscriptions.get(channel).and_then(|s| s.member.as_ref()) {
-            Some(_) => match self.node.presence.members(&self.app.config.id, channel).await {
+        let data = match self
+            .subscriptions
+            .get(channel)
+            .and_then(|s| s.member.as_ref())
+        {
+            Some(_) => match self
+                .node
+                .presence
+                .members(&self.app.config.id, channel)
+                .await
+            {
                 Ok(members) => herald_protocol::presence_data::subscription_data(&members),
                 Err(_) => return,
             },
             None => "{}".to_owned(),
         };
-        self.conn.send_vec(frame::subscription_succeeded(channel, &data));
+        self.conn
+            .send_vec(frame::subscription_succeeded(channel, &data));
     }
 
     async fn unsubscribe(&mut self, channel: &str) {
@@ -207,7 +282,9 @@ impl Session {
     async fn leave(&self, channel: &str, sub: Subscription) {
         let backbone = &self.node.backbone;
         let config = &self.app.config;
-        self.app.channels.remove(channel, &self.conn.socket_id, || backbone.unsubscribe(config, channel));
+        self.app.channels.remove(channel, &self.conn.socket_id, || {
+            backbone.unsubscribe(config, channel)
+        });
         if let Some(member) = sub.member {
             presence::leave(&self.node, &self.app, &self.conn, channel, &member.user_id).await;
         }
@@ -215,8 +292,17 @@ impl Session {
 
     fn signin(&mut self, signin: SigninData<'_>) {
         let config = &self.app.config;
-        if !signature::verify_user(&config.key, &config.secret, self.conn.socket_id.as_str(), &signin.user_data, &signin.auth) {
-            return self.error(close_code::UNAUTHORIZED, "Invalid signature for pusher:signin");
+        if !signature::verify_user(
+            &config.key,
+            &config.secret,
+            self.conn.socket_id.as_str(),
+            &signin.user_data,
+            &signin.auth,
+        ) {
+            return self.error(
+                close_code::UNAUTHORIZED,
+                "Invalid signature for pusher:signin",
+            );
         }
         match Member::from_user_data(&signin.user_data, config.max_member_size) {
             Ok(member) => {
@@ -229,16 +315,25 @@ impl Session {
 
     async fn client_event(&mut self, event: &str, channel: &str, data: &str) {
         let subscription = self.subscriptions.get(channel);
-        if let Err(refusal) = client_event::check(self.app.config.client_events, channel, subscription.is_some()) {
+        if let Err(refusal) = client_event::check(
+            self.app.config.client_events,
+            channel,
+            subscription.is_some(),
+        ) {
             return self.error(refusal.code, &refusal.message);
         }
         if !self.client_events.allow() {
             let refusal = client_event::rate_limited(self.app.config.client_event_rate);
             return self.error(refusal.code, &refusal.message);
         }
-        let user_id = subscription.and_then(|s| s.member.as_ref()).map(|m| m.user_id.as_str());
+        let user_id = subscription
+            .and_then(|s| s.member.as_ref())
+            .map(|m| m.user_id.as_str());
         let frame = client_event::relay_frame(event, channel, data, user_id);
-        let broadcast = Broadcast { frame: Bytes::from(frame), except: Some(self.conn.socket_id.clone()) };
+        let broadcast = Broadcast {
+            frame: Bytes::from(frame),
+            except: Some(self.conn.socket_id.clone()),
+        };
         if let Err(e) = self.node.publish(&self.app, channel, broadcast).await {
             tracing::warn!(channel, error = %e, "client event not published");
         }

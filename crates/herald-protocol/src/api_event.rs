@@ -31,7 +31,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into() }
+        ApiError {
+            status,
+            message: message.into(),
+        }
     }
 }
 
@@ -48,14 +51,21 @@ struct Wire {
 impl TriggerEvent {
     /// Reads and checks a trigger body against Pusher's rules.
     pub fn parse(body: &[u8], max_data_size: usize) -> Result<TriggerEvent, ApiError> {
-        let wire: Wire = serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("Invalid JSON body: {e}")))?;
+        let wire: Wire = serde_json::from_slice(body)
+            .map_err(|e| ApiError::new(400, format!("Invalid JSON body: {e}")))?;
         Self::from_wire(wire, max_data_size)
     }
 
     fn from_wire(wire: Wire, max_data_size: usize) -> Result<TriggerEvent, ApiError> {
-        let name = wire.name.filter(|n| !n.is_empty()).ok_or_else(|| ApiError::new(400, "Missing event name: \"name\""))?;
+        let name = wire
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::new(400, "Missing event name: \"name\""))?;
         if name.chars().count() > MAX_EVENT_NAME_LEN {
-            return Err(ApiError::new(400, format!("Event name is longer than {MAX_EVENT_NAME_LEN} characters")));
+            return Err(ApiError::new(
+                400,
+                format!("Event name is longer than {MAX_EVENT_NAME_LEN} characters"),
+            ));
         }
         let data = match wire.data {
             Some(serde_json::Value::String(s)) => s,
@@ -63,7 +73,10 @@ impl TriggerEvent {
             None => return Err(ApiError::new(400, "Missing \"data\"")),
         };
         if data.len() > max_data_size {
-            return Err(ApiError::new(413, format!("Event data is larger than {max_data_size} bytes")));
+            return Err(ApiError::new(
+                413,
+                format!("Event data is larger than {max_data_size} bytes"),
+            ));
         }
         let channels = match (wire.channels, wire.channel) {
             (Some(list), _) if !list.is_empty() => list,
@@ -71,13 +84,20 @@ impl TriggerEvent {
             _ => return Err(ApiError::new(400, "Missing \"channels\" or \"channel\"")),
         };
         if channels.len() > MAX_CHANNELS_PER_EVENT {
-            return Err(ApiError::new(400, format!("More than {MAX_CHANNELS_PER_EVENT} channels")));
+            return Err(ApiError::new(
+                400,
+                format!("More than {MAX_CHANNELS_PER_EVENT} channels"),
+            ));
         }
         for channel in &channels {
-            validate_name(channel).map_err(|e| ApiError::new(400, format!("Invalid channel {channel:?}: {e}")))?;
+            validate_name(channel)
+                .map_err(|e| ApiError::new(400, format!("Invalid channel {channel:?}: {e}")))?;
         }
         if channels.len() > 1 && channels.iter().any(|c| c.starts_with("private-encrypted-")) {
-            return Err(ApiError::new(400, "An event on an encrypted channel must name only that channel"));
+            return Err(ApiError::new(
+                400,
+                "An event on an encrypted channel must name only that channel",
+            ));
         }
         let socket_id = wire.socket_id.filter(|s| !s.is_empty());
         if let Some(s) = &socket_id {
@@ -85,7 +105,13 @@ impl TriggerEvent {
                 return Err(ApiError::new(400, format!("Invalid socket_id {s:?}")));
             }
         }
-        Ok(TriggerEvent { name, data, channels, socket_id, info: wire.info })
+        Ok(TriggerEvent {
+            name,
+            data,
+            channels,
+            socket_id,
+            info: wire.info,
+        })
     }
 }
 
@@ -112,12 +138,21 @@ mod tests {
         let status = |body: &str| TriggerEvent::parse(body.as_bytes(), 16).unwrap_err().status;
         assert_eq!(status("nope"), 400);
         assert_eq!(status(r#"{"data":"d","channel":"c"}"#), 400);
-        assert_eq!(status(r#"{"name":"x","data":"01234567890123456789","channel":"c"}"#), 413);
+        assert_eq!(
+            status(r#"{"name":"x","data":"01234567890123456789","channel":"c"}"#),
+            413
+        );
         assert_eq!(status(r#"{"name":"x","data":"d","channel":"a b"}"#), 400);
-        assert_eq!(status(r#"{"name":"x","data":"d","channel":"c","socket_id":"abc"}"#), 400);
+        assert_eq!(
+            status(r#"{"name":"x","data":"d","channel":"c","socket_id":"abc"}"#),
+            400
+        );
         let many: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
         let body = serde_json::json!({"name":"x","data":"d","channels":many}).to_string();
         assert_eq!(status(&body), 400);
-        assert_eq!(status(r#"{"name":"x","data":"d","channels":["private-encrypted-a","b"]}"#), 400);
+        assert_eq!(
+            status(r#"{"name":"x","data":"d","channels":["private-encrypted-a","b"]}"#),
+            400
+        );
     }
 }

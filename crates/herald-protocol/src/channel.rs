@@ -34,7 +34,10 @@ impl ChannelKind {
 
     /// Subscribing needs a signature from the app.
     pub fn requires_auth(self) -> bool {
-        matches!(self, ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence)
+        matches!(
+            self,
+            ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence
+        )
     }
 
     /// Client events (`client-*`) may be sent on it.
@@ -56,9 +59,15 @@ impl std::fmt::Display for ChannelNameError {
         match self {
             ChannelNameError::Empty => write!(f, "channel name is empty"),
             ChannelNameError::TooLong(n) => {
-                write!(f, "channel name is {n} characters long; the limit is {MAX_CHANNEL_NAME_LEN}")
+                write!(
+                    f,
+                    "channel name is {n} characters long; the limit is {MAX_CHANNEL_NAME_LEN}"
+                )
             }
-            ChannelNameError::BadCharacter(c) => write!(f, "channel name has the character {c:?}, outside [A-Za-z0-9_-=@,.;]"),
+            ChannelNameError::BadCharacter(c) => write!(
+                f,
+                "channel name has the character {c:?}, outside [A-Za-z0-9_-=@,.;]"
+            ),
         }
     }
 }
@@ -72,7 +81,11 @@ pub fn validate_name(name: &str) -> Result<ChannelKind, ChannelNameError> {
         return Err(ChannelNameError::TooLong(name.len()));
     }
     let kind = ChannelKind::of(name);
-    let body = if kind == ChannelKind::ServerToUser { &name[1..] } else { name };
+    let body = if kind == ChannelKind::ServerToUser {
+        &name[1..]
+    } else {
+        name
+    };
     if let Some(c) = body.chars().find(|c| !is_name_char(*c)) {
         return Err(ChannelNameError::BadCharacter(c));
     }
@@ -91,9 +104,15 @@ mod tests {
     fn kinds_follow_the_prefix() {
         assert_eq!(ChannelKind::of("orders"), ChannelKind::Public);
         assert_eq!(ChannelKind::of("private-orders.1"), ChannelKind::Private);
-        assert_eq!(ChannelKind::of("private-encrypted-x"), ChannelKind::PrivateEncrypted);
+        assert_eq!(
+            ChannelKind::of("private-encrypted-x"),
+            ChannelKind::PrivateEncrypted
+        );
         assert_eq!(ChannelKind::of("presence-chat.1"), ChannelKind::Presence);
-        assert_eq!(ChannelKind::of("#server-to-user-42"), ChannelKind::ServerToUser);
+        assert_eq!(
+            ChannelKind::of("#server-to-user-42"),
+            ChannelKind::ServerToUser
+        );
         assert!(!ChannelKind::PrivateEncrypted.allows_client_events());
         assert!(ChannelKind::Presence.requires_auth());
     }
@@ -104,9 +123,18 @@ mod tests {
         assert!(validate_name("a-b_c=d@e,f.g;h").is_ok());
         assert!(validate_name("#server-to-user-42").is_ok());
         assert_eq!(validate_name(""), Err(ChannelNameError::Empty));
-        assert_eq!(validate_name("a b"), Err(ChannelNameError::BadCharacter(' ')));
-        assert_eq!(validate_name("a#b"), Err(ChannelNameError::BadCharacter('#')));
-        assert_eq!(validate_name(&"x".repeat(201)), Err(ChannelNameError::TooLong(201)));
+        assert_eq!(
+            validate_name("a b"),
+            Err(ChannelNameError::BadCharacter(' '))
+        );
+        assert_eq!(
+            validate_name("a#b"),
+            Err(ChannelNameError::BadCharacter('#'))
+        );
+        assert_eq!(
+            validate_name(&"x".repeat(201)),
+            Err(ChannelNameError::TooLong(201))
+        );
         assert!(validate_name(&"x".repeat(200)).is_ok());
     }
 }

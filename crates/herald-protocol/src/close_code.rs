@@ -41,7 +41,13 @@ mod tests {
 
     #[test]
     fn refusals_never_make_clients_retry_at_once() {
-        for code in [APP_NOT_FOUND, UNSUPPORTED_PROTOCOL, NO_PROTOCOL, MESSAGE_TOO_LARGE, OVER_CONNECTION_QUOTA] {
+        for code in [
+            APP_NOT_FOUND,
+            UNSUPPORTED_PROTOCOL,
+            NO_PROTOCOL,
+            MESSAGE_TOO_LARGE,
+            OVER_CONNECTION_QUOTA,
+        ] {
             assert!(!client_reconnects(code), "{code}");
         }
         assert!(client_reconnects(OVER_CAPACITY));

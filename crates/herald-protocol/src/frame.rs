@@ -41,10 +41,12 @@ impl<'a> ClientFrame<'a> {
         }
         match serde_json::from_str::<ClientFrame<'a>>(text) {
             Ok(frame) => Ok(frame),
-            Err(_) => match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
-                Ok(_) => Err(FrameError::NoEvent),
-                Err(_) => Err(FrameError::NotJson),
-            },
+            Err(_) => {
+                match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+                    Ok(_) => Err(FrameError::NoEvent),
+                    Err(_) => Err(FrameError::NotJson),
+                }
+            }
         }
     }
 }
@@ -86,7 +88,12 @@ pub enum Data<'a> {
 }
 
 /// Encodes a server frame `{"event","channel"?,"data","user_id"?}`.
-pub fn encode(event: &str, channel: Option<&str>, data: Data<'_>, user_id: Option<&str>) -> Vec<u8> {
+pub fn encode(
+    event: &str,
+    channel: Option<&str>,
+    data: Data<'_>,
+    user_id: Option<&str>,
+) -> Vec<u8> {
     let data_len = match data {
         Data::AsString(s) => s.len() + s.len() / 8 + 2,
         Data::Raw(s) => s.len(),
@@ -147,8 +154,16 @@ fn json_string(s: &str) -> String {
 
 /// `pusher:connection_established`.
 pub fn connection_established(socket_id: &str, activity_timeout_secs: u64) -> Vec<u8> {
-    let data = format!("{{\"socket_id\":{},\"activity_timeout\":{activity_timeout_secs}}}", json_string(socket_id));
-    encode("pusher:connection_established", None, Data::AsString(&data), None)
+    let data = format!(
+        "{{\"socket_id\":{},\"activity_timeout\":{activity_timeout_secs}}}",
+        json_string(socket_id)
+    );
+    encode(
+        "pusher:connection_established",
+        None,
+        Data::AsString(&data),
+        None,
+    )
 }
 
 /// `pusher:error` with a code (data as an object; pusher-js accepts both forms).
@@ -169,7 +184,12 @@ pub fn ping() -> Vec<u8> {
 
 /// `pusher_internal:subscription_succeeded`; `data` is `{}` or the presence payload.
 pub fn subscription_succeeded(channel: &str, data: &str) -> Vec<u8> {
-    encode("pusher_internal:subscription_succeeded", Some(channel), Data::AsString(data), None)
+    encode(
+        "pusher_internal:subscription_succeeded",
+        Some(channel),
+        Data::AsString(data),
+        None,
+    )
 }
 
 /// `pusher:subscription_error` with the HTTP-like status pusher-js passes to the app.
@@ -179,22 +199,40 @@ pub fn subscription_error(channel: &str, kind: &str, message: &str, status: u16)
         json_string(kind),
         json_string(message)
     );
-    encode("pusher:subscription_error", Some(channel), Data::Raw(&data), None)
+    encode(
+        "pusher:subscription_error",
+        Some(channel),
+        Data::Raw(&data),
+        None,
+    )
 }
 
 /// `pusher_internal:member_added`; `user_info` is raw JSON (or absent).
 pub fn member_added(channel: &str, user_id: &str, user_info: Option<&str>) -> Vec<u8> {
     let data = match user_info {
-        Some(info) => format!("{{\"user_id\":{},\"user_info\":{info}}}", json_string(user_id)),
+        Some(info) => format!(
+            "{{\"user_id\":{},\"user_info\":{info}}}",
+            json_string(user_id)
+        ),
         None => format!("{{\"user_id\":{}}}", json_string(user_id)),
     };
-    encode("pusher_internal:member_added", Some(channel), Data::AsString(&data), None)
+    encode(
+        "pusher_internal:member_added",
+        Some(channel),
+        Data::AsString(&data),
+        None,
+    )
 }
 
 /// `pusher_internal:member_removed`.
 pub fn member_removed(channel: &str, user_id: &str) -> Vec<u8> {
     let data = format!("{{\"user_id\":{}}}", json_string(user_id));
-    encode("pusher_internal:member_removed", Some(channel), Data::AsString(&data), None)
+    encode(
+        "pusher_internal:member_removed",
+        Some(channel),
+        Data::AsString(&data),
+        None,
+    )
 }
 
 /// `pusher:signin_success`, echoing the signed `user_data`.
@@ -214,14 +252,23 @@ mod tests {
 
     #[test]
     fn parses_client_frames() {
-        let f = ClientFrame::parse(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"orders"}}"#).unwrap();
+        let f = ClientFrame::parse(
+            r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"orders"}}"#,
+        )
+        .unwrap();
         assert_eq!(f.event, "pusher:subscribe");
         let sub: SubscribeData = serde_json::from_str(f.data.unwrap().get()).unwrap();
         assert_eq!(sub.channel, "orders");
         assert_eq!(ClientFrame::parse("nope").unwrap_err(), FrameError::NotJson);
         assert_eq!(ClientFrame::parse("[1]").unwrap_err(), FrameError::NotJson);
-        assert_eq!(ClientFrame::parse(r#"{"data":{}}"#).unwrap_err(), FrameError::NoEvent);
-        assert_eq!(ClientFrame::parse(r#"{"event":3}"#).unwrap_err(), FrameError::NoEvent);
+        assert_eq!(
+            ClientFrame::parse(r#"{"data":{}}"#).unwrap_err(),
+            FrameError::NoEvent
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"event":3}"#).unwrap_err(),
+            FrameError::NoEvent
+        );
     }
 
     #[test]
@@ -240,12 +287,22 @@ mod tests {
         assert_eq!(data["socket_id"], "1.2");
         assert_eq!(data["activity_timeout"], 30);
 
-        let v = json(&encode("App\\Events\\X", Some("orders"), Data::AsString("{\"a\":\"\\n\"}"), None));
+        let v = json(&encode(
+            "App\\Events\\X",
+            Some("orders"),
+            Data::AsString("{\"a\":\"\\n\"}"),
+            None,
+        ));
         assert_eq!(v["event"], "App\\Events\\X");
         assert_eq!(v["channel"], "orders");
         assert_eq!(v["data"], "{\"a\":\"\\n\"}");
 
-        let v = json(&encode("client-typing", Some("presence-a"), Data::Raw("{\"x\":1}"), Some("7")));
+        let v = json(&encode(
+            "client-typing",
+            Some("presence-a"),
+            Data::Raw("{\"x\":1}"),
+            Some("7"),
+        ));
         assert_eq!(v["data"]["x"], 1);
         assert_eq!(v["user_id"], "7");
     }

@@ -16,7 +16,11 @@ pub fn hmac_hex(secret: &str, message: &[u8]) -> String {
 }
 
 /// The string signed for a channel subscription: `socket_id:channel`, plus `:channel_data` on presence.
-pub fn channel_string_to_sign(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+pub fn channel_string_to_sign(
+    socket_id: &str,
+    channel: &str,
+    channel_data: Option<&str>,
+) -> String {
     match channel_data {
         Some(data) => format!("{socket_id}:{channel}:{data}"),
         None => format!("{socket_id}:{channel}"),
@@ -24,8 +28,17 @@ pub fn channel_string_to_sign(socket_id: &str, channel: &str, channel_data: Opti
 }
 
 /// The `auth` value an app returns for a subscription: `key:hex(hmac)`.
-pub fn sign_channel(key: &str, secret: &str, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
-    let sig = hmac_hex(secret, channel_string_to_sign(socket_id, channel, channel_data).as_bytes());
+pub fn sign_channel(
+    key: &str,
+    secret: &str,
+    socket_id: &str,
+    channel: &str,
+    channel_data: Option<&str>,
+) -> String {
+    let sig = hmac_hex(
+        secret,
+        channel_string_to_sign(socket_id, channel, channel_data).as_bytes(),
+    );
     format!("{key}:{sig}")
 }
 
@@ -39,12 +52,22 @@ pub fn verify_channel(
     channel_data: Option<&str>,
     auth: &str,
 ) -> bool {
-    verify_keyed(key, secret, channel_string_to_sign(socket_id, channel, channel_data).as_bytes(), auth)
+    verify_keyed(
+        key,
+        secret,
+        channel_string_to_sign(socket_id, channel, channel_data).as_bytes(),
+        auth,
+    )
 }
 
 /// Checks a `pusher:signin` `auth` over `socket_id::user::user_data`.
 pub fn verify_user(key: &str, secret: &str, socket_id: &str, user_data: &str, auth: &str) -> bool {
-    verify_keyed(key, secret, format!("{socket_id}::user::{user_data}").as_bytes(), auth)
+    verify_keyed(
+        key,
+        secret,
+        format!("{socket_id}::user::{user_data}").as_bytes(),
+        auth,
+    )
 }
 
 fn verify_keyed(key: &str, secret: &str, message: &[u8], auth: &str) -> bool {
@@ -64,19 +87,32 @@ pub fn body_md5(body: &[u8]) -> String {
 
 /// The HTTP API string to sign: `METHOD\nPATH\nsorted_query`, where the query is every parameter except
 /// `auth_signature`, keys lower-cased and sorted, values as decoded, joined with `&`.
-pub fn api_string_to_sign<'a>(method: &str, path: &str, params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+pub fn api_string_to_sign<'a>(
+    method: &str,
+    path: &str,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
     let mut pairs: Vec<(String, &str)> = params
         .into_iter()
         .filter(|(k, _)| !k.eq_ignore_ascii_case("auth_signature"))
         .map(|(k, v)| (k.to_ascii_lowercase(), v))
         .collect();
     pairs.sort();
-    let query = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let query = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
     format!("{}\n{}\n{}", method.to_ascii_uppercase(), path, query)
 }
 
 /// Signs an HTTP API request (what the SDKs do; used by tests and the load generator).
-pub fn sign_api<'a>(secret: &str, method: &str, path: &str, params: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+pub fn sign_api<'a>(
+    secret: &str,
+    method: &str,
+    path: &str,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> String {
     hmac_hex(secret, api_string_to_sign(method, path, params).as_bytes())
 }
 
@@ -112,11 +148,26 @@ mod tests {
             ("body_md5", md5.as_str()),
         ];
         let sig = sign_api(SECRET, "POST", "/apps/3/events", params);
-        assert_eq!(sig, "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c");
+        assert_eq!(
+            sig,
+            "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c"
+        );
         let mut with_sig = params.to_vec();
         with_sig.push(("auth_signature", sig.as_str()));
-        assert!(verify_api(SECRET, "POST", "/apps/3/events", with_sig.clone(), &sig));
-        assert!(!verify_api("wrong", "POST", "/apps/3/events", with_sig, &sig));
+        assert!(verify_api(
+            SECRET,
+            "POST",
+            "/apps/3/events",
+            with_sig.clone(),
+            &sig
+        ));
+        assert!(!verify_api(
+            "wrong",
+            "POST",
+            "/apps/3/events",
+            with_sig,
+            &sig
+        ));
     }
 
     #[test]
@@ -129,11 +180,42 @@ mod tests {
     #[test]
     fn private_channel_vector() {
         let auth = sign_channel(KEY, SECRET, "1234.1234", "private-foobar", None);
-        assert_eq!(auth, "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4");
-        assert!(verify_channel(KEY, SECRET, "1234.1234", "private-foobar", None, &auth));
-        assert!(!verify_channel(KEY, SECRET, "1234.1235", "private-foobar", None, &auth));
-        assert!(!verify_channel(KEY, SECRET, "1234.1234", "private-foobar", None, "nokey"));
-        assert!(!verify_channel("otherkey", SECRET, "1234.1234", "private-foobar", None, &auth));
+        assert_eq!(
+            auth,
+            "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
+        );
+        assert!(verify_channel(
+            KEY,
+            SECRET,
+            "1234.1234",
+            "private-foobar",
+            None,
+            &auth
+        ));
+        assert!(!verify_channel(
+            KEY,
+            SECRET,
+            "1234.1235",
+            "private-foobar",
+            None,
+            &auth
+        ));
+        assert!(!verify_channel(
+            KEY,
+            SECRET,
+            "1234.1234",
+            "private-foobar",
+            None,
+            "nokey"
+        ));
+        assert!(!verify_channel(
+            "otherkey",
+            SECRET,
+            "1234.1234",
+            "private-foobar",
+            None,
+            &auth
+        ));
     }
 
     // Pusher's documented presence-channel example.
@@ -141,17 +223,46 @@ mod tests {
     fn presence_channel_vector() {
         let data = r#"{"user_id":10,"user_info":{"name":"Mr. Channels"}}"#;
         let auth = sign_channel(KEY, SECRET, "1234.1234", "presence-foobar", Some(data));
-        assert_eq!(auth, "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80");
-        assert!(verify_channel(KEY, SECRET, "1234.1234", "presence-foobar", Some(data), &auth));
+        assert_eq!(
+            auth,
+            "278d425bdf160c739803:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80"
+        );
+        assert!(verify_channel(
+            KEY,
+            SECRET,
+            "1234.1234",
+            "presence-foobar",
+            Some(data),
+            &auth
+        ));
         let reserialised = r#"{"user_id":10, "user_info":{"name":"Mr. Channels"}}"#;
-        assert!(!verify_channel(KEY, SECRET, "1234.1234", "presence-foobar", Some(reserialised), &auth));
+        assert!(!verify_channel(
+            KEY,
+            SECRET,
+            "1234.1234",
+            "presence-foobar",
+            Some(reserialised),
+            &auth
+        ));
     }
 
     #[test]
     fn user_signin() {
         let data = r#"{"id":"42"}"#;
         let sig = hmac_hex(SECRET, format!("1.2::user::{data}").as_bytes());
-        assert!(verify_user(KEY, SECRET, "1.2", data, &format!("{KEY}:{sig}")));
-        assert!(!verify_user(KEY, SECRET, "1.3", data, &format!("{KEY}:{sig}")));
+        assert!(verify_user(
+            KEY,
+            SECRET,
+            "1.2",
+            data,
+            &format!("{KEY}:{sig}")
+        ));
+        assert!(!verify_user(
+            KEY,
+            SECRET,
+            "1.3",
+            data,
+            &format!("{KEY}:{sig}")
+        ));
     }
 }

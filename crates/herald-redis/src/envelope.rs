@@ -27,7 +27,10 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let e = Envelope { except: Some("1.2"), frame: br#"{"event":"x"}"# };
+        let e = Envelope {
+            except: Some("1.2"),
+            frame: br#"{"event":"x"}"#,
+        };
         let bytes = e.encode();
         assert!(bytes.len() < 30, "compact: {} bytes", bytes.len());
         assert_eq!(Envelope::decode(&bytes), Some(e));

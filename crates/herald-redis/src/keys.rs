@@ -1,4 +1,5 @@
-//! Names of the Redis channels Herald uses (documented in docs/redis.md).
+//! Names of every Redis key and channel Herald uses (documented in docs/redis.md). Everything an app owns is
+//! under `herald:{app_id}:`, so two apps on one Redis never meet.
 
 /// Herald's broadcast channel for one app channel: `herald:{app_id}:c:{channel}`.
 pub fn broadcast_channel(app_id: &str, channel: &str) -> String {
@@ -12,9 +13,29 @@ pub fn heartbeat_channel(node_id: &str) -> String {
 }
 
 /// The Laravel channels for one app channel: `<prefix><channel>` for each configured prefix.
-pub fn laravel_channels<'a>(prefixes: &'a [String], channel: &'a str) -> impl Iterator<Item = String> + 'a {
+pub fn laravel_channels<'a>(
+    prefixes: &'a [String],
+    channel: &'a str,
+) -> impl Iterator<Item = String> + 'a {
     prefixes.iter().map(move |p| format!("{p}{channel}"))
 }
+
+/// Presence of one channel: `{base}:conns` (socket id -> user id), `{base}:users` (user id -> connection
+/// count), `{base}:info` (user id -> user_info JSON). The base is `herald:{app_id}:presence:{channel}`.
+pub fn presence_base(app_id: &str, channel: &str) -> String {
+    format!("herald:{app_id}:presence:{channel}")
+}
+
+/// The set of presence entries a node holds (`app|channel|socket|user`), reaped when its lease expires.
+pub fn node_presence(node_id: &str) -> String {
+    format!("herald:node:{node_id}:presence")
+}
+
+/// Sorted set of live nodes, scored by lease expiry (Redis server time, milliseconds).
+pub const NODES: &str = "herald:nodes";
+
+/// A random value set once per Redis dataset; when it changes or disappears, Redis lost its data.
+pub const EPOCH: &str = "herald:epoch";
 
 #[cfg(test)]
 mod tests {
@@ -22,9 +43,16 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(broadcast_channel("app-1", "private-a"), "herald:app-1:c:private-a");
+        assert_eq!(
+            broadcast_channel("app-1", "private-a"),
+            "herald:app-1:c:private-a"
+        );
         let prefixes = vec!["laravel_database_".to_string(), String::new()];
         let all: Vec<_> = laravel_channels(&prefixes, "orders").collect();
         assert_eq!(all, vec!["laravel_database_orders", "orders"]);
+        assert_eq!(
+            presence_base("a", "presence-x"),
+            "herald:a:presence:presence-x"
+        );
     }
 }

@@ -4,8 +4,12 @@
 //! encoded once by the publishing node. Reconnects with backoff, resubscribes everything, and watches its
 //! own subscription with a heartbeat so that a silent failure turns the node unready.
 
+pub mod connection;
 pub mod envelope;
 pub mod keys;
+pub mod liveness;
 pub mod redis_backbone;
+pub mod redis_presence;
 
 pub use redis_backbone::RedisBackbone;
+pub use redis_presence::RedisPresence;

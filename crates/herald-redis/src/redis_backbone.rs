@@ -2,6 +2,7 @@
 //! multiplexed connection for publishing, and a heartbeat through Redis that proves the subscription is
 //! alive. Losing Redis turns the node unready; on reconnect every channel is subscribed again.
 
+use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
 use crate::envelope::Envelope;
 use crate::keys;
 use bytes::Bytes;
@@ -11,10 +12,9 @@ use herald_core::backbone::{Backbone, BackboneError, Broadcast};
 use herald_core::{AppConfig, BoxFuture};
 use herald_protocol::laravel::LaravelBroadcast;
 use herald_protocol::SocketId;
-use redis::aio::MultiplexedConnection;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -22,14 +22,19 @@ use tokio::sync::{mpsc, oneshot};
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// A subscription that has not seen its own heartbeat for this long is considered dead.
 const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(5);
-/// Longest wait for one Redis command.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 enum Command {
-    Subscribe { app: AppConfig, channel: String, ack: oneshot::Sender<()> },
-    Unsubscribe { app: AppConfig, channel: String },
+    Subscribe {
+        app: AppConfig,
+        channel: String,
+        ack: oneshot::Sender<()>,
+    },
+    Unsubscribe {
+        app: AppConfig,
+        channel: String,
+    },
 }
 
 /// Where a message on a Redis channel goes.
@@ -51,26 +56,27 @@ struct Route {
 /// The backbone over one Redis server.
 pub struct RedisBackbone {
     me: Weak<RedisBackbone>,
-    client: redis::Client,
     ready: Arc<AtomicBool>,
     commands: mpsc::UnboundedSender<Command>,
-    publisher: Mutex<Option<MultiplexedConnection>>,
+    publisher: RedisConnection,
     reconnects: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RedisBackbone {
     /// Starts the backbone's tasks. Fails only on a malformed URL: an unreachable Redis is retried, and
     /// the node stays unready until it answers.
-    pub fn start(url: &str, apps: Arc<AppRegistry>) -> Result<Arc<Self>, redis::RedisError> {
+    pub fn start(
+        url: &str,
+        apps: Arc<AppRegistry>,
+        node_id: &str,
+    ) -> Result<Arc<Self>, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let (commands, rx) = mpsc::unbounded_channel();
-        let node_id = format!("{:016x}", rand_u64());
         let backbone = Arc::new_cyclic(|me| RedisBackbone {
             me: me.clone(),
-            client: client.clone(),
             ready: Arc::new(AtomicBool::new(false)),
             commands,
-            publisher: Mutex::new(None),
+            publisher: RedisConnection::new(client.clone()),
             reconnects: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         });
         let subscriber = Subscriber {
@@ -78,17 +84,19 @@ impl RedisBackbone {
             apps,
             ready: backbone.ready.clone(),
             reconnects: backbone.reconnects.clone(),
-            heartbeat: keys::heartbeat_channel(&node_id),
+            heartbeat: keys::heartbeat_channel(node_id),
             routes: HashMap::new(),
         };
         tokio::spawn(subscriber.run(rx));
         let weak = Arc::downgrade(&backbone);
-        let heartbeat = keys::heartbeat_channel(&node_id);
+        let heartbeat = keys::heartbeat_channel(node_id);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
                 tick.tick().await;
-                let Some(backbone) = weak.upgrade() else { return };
+                let Some(backbone) = weak.upgrade() else {
+                    return;
+                };
                 let _ = backbone.raw_publish(heartbeat.clone(), b"1".to_vec()).await;
             }
         });
@@ -100,55 +108,54 @@ impl RedisBackbone {
         self.reconnects.load(Ordering::Relaxed)
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, BackboneError> {
-        if let Some(conn) = self.publisher.lock().expect("publisher lock").clone() {
-            return Ok(conn);
-        }
-        let conn = tokio::time::timeout(COMMAND_TIMEOUT, self.client.get_multiplexed_async_connection())
-            .await
-            .map_err(|_| BackboneError("connecting to Redis timed out".into()))?
-            .map_err(|e| BackboneError(e.to_string()))?;
-        *self.publisher.lock().expect("publisher lock") = Some(conn.clone());
-        Ok(conn)
-    }
-
     async fn raw_publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BackboneError> {
-        let mut conn = self.connection().await?;
-        let result = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            redis::cmd("PUBLISH").arg(&channel).arg(payload).query_async::<i64>(&mut conn),
-        )
-        .await;
-        match result {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                self.publisher.lock().expect("publisher lock").take();
-                Err(BackboneError(e.to_string()))
-            }
-            Err(_) => {
-                self.publisher.lock().expect("publisher lock").take();
-                Err(BackboneError("PUBLISH timed out".into()))
-            }
-        }
+        let (channel, payload) = (&channel, &payload);
+        self.publisher
+            .run(|mut conn| async move {
+                redis::cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(payload)
+                    .query_async::<i64>(&mut conn)
+                    .await
+            })
+            .await
+            .map(|_| ())
+            .map_err(BackboneError)
     }
 }
 
 impl Backbone for RedisBackbone {
     fn subscribe(&self, app: &AppConfig, channel: &str) -> BoxFuture<'static, ()> {
         let (ack, done) = oneshot::channel();
-        let _ = self.commands.send(Command::Subscribe { app: app.clone(), channel: channel.to_owned(), ack });
+        let _ = self.commands.send(Command::Subscribe {
+            app: app.clone(),
+            channel: channel.to_owned(),
+            ack,
+        });
         Box::pin(async move {
             let _ = tokio::time::timeout(COMMAND_TIMEOUT, done).await;
         })
     }
 
     fn unsubscribe(&self, app: &AppConfig, channel: &str) {
-        let _ = self.commands.send(Command::Unsubscribe { app: app.clone(), channel: channel.to_owned() });
+        let _ = self.commands.send(Command::Unsubscribe {
+            app: app.clone(),
+            channel: channel.to_owned(),
+        });
     }
 
-    fn publish(&self, app: &AppConfig, channel: &str, broadcast: Broadcast) -> BoxFuture<'static, Result<(), BackboneError>> {
+    fn publish(
+        &self,
+        app: &AppConfig,
+        channel: &str,
+        broadcast: Broadcast,
+    ) -> BoxFuture<'static, Result<(), BackboneError>> {
         let key = keys::broadcast_channel(&app.id, channel);
-        let payload = Envelope { except: broadcast.except.as_ref().map(|s| s.as_str()), frame: &broadcast.frame }.encode();
+        let payload = Envelope {
+            except: broadcast.except.as_ref().map(|s| s.as_str()),
+            frame: &broadcast.frame,
+        }
+        .encode();
         let this = self.me.upgrade();
         Box::pin(async move {
             match this {
@@ -163,10 +170,16 @@ impl Backbone for RedisBackbone {
     }
 }
 
-fn rand_u64() -> u64 {
+/// A random 64-bit number (node ids, epochs).
+pub fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -194,7 +207,11 @@ impl Subscriber {
                     if routes.is_empty() {
                         add.push(redis_channel);
                     }
-                    routes.push(Route { app_id: app.id.clone(), channel: channel.clone(), source });
+                    routes.push(Route {
+                        app_id: app.id.clone(),
+                        channel: channel.clone(),
+                        source,
+                    });
                 }
             }
             Command::Unsubscribe { app, channel } => {
@@ -246,7 +263,10 @@ impl Subscriber {
             all.push(self.heartbeat.clone());
             let mut ok = true;
             for chunk in all.chunks(1000) {
-                if !matches!(tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(chunk)).await, Ok(Ok(()))) {
+                if !matches!(
+                    tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(chunk)).await,
+                    Ok(Ok(()))
+                ) {
                     ok = false;
                     break;
                 }
@@ -315,22 +335,35 @@ impl Subscriber {
     }
 
     fn route(&self, redis_channel: &str, payload: &[u8]) {
-        let Some(routes) = self.routes.get(redis_channel) else { return };
+        let Some(routes) = self.routes.get(redis_channel) else {
+            return;
+        };
         for route in routes {
-            let Some(app) = self.apps.by_id(&route.app_id) else { continue };
+            let Some(app) = self.apps.by_id(&route.app_id) else {
+                continue;
+            };
             let broadcast = match route.source {
-                Source::Laravel => match std::str::from_utf8(payload).ok().map(LaravelBroadcast::parse) {
+                Source::Laravel => match std::str::from_utf8(payload)
+                    .ok()
+                    .map(LaravelBroadcast::parse)
+                {
                     Some(Ok(b)) => Broadcast {
                         frame: Bytes::from(b.to_frame(&route.channel)),
                         except: b.socket.as_deref().and_then(SocketId::parse),
                     },
                     _ => {
-                        tracing::warn!(redis_channel, "ignored a Redis message that is not a Laravel broadcast");
+                        tracing::warn!(
+                            redis_channel,
+                            "ignored a Redis message that is not a Laravel broadcast"
+                        );
                         continue;
                     }
                 },
                 Source::Herald => match Envelope::decode(payload) {
-                    Some(e) => Broadcast { frame: Bytes::copy_from_slice(e.frame), except: e.except.and_then(SocketId::parse) },
+                    Some(e) => Broadcast {
+                        frame: Bytes::copy_from_slice(e.frame),
+                        except: e.except.and_then(SocketId::parse),
+                    },
                     None => {
                         tracing::warn!(redis_channel, "ignored a malformed Herald envelope");
                         continue;
@@ -343,7 +376,9 @@ impl Subscriber {
 }
 
 fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
-    let mut out: Vec<(String, Source)> = keys::laravel_channels(&app.redis_prefixes, channel).map(|c| (c, Source::Laravel)).collect();
+    let mut out: Vec<(String, Source)> = keys::laravel_channels(&app.redis_prefixes, channel)
+        .map(|c| (c, Source::Laravel))
+        .collect();
     out.push((keys::broadcast_channel(&app.id, channel), Source::Herald));
     out
 }

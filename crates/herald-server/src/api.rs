@@ -33,7 +33,11 @@ fn percent_decode(s: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(()) {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or(())
+                {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -49,10 +53,24 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Checks a request's signature against the app's secret.
-pub fn authenticate(app: &App, method: &str, path: &str, query: &[(String, String)], body: &[u8], now_secs: i64) -> Result<(), ApiError> {
-    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+pub fn authenticate(
+    app: &App,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), ApiError> {
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let unauthorized = |m: &str| Err(ApiError::new(401, m));
-    let Some(key) = get("auth_key") else { return unauthorized("Missing auth_key") };
+    let Some(key) = get("auth_key") else {
+        return unauthorized("Missing auth_key");
+    };
     if key != app.config.key {
         return unauthorized("Unknown auth_key for this app");
     }
@@ -60,7 +78,9 @@ pub fn authenticate(app: &App, method: &str, path: &str, query: &[(String, Strin
         return unauthorized("Missing or invalid auth_timestamp");
     };
     if (now_secs - ts).abs() > TIMESTAMP_WINDOW_SECS {
-        return unauthorized("auth_timestamp is more than 600 seconds from the server time; check the clock");
+        return unauthorized(
+            "auth_timestamp is more than 600 seconds from the server time; check the clock",
+        );
     }
     if !body.is_empty() {
         match get("body_md5") {
@@ -68,7 +88,9 @@ pub fn authenticate(app: &App, method: &str, path: &str, query: &[(String, Strin
             _ => return unauthorized("body_md5 does not match the body"),
         }
     }
-    let Some(sig) = get("auth_signature") else { return unauthorized("Missing auth_signature") };
+    let Some(sig) = get("auth_signature") else {
+        return unauthorized("Missing auth_signature");
+    };
     let params = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     if !signature::verify_api(&app.config.secret, method, path, params, sig) {
         return unauthorized("Invalid signature: check the app secret");
@@ -81,8 +103,16 @@ pub async fn trigger(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<St
     let event = TriggerEvent::parse(body, app.config.max_event_data_size)?;
     let except = event.socket_id.as_deref().and_then(SocketId::parse);
     for channel in &event.channels {
-        let frame = frame::encode(&event.name, Some(channel), Data::AsString(&event.data), None);
-        let broadcast = Broadcast { frame: Bytes::from(frame), except: except.clone() };
+        let frame = frame::encode(
+            &event.name,
+            Some(channel),
+            Data::AsString(&event.data),
+            None,
+        );
+        let broadcast = Broadcast {
+            frame: Bytes::from(frame),
+            except: except.clone(),
+        };
         node.publish(app, channel, broadcast).await.map_err(|e| {
             tracing::warn!(app = %app.config.id, channel, error = %e, "HTTP API event not published");
             ApiError::new(503, "The backbone is unavailable; retry")
@@ -94,16 +124,28 @@ pub async fn trigger(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<St
     }
 }
 
-async fn channel_info(node: &Arc<Node>, app: &Arc<App>, channels: &[String], info: &str) -> Result<String, ApiError> {
+async fn channel_info(
+    node: &Arc<Node>,
+    app: &Arc<App>,
+    channels: &[String],
+    info: &str,
+) -> Result<String, ApiError> {
     let wants = |attr: &str| info.split(',').any(|a| a.trim() == attr);
     let mut out: HashMap<&str, serde_json::Map<String, serde_json::Value>> = HashMap::new();
     for channel in channels {
         let mut attrs = serde_json::Map::new();
         if wants("subscription_count") {
-            attrs.insert("subscription_count".into(), app.channels.subscriber_count(channel).into());
+            attrs.insert(
+                "subscription_count".into(),
+                app.channels.subscriber_count(channel).into(),
+            );
         }
         if wants("user_count") && channel.starts_with("presence-") {
-            let members = node.presence.members(&app.config.id, channel).await.map_err(|e| ApiError::new(503, e.to_string()))?;
+            let members = node
+                .presence
+                .members(&app.config.id, channel)
+                .await
+                .map_err(|e| ApiError::new(503, e.to_string()))?;
             attrs.insert("user_count".into(), members.len().into());
         }
         out.insert(channel, attrs);
@@ -129,18 +171,32 @@ mod tests {
 
     #[test]
     fn signed_requests_pass_and_others_fail() {
-        let registry = herald_core::AppRegistry::new(vec![AppConfig::new("3", "278d425bdf160c739803", "7ad3773142a6692b25b8")]);
+        let registry = herald_core::AppRegistry::new(vec![AppConfig::new(
+            "3",
+            "278d425bdf160c739803",
+            "7ad3773142a6692b25b8",
+        )]);
         let app = registry.by_id("3").unwrap();
         let body = br#"{"name":"foo","channels":["project-3"],"data":"{\"some\":\"data\"}"}"#;
         let query = parse_query(
             "auth_key=278d425bdf160c739803&auth_timestamp=1353088179&auth_version=1.0&body_md5=ec365a775a4cd0599faeb73354201b6f&auth_signature=da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c",
         );
         assert!(authenticate(app, "POST", "/apps/3/events", &query, body, 1353088179).is_ok());
-        let late = authenticate(app, "POST", "/apps/3/events", &query, body, 1353088179 + 601).unwrap_err();
+        let late = authenticate(
+            app,
+            "POST",
+            "/apps/3/events",
+            &query,
+            body,
+            1353088179 + 601,
+        )
+        .unwrap_err();
         assert_eq!(late.status, 401);
-        let tampered = authenticate(app, "POST", "/apps/3/events", &query, b"{}", 1353088179).unwrap_err();
+        let tampered =
+            authenticate(app, "POST", "/apps/3/events", &query, b"{}", 1353088179).unwrap_err();
         assert_eq!(tampered.status, 401);
-        let other_path = authenticate(app, "POST", "/apps/4/events", &query, body, 1353088179).unwrap_err();
+        let other_path =
+            authenticate(app, "POST", "/apps/4/events", &query, body, 1353088179).unwrap_err();
         assert_eq!(other_path.status, 401);
     }
 }

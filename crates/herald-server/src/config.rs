@@ -10,7 +10,11 @@ use std::time::Duration;
 
 /// Command-line flags; each has an environment variable.
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about = "A horizontally scalable Pusher-protocol WebSocket server for Laravel")]
+#[command(
+    name = "herald",
+    version,
+    about = "A horizontally scalable Pusher-protocol WebSocket server for Laravel"
+)]
 pub struct Flags {
     /// TOML configuration file.
     #[arg(long, env = "HERALD_CONFIG")]
@@ -51,6 +55,9 @@ pub struct Flags {
     /// Frames queued per connection before a slow client is closed.
     #[arg(long, env = "HERALD_MAX_OUTBOUND_QUEUE")]
     pub max_outbound_queue: Option<usize>,
+    /// Milliseconds a node's lease in Redis lasts; a node silent this long is reaped (presence cleaned up).
+    #[arg(long, env = "HERALD_LEASE_MS")]
+    pub lease_ms: Option<u64>,
     /// Log format: text or json.
     #[arg(long, env = "HERALD_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -67,6 +74,7 @@ struct FileConfig {
     max_message_size: Option<usize>,
     max_outbound_queue: Option<usize>,
     log_format: Option<String>,
+    lease_ms: Option<u64>,
     redis: Option<FileRedis>,
     #[serde(default)]
     apps: Vec<FileApp>,
@@ -126,6 +134,8 @@ pub struct Config {
     pub apps: Vec<AppConfig>,
     pub settings: NodeSettings,
     pub log_format: LogFormat,
+    /// How long a node's lease in Redis lasts.
+    pub lease: Duration,
     /// True when no app was configured and the development app is in use.
     pub dev_app: bool,
 }
@@ -135,7 +145,9 @@ fn split_prefixes(s: &str) -> Vec<String> {
 }
 
 fn env_fallback(names: &[&str]) -> Option<String> {
-    names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
 }
 
 impl Config {
@@ -147,8 +159,10 @@ impl Config {
     pub fn from_flags(flags: Flags) -> Result<Config, String> {
         let file = match &flags.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("config file {}: {e}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -156,7 +170,10 @@ impl Config {
         let redis_url = flags.redis_url.or(file_redis.url).filter(|u| !u.is_empty());
         let global_prefixes = match flags.redis_prefix {
             Some(p) => split_prefixes(&p),
-            None => file_redis.prefix.map(Prefixes::into_vec).unwrap_or_else(|| vec!["laravel_database_".into()]),
+            None => file_redis
+                .prefix
+                .map(Prefixes::into_vec)
+                .unwrap_or_else(|| vec!["laravel_database_".into()]),
         };
 
         let mut apps = Vec::new();
@@ -165,18 +182,30 @@ impl Config {
             let defaults = config.clone();
             config.client_events = app.client_events.unwrap_or(defaults.client_events);
             config.client_event_rate = app.client_event_rate.unwrap_or(defaults.client_event_rate);
-            config.max_channels_per_connection = app.max_channels_per_connection.unwrap_or(defaults.max_channels_per_connection);
-            config.max_presence_members = app.max_presence_members.unwrap_or(defaults.max_presence_members);
+            config.max_channels_per_connection = app
+                .max_channels_per_connection
+                .unwrap_or(defaults.max_channels_per_connection);
+            config.max_presence_members = app
+                .max_presence_members
+                .unwrap_or(defaults.max_presence_members);
             config.max_member_size = app.max_member_size.unwrap_or(defaults.max_member_size);
-            config.max_event_data_size = app.max_event_data_size.unwrap_or(defaults.max_event_data_size);
-            config.redis_prefixes = app.redis_prefix.map(Prefixes::into_vec).unwrap_or_else(|| global_prefixes.clone());
+            config.max_event_data_size = app
+                .max_event_data_size
+                .unwrap_or(defaults.max_event_data_size);
+            config.redis_prefixes = app
+                .redis_prefix
+                .map(Prefixes::into_vec)
+                .unwrap_or_else(|| global_prefixes.clone());
             validate_app(&config, &format!("apps[{i}]"))?;
             apps.push(config);
         }
 
-        let id = flags.app_id.or_else(|| env_fallback(&["PUSHER_APP_ID", "REVERB_APP_ID"]));
-        let key = flags.app_key.or_else(|| env_fallback(&["PUSHER_APP_KEY", "REVERB_APP_KEY"]));
-        let secret = flags.app_secret.or_else(|| env_fallback(&["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]));
+        let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+        let id = given(flags.app_id).or_else(|| env_fallback(&["PUSHER_APP_ID", "REVERB_APP_ID"]));
+        let key =
+            given(flags.app_key).or_else(|| env_fallback(&["PUSHER_APP_KEY", "REVERB_APP_KEY"]));
+        let secret = given(flags.app_secret)
+            .or_else(|| env_fallback(&["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]));
         let mut dev_app = false;
         match (id, key, secret) {
             (Some(id), Some(key), Some(secret)) => {
@@ -187,7 +216,12 @@ impl Config {
                 apps.push(config);
             }
             (None, None, None) => {}
-            _ => return Err("HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together".into()),
+            _ => {
+                return Err(
+                    "HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together"
+                        .into(),
+                )
+            }
         }
         if apps.is_empty() {
             dev_app = true;
@@ -219,11 +253,20 @@ impl Config {
             positive(n as u64, "max_outbound_queue (HERALD_MAX_OUTBOUND_QUEUE)")?;
             settings.outbound_queue = n;
         }
-        let log_format = match flags.log_format.or(file.log_format).as_deref() {
-            None | Some("text") => LogFormat::Text,
-            Some("json") => LogFormat::Json,
-            Some(other) => return Err(format!("log_format (HERALD_LOG_FORMAT): {other:?} is neither \"text\" nor \"json\"")),
-        };
+        let lease_ms = flags.lease_ms.or(file.lease_ms).unwrap_or(3000);
+        if lease_ms < 300 {
+            return Err(format!(
+                "lease_ms (HERALD_LEASE_MS) is {lease_ms}; it must be at least 300"
+            ));
+        }
+        let log_format =
+            match flags.log_format.or(file.log_format).as_deref() {
+                None | Some("text") => LogFormat::Text,
+                Some("json") => LogFormat::Json,
+                Some(other) => return Err(format!(
+                    "log_format (HERALD_LOG_FORMAT): {other:?} is neither \"text\" nor \"json\""
+                )),
+            };
         Ok(Config {
             host: flags.host.or(file.host).unwrap_or_else(|| "0.0.0.0".into()),
             port: flags.port.or(file.port).unwrap_or(6001),
@@ -231,6 +274,7 @@ impl Config {
             apps,
             settings,
             log_format,
+            lease: Duration::from_millis(lease_ms),
             dev_app,
         })
     }
@@ -249,11 +293,21 @@ fn validate_app(app: &AppConfig, at: &str) -> Result<(), String> {
             return Err(format!("{at}.{name} is empty"));
         }
     }
-    if !app.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-        return Err(format!("{at}.id {:?} may only hold letters, digits, '-', '_' and '.'", app.id));
+    if !app
+        .id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "{at}.id {:?} may only hold letters, digits, '-', '_' and '.'",
+            app.id
+        ));
     }
     if app.key.contains(['/', '?', '#', ':']) {
-        return Err(format!("{at}.key {:?} may not hold '/', '?', '#' or ':'", app.key));
+        return Err(format!(
+            "{at}.key {:?} may not hold '/', '?', '#' or ':'",
+            app.key
+        ));
     }
     if app.client_event_rate == 0 {
         return Err(format!("{at}.client_event_rate must be greater than 0"));
@@ -268,10 +322,17 @@ fn check_unique(apps: &[AppConfig], redis: bool) -> Result<(), String> {
                 return Err(format!("apps: the id {:?} is used twice", a.id));
             }
             if a.key == b.key {
-                return Err(format!("apps: the key {:?} is used by apps {:?} and {:?}", a.key, b.id, a.id));
+                return Err(format!(
+                    "apps: the key {:?} is used by apps {:?} and {:?}",
+                    a.key, b.id, a.id
+                ));
             }
             if redis {
-                if let Some(p) = a.redis_prefixes.iter().find(|p| b.redis_prefixes.contains(p)) {
+                if let Some(p) = a
+                    .redis_prefixes
+                    .iter()
+                    .find(|p| b.redis_prefixes.contains(p))
+                {
                     return Err(format!(
                         "apps: the redis_prefix {p:?} is used by apps {:?} and {:?}; on one Redis each app needs its own, or they would see each other's events",
                         b.id, a.id
@@ -315,7 +376,10 @@ mod tests {
         ]))
         .unwrap();
         assert!(!c.dev_app);
-        assert_eq!(c.apps[0].redis_prefixes, vec!["laravel_database_", "laravel-database-"]);
+        assert_eq!(
+            c.apps[0].redis_prefixes,
+            vec!["laravel_database_", "laravel-database-"]
+        );
         let c = Config::from_flags(flags(&["--redis-prefix", ""])).unwrap();
         assert_eq!(c.apps[0].redis_prefixes, vec![""]);
     }

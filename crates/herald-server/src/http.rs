@@ -5,8 +5,8 @@ use crate::api;
 use crate::shutdown::Shutdown;
 use crate::websocket;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use herald_core::Node;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
@@ -46,7 +46,10 @@ fn error(status: u16, message: &str) -> HttpResponse {
 
 impl Server {
     /// Routes one request.
-    pub async fn handle(self, req: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
+    pub async fn handle(
+        self,
+        req: Request<Incoming>,
+    ) -> Result<HttpResponse, std::convert::Infallible> {
         let path = req.uri().path().to_owned();
         let response = match (req.method(), path.as_str()) {
             (&Method::GET, "/livez") => text(StatusCode::OK, "ok"),
@@ -64,6 +67,8 @@ impl Server {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining")
         } else if !self.node.backbone.is_ready() {
             text(StatusCode::SERVICE_UNAVAILABLE, "backbone not ready")
+        } else if !self.node.presence.is_ready() {
+            text(StatusCode::SERVICE_UNAVAILABLE, "presence lease not held")
         } else {
             text(StatusCode::OK, "ready")
         }
@@ -73,9 +78,17 @@ impl Server {
         if !fastwebsockets::upgrade::is_upgrade_request(&req) {
             return error(400, "Expected a WebSocket upgrade");
         }
-        let key = req.uri().path().trim_start_matches("/app/").trim_end_matches('/').to_owned();
+        let key = req
+            .uri()
+            .path()
+            .trim_start_matches("/app/")
+            .trim_end_matches('/')
+            .to_owned();
         let query = api::parse_query(req.uri().query().unwrap_or(""));
-        let protocol = query.iter().find(|(k, _)| k == "protocol").map(|(_, v)| v.clone());
+        let protocol = query
+            .iter()
+            .find(|(k, _)| k == "protocol")
+            .map(|(_, v)| v.clone());
         let (response, upgrade) = match fastwebsockets::upgrade::upgrade(&mut req) {
             Ok(parts) => parts,
             Err(e) => return error(400, &format!("WebSocket upgrade failed: {e}")),
@@ -90,13 +103,24 @@ impl Server {
             };
             let app = node.apps.by_key(&key).cloned();
             if draining {
-                return websocket::refuse(ws, herald_protocol::close_code::OVER_CAPACITY, "Node is shutting down".into()).await;
+                return websocket::refuse(
+                    ws,
+                    herald_protocol::close_code::OVER_CAPACITY,
+                    "Node is shutting down".into(),
+                )
+                .await;
             }
             match websocket::refusal(app.as_ref(), &key, protocol.as_deref()) {
                 Some((code, message)) => websocket::refuse(ws, code, message).await,
                 None => {
                     let _guard = connections.enter();
-                    websocket::serve(node, app.expect("refusal checked the app"), ws, connections.draining()).await
+                    websocket::serve(
+                        node,
+                        app.expect("refusal checked the app"),
+                        ws,
+                        connections.draining(),
+                    )
+                    .await
                 }
             }
         });
@@ -119,14 +143,20 @@ impl Server {
             Ok(body) => body.to_bytes(),
             Err(_) => return error(413, &format!("Request body larger than {MAX_BODY} bytes")),
         };
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
         if let Err(e) = api::authenticate(&app, method.as_str(), &path, &query, &body, now) {
             tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
             return error(e.status, &e.message);
         }
         let result = match (&method, rest) {
             (&Method::POST, "events") => api::trigger(&self.node, &app, &body).await,
-            _ => Err(herald_protocol::api_event::ApiError::new(404, format!("No endpoint {method} {path}"))),
+            _ => Err(herald_protocol::api_event::ApiError::new(
+                404,
+                format!("No endpoint {method} {path}"),
+            )),
         };
         match result {
             Ok(body) => json(StatusCode::OK, body),

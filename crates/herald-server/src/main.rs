@@ -9,7 +9,6 @@ mod websocket;
 
 use config::{Config, LogFormat};
 use herald_core::app::AppRegistry;
-use herald_core::memory_presence::MemoryPresence;
 use herald_core::Node;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -30,7 +29,10 @@ fn main() {
         }
     };
     init_logs(config.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     if let Err(e) = runtime.block_on(run(config)) {
         tracing::error!(error = %e, "herald stopped");
         std::process::exit(1);
@@ -39,7 +41,9 @@ fn main() {
 
 fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -48,22 +52,45 @@ fn init_logs(format: LogFormat) {
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let apps = Arc::new(AppRegistry::new(config.apps.clone()));
+    let mut redis_presence = None;
     let node = match &config.redis_url {
         Some(url) => {
-            let backbone = herald_redis::RedisBackbone::start(url, apps.clone()).map_err(|e| format!("redis url (HERALD_REDIS_URL): {e}"))?;
-            Node::new(apps, backbone, Arc::new(MemoryPresence::new()), config.settings.clone())
+            let node_id = format!("{:016x}", herald_redis::redis_backbone::rand_u64());
+            let bad_url = |e: redis::RedisError| format!("redis url (HERALD_REDIS_URL): {e}");
+            let backbone =
+                herald_redis::RedisBackbone::start(url, apps.clone(), &node_id).map_err(bad_url)?;
+            let presence = herald_redis::RedisPresence::new(url, node_id.clone(), config.lease)
+                .map_err(bad_url)?;
+            let node = Node::new(apps, backbone, presence.clone(), config.settings.clone());
+            herald_redis::liveness::spawn(node.clone(), presence.clone(), config.lease);
+            tracing::info!(
+                node_id,
+                lease_ms = config.lease.as_millis() as u64,
+                "cluster mode"
+            );
+            redis_presence = Some(presence);
+            node
         }
         None => Node::embedded(config.apps.clone(), config.settings.clone()),
     };
     let addr = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| format!("cannot listen on {addr} (HERALD_HOST/HERALD_PORT): {e}"))?;
-    let mode = if config.redis_url.is_some() { "redis" } else { "embedded (no Redis)" };
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr} (HERALD_HOST/HERALD_PORT): {e}"))?;
+    let mode = if config.redis_url.is_some() {
+        "redis"
+    } else {
+        "embedded (no Redis)"
+    };
     tracing::info!(%addr, mode, apps = config.apps.len(), "herald listening");
     if config.dev_app {
         tracing::warn!("no app configured: using the development app (id app-id, key app-key, secret app-secret)");
     }
 
-    let server = http::Server { node, shutdown: shutdown::Shutdown::default() };
+    let server = http::Server {
+        node,
+        shutdown: shutdown::Shutdown::default(),
+    };
     let stop = shutdown::signal();
     tokio::pin!(stop);
     loop {
@@ -82,12 +109,18 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         let server = server.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| server.clone().handle(req));
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades().await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
         });
     }
     tracing::info!(open = server.shutdown.open_connections(), "draining");
     drop(listener);
     server.shutdown.drain(DRAIN_DEADLINE).await;
+    if let Some(presence) = redis_presence {
+        presence.retire().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -46,7 +46,13 @@ impl Connections {
 impl Default for Shutdown {
     fn default() -> Self {
         let (signal, _) = watch::channel(false);
-        Shutdown { inner: Arc::new(Inner { draining: AtomicBool::new(false), open: AtomicUsize::new(0), signal }) }
+        Shutdown {
+            inner: Arc::new(Inner {
+                draining: AtomicBool::new(false),
+                open: AtomicUsize::new(0),
+                signal,
+            }),
+        }
     }
 }
 
@@ -79,7 +85,8 @@ pub async fn signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -25,19 +25,27 @@ const PROTOCOLS: std::ops::RangeInclusive<u32> = 5..=7;
 /// Why a handshake is refused after the upgrade: Pusher reports these as a `pusher:error` and a close code.
 pub fn refusal(app: Option<&Arc<App>>, key: &str, protocol: Option<&str>) -> Option<(u16, String)> {
     if app.is_none() {
-        return Some((close_code::APP_NOT_FOUND, format!("App key {key} does not exist")));
+        return Some((
+            close_code::APP_NOT_FOUND,
+            format!("App key {key} does not exist"),
+        ));
     }
     match protocol.map(str::parse::<u32>) {
         None => Some((close_code::NO_PROTOCOL, "No protocol version given".into())),
         Some(Ok(v)) if PROTOCOLS.contains(&v) => None,
-        Some(_) => Some((close_code::UNSUPPORTED_PROTOCOL, format!("Unsupported protocol version {}", protocol.unwrap_or("")))),
+        Some(_) => Some((
+            close_code::UNSUPPORTED_PROTOCOL,
+            format!("Unsupported protocol version {}", protocol.unwrap_or("")),
+        )),
     }
 }
 
 /// Sends the refusal and closes.
 pub async fn refuse(mut ws: Socket, code: u16, message: String) {
     tracing::debug!(code, message, "handshake refused");
-    let _ = ws.write_frame(Frame::text(Payload::Owned(frame::error(code, &message)))).await;
+    let _ = ws
+        .write_frame(Frame::text(Payload::Owned(frame::error(code, &message))))
+        .await;
     let _ = ws.write_frame(Frame::close(code, message.as_bytes())).await;
 }
 
@@ -49,7 +57,8 @@ struct Activity {
 
 impl Activity {
     fn touch(&self) {
-        self.last_seen_ms.store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_seen_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     fn last_seen(&self) -> Instant {
@@ -58,7 +67,12 @@ impl Activity {
 }
 
 /// Serves one accepted connection to `app` until either side ends it.
-pub async fn serve(node: Arc<Node>, app: Arc<App>, mut ws: Socket, mut draining: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    node: Arc<Node>,
+    app: Arc<App>,
+    mut ws: Socket,
+    mut draining: tokio::sync::watch::Receiver<bool>,
+) {
     ws.set_auto_close(false);
     ws.set_auto_pong(false);
     ws.set_max_message_size(node.settings.max_message_size);
@@ -66,10 +80,19 @@ pub async fn serve(node: Arc<Node>, app: Arc<App>, mut ws: Socket, mut draining:
     let conn = session.connection().clone();
     let socket_id = conn.socket_id.clone();
     tracing::debug!(%socket_id, app = %session.app().config.id, "connected");
-    let activity = Arc::new(Activity { epoch: Instant::now(), last_seen_ms: AtomicU64::new(0) });
+    let activity = Arc::new(Activity {
+        epoch: Instant::now(),
+        last_seen_ms: AtomicU64::new(0),
+    });
     let (mut read, write) = ws.split(tokio::io::split);
     session.established();
-    let mut writer = tokio::spawn(write_loop(write, rx, conn.clone(), activity.clone(), node.settings.clone()));
+    let mut writer = tokio::spawn(write_loop(
+        write,
+        rx,
+        conn.clone(),
+        activity.clone(),
+        node.settings.clone(),
+    ));
 
     let max = node.settings.max_message_size;
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
@@ -86,7 +109,10 @@ pub async fn serve(node: Arc<Node>, app: Arc<App>, mut ws: Socket, mut draining:
         let frame = match frame {
             Ok(frame) => frame,
             Err(WebSocketError::FrameTooLarge) => {
-                conn.close(close_code::MESSAGE_TOO_LARGE, &format!("Message larger than {max} bytes"));
+                conn.close(
+                    close_code::MESSAGE_TOO_LARGE,
+                    &format!("Message larger than {max} bytes"),
+                );
                 break "message too large";
             }
             Err(_) => break "read error",
@@ -103,9 +129,14 @@ pub async fn serve(node: Arc<Node>, app: Arc<App>, mut ws: Socket, mut draining:
             }
             OpCode::Pong => continue,
             OpCode::Continuation => {
-                let Some((op, mut buf)) = partial.take() else { break "stray continuation" };
+                let Some((op, mut buf)) = partial.take() else {
+                    break "stray continuation";
+                };
                 if buf.len() + frame.payload.len() > max {
-                    conn.close(close_code::MESSAGE_TOO_LARGE, &format!("Message larger than {max} bytes"));
+                    conn.close(
+                        close_code::MESSAGE_TOO_LARGE,
+                        &format!("Message larger than {max} bytes"),
+                    );
                     break "message too large";
                 }
                 buf.extend_from_slice(&frame.payload);
@@ -126,7 +157,10 @@ pub async fn serve(node: Arc<Node>, app: Arc<App>, mut ws: Socket, mut draining:
         match (opcode, String::from_utf8(payload)) {
             (OpCode::Text, Ok(text)) => session.handle_text(&text).await,
             _ => {
-                conn.send_vec(frame::error(close_code::INVALID_MESSAGE, "Binary messages are not supported; send JSON text"));
+                conn.send_vec(frame::error(
+                    close_code::INVALID_MESSAGE,
+                    "Binary messages are not supported; send JSON text",
+                ));
             }
         }
     };
@@ -134,7 +168,10 @@ pub async fn serve(node: Arc<Node>, app: Arc<App>, mut ws: Socket, mut draining:
     session.close().await;
     if !writer.is_finished() {
         conn.close(1000, "");
-        if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+        {
             writer.abort();
         }
     }
@@ -179,7 +216,9 @@ async fn write_loop(
             }
         };
         let ok = match &message {
-            Outbound::Frame(bytes) if bytes.is_empty() => send(&mut write, Frame::pong(Payload::Borrowed(&[]))).await,
+            Outbound::Frame(bytes) if bytes.is_empty() => {
+                send(&mut write, Frame::pong(Payload::Borrowed(&[]))).await
+            }
             Outbound::Frame(bytes) => send(&mut write, Frame::text(Payload::Borrowed(bytes))).await,
             Outbound::Close(code, reason) => {
                 let _ = send(&mut write, Frame::close(*code, reason.as_bytes())).await;
@@ -190,7 +229,14 @@ async fn write_loop(
             return;
         }
         if conn.overflowed() {
-            let _ = send(&mut write, Frame::close(ConnectionHandle::OVERFLOW_CODE, b"Client too slow: outbound queue full")).await;
+            let _ = send(
+                &mut write,
+                Frame::close(
+                    ConnectionHandle::OVERFLOW_CODE,
+                    b"Client too slow: outbound queue full",
+                ),
+            )
+            .await;
             return;
         }
     }
@@ -200,5 +246,8 @@ async fn send(
     write: &mut fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
     frame: Frame<'_>,
 ) -> bool {
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, write.write_frame(frame)).await, Ok(Ok(())))
+    matches!(
+        tokio::time::timeout(WRITE_TIMEOUT, write.write_frame(frame)).await,
+        Ok(Ok(()))
+    )
 }

@@ -1,0 +1,34 @@
+-- Removes the presence entries of every node whose lease has expired, exactly once for the cluster
+-- (the script is atomic, and the node leaves the sorted set in the same step).
+-- KEYS: 1 the node sorted set. ARGV: 1 the calling node's id (never reaped by itself).
+-- Returns {reaped node ids, {app1, channel1, user1, app2, ...}}: the users whose last connection was on
+-- a dead node, for whom member_removed is due.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local reaped, removed = {}, {}
+for _, node in ipairs(dead) do
+  if node ~= ARGV[1] then
+    redis.call('ZREM', KEYS[1], node)
+    reaped[#reaped + 1] = node
+    local set = 'herald:node:' .. node .. ':presence'
+    for _, entry in ipairs(redis.call('SMEMBERS', set)) do
+      local app, channel, socket, user = string.match(entry, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+      if app then
+        local base = 'herald:' .. app .. ':presence:' .. channel
+        if redis.call('HDEL', base .. ':conns', socket) == 1 then
+          local n = redis.call('HINCRBY', base .. ':users', user, -1)
+          if n <= 0 then
+            redis.call('HDEL', base .. ':users', user)
+            redis.call('HDEL', base .. ':info', user)
+            removed[#removed + 1] = app
+            removed[#removed + 1] = channel
+            removed[#removed + 1] = user
+          end
+        end
+      end
+    end
+    redis.call('DEL', set)
+  end
+end
+return {reaped, removed}

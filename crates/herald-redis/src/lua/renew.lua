@@ -1,0 +1,20 @@
+-- Renews a node's lease and tells it what happened to Redis since the last renewal.
+-- KEYS: 1 the node sorted set, 2 the epoch key. ARGV: 1 node id, 2 lease in ms, 3 the epoch the node knows
+-- ('' on its first renewal), 4 a fresh epoch to use if none is set.
+-- Returns {status, epoch}: 'ok'; 'lost' when Redis lost its data (the epoch vanished or changed);
+-- 'reaped' when the node's lease had expired and another node removed its presence entries.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local epoch = redis.call('GET', KEYS[2])
+local status = 'ok'
+if not epoch then
+  redis.call('SET', KEYS[2], ARGV[4])
+  epoch = ARGV[4]
+  if ARGV[3] ~= '' then status = 'lost' end
+elseif ARGV[3] ~= '' and epoch ~= ARGV[3] then
+  status = 'lost'
+elseif ARGV[3] ~= '' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  status = 'reaped'
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+return {status, epoch}

@@ -1,0 +1,392 @@
+//! The Redis presence store: membership in Redis hashes, one entry per connection and a count per user,
+//! changed only by Lua scripts so that "first connection of this user anywhere" and "last one anywhere"
+//! are decided atomically for the whole cluster. The store also remembers the entries this node holds,
+//! to put them back when Redis lost its data or the node's lease was reaped.
+
+use crate::connection::RedisConnection;
+use crate::keys;
+use dashmap::DashMap;
+use herald_core::presence_store::{Joined, Left, PresenceError, PresenceStore};
+use herald_core::BoxFuture;
+use herald_protocol::presence_data::Member;
+use herald_protocol::SocketId;
+use redis::{Script, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    /// Nothing happened.
+    Ok,
+    /// Redis lost its data: this node's entries must be put back, silently.
+    Lost,
+    /// This node's lease expired and its entries were removed (member_removed went out): put them back
+    /// and announce the users again.
+    Reaped,
+}
+
+struct Scripts {
+    join: Script,
+    leave: Script,
+    renew: Script,
+    reap: Script,
+}
+
+/// One presence entry held by this node.
+#[derive(Debug, Clone)]
+pub struct LocalEntry {
+    pub app_id: String,
+    pub channel: String,
+    pub socket_id: SocketId,
+    pub member: Member,
+}
+
+pub struct RedisPresence {
+    me: std::sync::Weak<RedisPresence>,
+    node_id: String,
+    conn: RedisConnection,
+    scripts: Arc<Scripts>,
+    local: DashMap<(String, String, SocketId), Member>,
+    epoch: Mutex<String>,
+    started: Instant,
+    lease: Duration,
+    /// Milliseconds since `started` when the lease was last renewed (0 = never).
+    renewed_ms: AtomicU64,
+}
+
+impl RedisPresence {
+    pub fn new(
+        url: &str,
+        node_id: String,
+        lease: Duration,
+    ) -> Result<Arc<Self>, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        Ok(Arc::new_cyclic(|me| RedisPresence {
+            me: me.clone(),
+            node_id,
+            conn: RedisConnection::new(client),
+            scripts: Arc::new(Scripts {
+                join: Script::new(include_str!("lua/join.lua")),
+                leave: Script::new(include_str!("lua/leave.lua")),
+                renew: Script::new(include_str!("lua/renew.lua")),
+                reap: Script::new(include_str!("lua/reap.lua")),
+            }),
+            local: DashMap::new(),
+            epoch: Mutex::new(String::new()),
+            started: Instant::now(),
+            lease,
+            renewed_ms: AtomicU64::new(0),
+        }))
+    }
+
+    fn me(&self) -> Arc<Self> {
+        self.me
+            .upgrade()
+            .expect("the presence store outlives its calls")
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn entry(app_id: &str, channel: &str, socket_id: &SocketId, user_id: &str) -> String {
+        format!("{app_id}|{channel}|{socket_id}|{user_id}")
+    }
+
+    /// Renews the lease; says whether Redis lost data or the node was reaped meanwhile.
+    pub async fn renew(&self) -> Result<LeaseStatus, String> {
+        let known = self.epoch.lock().expect("epoch lock").clone();
+        let fresh = format!("{:016x}", crate::redis_backbone::rand_u64());
+        let script = &self.scripts;
+        let node_id = self.node_id.clone();
+        let lease_ms = self.lease.as_millis() as u64;
+        let (node_id, known, fresh) = (&node_id, &known, &fresh);
+        let (status, epoch): (String, String) = self
+            .conn
+            .run(|mut c| async move {
+                script
+                    .renew
+                    .key(keys::NODES)
+                    .key(keys::EPOCH)
+                    .arg(node_id)
+                    .arg(lease_ms)
+                    .arg(known)
+                    .arg(fresh)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        *self.epoch.lock().expect("epoch lock") = epoch;
+        self.renewed_ms.store(
+            self.started.elapsed().as_millis().max(1) as u64,
+            Ordering::Release,
+        );
+        Ok(match status.as_str() {
+            "lost" => LeaseStatus::Lost,
+            "reaped" => LeaseStatus::Reaped,
+            _ => LeaseStatus::Ok,
+        })
+    }
+
+    /// Removes the entries of nodes whose lease expired; returns `(app, channel, user)` for each user
+    /// whose last connection was on one of them.
+    pub async fn reap(&self) -> Result<(Vec<String>, Vec<(String, String, String)>), String> {
+        let script = &self.scripts;
+        let node_id = &self.node_id;
+        let (nodes, flat): (Vec<String>, Vec<String>) = self
+            .conn
+            .run(|mut c| async move {
+                script
+                    .reap
+                    .key(keys::NODES)
+                    .arg(node_id)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let removed = flat
+            .chunks_exact(3)
+            .map(|t| (t[0].clone(), t[1].clone(), t[2].clone()))
+            .collect();
+        Ok((nodes, removed))
+    }
+
+    /// Gives up the lease (on a clean shutdown, after every connection has left).
+    pub async fn retire(&self) {
+        let node_id = &self.node_id;
+        let _ = self
+            .conn
+            .run(|mut c| async move {
+                redis::pipe()
+                    .zrem(keys::NODES, node_id)
+                    .del(keys::node_presence(node_id))
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await;
+    }
+
+    /// Every entry this node holds.
+    pub fn local_entries(&self) -> Vec<LocalEntry> {
+        self.local
+            .iter()
+            .map(|e| {
+                let (app_id, channel, socket_id) = e.key().clone();
+                LocalEntry {
+                    app_id,
+                    channel,
+                    socket_id,
+                    member: e.value().clone(),
+                }
+            })
+            .collect()
+    }
+
+    async fn join_in_redis(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        member: &Member,
+        max: usize,
+    ) -> Result<Joined, PresenceError> {
+        let base = keys::presence_base(app_id, channel);
+        let entry = Self::entry(app_id, channel, socket_id, &member.user_id);
+        let node_set = keys::node_presence(&self.node_id);
+        let info = member.user_info.clone().unwrap_or_else(|| "null".into());
+        let script = &self.scripts;
+        let (socket, user) = (socket_id.as_str(), member.user_id.as_str());
+        let (base, node_set, info, entry) = (&base, &node_set, &info, &entry);
+        let reply: Result<Vec<Value>, String> = self
+            .conn
+            .run(|mut c| async move {
+                script
+                    .join
+                    .key(format!("{base}:conns"))
+                    .key(format!("{base}:users"))
+                    .key(format!("{base}:info"))
+                    .key(node_set)
+                    .arg(socket)
+                    .arg(user)
+                    .arg(info)
+                    .arg(max)
+                    .arg(entry)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await;
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) if e.starts_with("LIMIT") || e.contains("LIMIT presence") => {
+                return Err(PresenceError::MemberLimit(max))
+            }
+            Err(e) => return Err(PresenceError::Unavailable(e)),
+        };
+        parse_joined(&reply)
+            .ok_or_else(|| PresenceError::Unavailable("unexpected reply to the join script".into()))
+    }
+
+    async fn leave_in_redis(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        user_id: &str,
+    ) -> Result<Left, PresenceError> {
+        let base = keys::presence_base(app_id, channel);
+        let entry = Self::entry(app_id, channel, socket_id, user_id);
+        let node_set = keys::node_presence(&self.node_id);
+        let script = &self.scripts;
+        let (socket, user) = (socket_id.as_str(), user_id);
+        let (base, node_set, entry) = (&base, &node_set, &entry);
+        let last: i64 = self
+            .conn
+            .run(|mut c| async move {
+                script
+                    .leave
+                    .key(format!("{base}:conns"))
+                    .key(format!("{base}:users"))
+                    .key(format!("{base}:info"))
+                    .key(node_set)
+                    .arg(socket)
+                    .arg(user)
+                    .arg(entry)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await
+            .map_err(PresenceError::Unavailable)?;
+        Ok(Left {
+            last_for_user: last == 1,
+        })
+    }
+
+    async fn members_in_redis(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> Result<Vec<Member>, PresenceError> {
+        let key = format!("{}:info", keys::presence_base(app_id, channel));
+        let flat: Vec<String> = self
+            .conn
+            .run(|mut c| {
+                let key = &key;
+                async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }
+            })
+            .await
+            .map_err(PresenceError::Unavailable)?;
+        Ok(flat
+            .chunks_exact(2)
+            .map(|p| member(p[0].clone(), p[1].clone()))
+            .collect())
+    }
+
+    /// Puts an entry back after Redis lost it (used by the liveness task).
+    pub async fn rejoin(&self, entry: &LocalEntry) -> Result<Joined, PresenceError> {
+        self.join_in_redis(
+            &entry.app_id,
+            &entry.channel,
+            &entry.socket_id,
+            &entry.member,
+            usize::MAX,
+        )
+        .await
+    }
+}
+
+fn member(user_id: String, info: String) -> Member {
+    Member {
+        user_id,
+        user_info: (info != "null").then_some(info),
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_joined(reply: &[Value]) -> Option<Joined> {
+    let first = match reply.first()? {
+        Value::Int(i) => *i == 1,
+        _ => return None,
+    };
+    let mut members = Vec::with_capacity(reply.len() / 2);
+    for pair in reply[1..].chunks_exact(2) {
+        members.push(member(text(&pair[0])?, text(&pair[1])?));
+    }
+    Some(Joined {
+        first_for_user: first,
+        members,
+    })
+}
+
+impl PresenceStore for RedisPresence {
+    fn join(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        member: &Member,
+        max: usize,
+    ) -> BoxFuture<'static, Result<Joined, PresenceError>> {
+        let this = self.me();
+        let (app_id, channel, socket_id, member) = (
+            app_id.to_owned(),
+            channel.to_owned(),
+            socket_id.clone(),
+            member.clone(),
+        );
+        Box::pin(async move {
+            let joined = this
+                .join_in_redis(&app_id, &channel, &socket_id, &member, max)
+                .await?;
+            this.local.insert((app_id, channel, socket_id), member);
+            Ok(joined)
+        })
+    }
+
+    fn leave(
+        &self,
+        app_id: &str,
+        channel: &str,
+        socket_id: &SocketId,
+        user_id: &str,
+    ) -> BoxFuture<'static, Result<Left, PresenceError>> {
+        let this = self.me();
+        let (app_id, channel, socket_id, user_id) = (
+            app_id.to_owned(),
+            channel.to_owned(),
+            socket_id.clone(),
+            user_id.to_owned(),
+        );
+        Box::pin(async move {
+            this.local
+                .remove(&(app_id.clone(), channel.clone(), socket_id.clone()));
+            this.leave_in_redis(&app_id, &channel, &socket_id, &user_id)
+                .await
+        })
+    }
+
+    fn members(
+        &self,
+        app_id: &str,
+        channel: &str,
+    ) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
+        let this = self.me();
+        let (app_id, channel) = (app_id.to_owned(), channel.to_owned());
+        Box::pin(async move { this.members_in_redis(&app_id, &channel).await })
+    }
+
+    fn is_ready(&self) -> bool {
+        let renewed = self.renewed_ms.load(Ordering::Acquire);
+        renewed > 0
+            && self.started.elapsed().as_millis() as u64 <= renewed + self.lease.as_millis() as u64
+    }
+}
