@@ -259,14 +259,15 @@ impl Config {
                 "lease_ms (HERALD_LEASE_MS) is {lease_ms}; it must be at least 300"
             ));
         }
-        let log_format =
-            match flags.log_format.or(file.log_format).as_deref() {
-                None | Some("text") => LogFormat::Text,
-                Some("json") => LogFormat::Json,
-                Some(other) => return Err(format!(
+        let log_format = match flags.log_format.or(file.log_format).as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(format!(
                     "log_format (HERALD_LOG_FORMAT): {other:?} is neither \"text\" nor \"json\""
-                )),
-            };
+                ))
+            }
+        };
         Ok(Config {
             host: flags.host.or(file.host).unwrap_or_else(|| "0.0.0.0".into()),
             port: flags.port.or(file.port).unwrap_or(6001),

@@ -1,0 +1,254 @@
+//! Randomised test of the Redis presence store against a simple model: several nodes, many joins, leaves
+//! and crashes in random order. After every step the member set in Redis, and every first-join /
+//! last-leave / reaped-user answer, must match what the model says. Runs against a real redis-server
+//! started on a free port (installed by `make test`).
+
+use herald_core::presence_store::PresenceStore;
+use herald_protocol::presence_data::Member;
+use herald_protocol::SocketId;
+use herald_redis::RedisPresence;
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Redis {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis() -> Redis {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    assert_ne!(port, 6379);
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be installed (make test-deps)");
+    let url = format!("redis://127.0.0.1:{port}");
+    let client = redis::Client::open(url.as_str()).unwrap();
+    for _ in 0..100 {
+        if let Ok(mut c) = client.get_connection() {
+            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                return Redis { child, url };
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("redis-server did not answer");
+}
+
+/// A small deterministic generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const APP: &str = "app";
+const CHANNEL: &str = "presence-model";
+
+#[derive(Default)]
+struct Model {
+    /// socket -> (node, user)
+    sockets: BTreeMap<String, (usize, String)>,
+}
+
+impl Model {
+    fn users(&self) -> BTreeSet<String> {
+        self.sockets.values().map(|(_, u)| u.clone()).collect()
+    }
+
+    fn has_user(&self, user: &str) -> bool {
+        self.sockets.values().any(|(_, u)| u == user)
+    }
+}
+
+async fn run(seed: u64, steps: usize) {
+    let redis = start_redis();
+    let mut nodes: Vec<Arc<RedisPresence>> = Vec::new();
+    let mut alive: Vec<bool> = Vec::new();
+    let add_node = |i: usize| {
+        RedisPresence::new(
+            &redis.url,
+            format!("node-{seed}-{i}"),
+            Duration::from_secs(60),
+        )
+        .unwrap()
+    };
+    for i in 0..4 {
+        let node = add_node(i);
+        node.renew().await.unwrap();
+        nodes.push(node);
+        alive.push(true);
+    }
+    let admin = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut admin = admin.get_multiplexed_async_connection().await.unwrap();
+    let mut rng = Rng(seed | 1);
+    let mut model = Model::default();
+    let mut next_socket = 0u64;
+
+    for step in 0..steps {
+        let live: Vec<usize> = (0..nodes.len()).filter(|&i| alive[i]).collect();
+        match rng.below(10) {
+            0..=4 => {
+                let node = live[rng.below(live.len())];
+                let user = format!("u{}", rng.below(6));
+                next_socket += 1;
+                let socket = SocketId::new(node as u32 + 1, next_socket);
+                let member = Member {
+                    user_id: user.clone(),
+                    user_info: Some(format!("{{\"name\":\"{user}\"}}")),
+                };
+                let expected_first = !model.has_user(&user);
+                let joined = nodes[node]
+                    .join(APP, CHANNEL, &socket, &member, 100)
+                    .await
+                    .unwrap();
+                model
+                    .sockets
+                    .insert(socket.to_string(), (node, user.clone()));
+                assert_eq!(
+                    joined.first_for_user, expected_first,
+                    "seed {seed} step {step}: join {user}"
+                );
+                let listed: BTreeSet<String> =
+                    joined.members.iter().map(|m| m.user_id.clone()).collect();
+                assert_eq!(
+                    listed,
+                    model.users(),
+                    "seed {seed} step {step}: members after join"
+                );
+            }
+            5..=8 => {
+                let Some(socket) = model
+                    .sockets
+                    .keys()
+                    .nth(rng.below(model.sockets.len().max(1)))
+                    .cloned()
+                else {
+                    continue;
+                };
+                let (node, user) = model.sockets.remove(&socket).unwrap();
+                let expected_last = !model.has_user(&user);
+                let (a, b) = socket.split_once('.').unwrap();
+                let socket_id = SocketId::new(a.parse().unwrap(), b.parse().unwrap());
+                let left = nodes[node]
+                    .leave(APP, CHANNEL, &socket_id, &user)
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    left.last_for_user, expected_last,
+                    "seed {seed} step {step}: leave {user}"
+                );
+            }
+            _ => {
+                // Crash a node (never the last one alive): its lease expires, a survivor reaps it.
+                if live.len() < 2 {
+                    continue;
+                }
+                let victim = live[rng.below(live.len())];
+                alive[victim] = false;
+                let _: () = redis::cmd("ZADD")
+                    .arg("herald:nodes")
+                    .arg(0)
+                    .arg(nodes[victim].node_id())
+                    .query_async(&mut admin)
+                    .await
+                    .unwrap();
+                let lost: Vec<String> = model
+                    .sockets
+                    .iter()
+                    .filter(|(_, (n, _))| *n == victim)
+                    .map(|(s, _)| s.clone())
+                    .collect();
+                let before = model.users();
+                for s in lost {
+                    model.sockets.remove(&s);
+                }
+                let expected: BTreeSet<String> =
+                    before.difference(&model.users()).cloned().collect();
+                let survivor = *live.iter().find(|&&i| i != victim).unwrap();
+                let (reaped, removed) = nodes[survivor].reap().await.unwrap();
+                assert_eq!(
+                    reaped,
+                    vec![nodes[victim].node_id().to_string()],
+                    "seed {seed} step {step}"
+                );
+                let removed: BTreeSet<String> = removed.into_iter().map(|(_, _, u)| u).collect();
+                assert_eq!(
+                    removed, expected,
+                    "seed {seed} step {step}: users removed with the dead node"
+                );
+                let (again, _) = nodes[survivor].reap().await.unwrap();
+                assert!(again.is_empty(), "a dead node is reaped once");
+                // A replacement node joins the cluster.
+                let node = add_node(nodes.len());
+                node.renew().await.unwrap();
+                nodes.push(node);
+                alive.push(true);
+            }
+        }
+        let listed: BTreeSet<String> = nodes[0]
+            .members(APP, CHANNEL)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        assert_eq!(listed, model.users(), "seed {seed} step {step}: member set");
+    }
+
+    // Everyone leaves: nothing of the channel is left in Redis.
+    for (socket, (node, user)) in std::mem::take(&mut model.sockets) {
+        let (a, b) = socket.split_once('.').unwrap();
+        let socket_id = SocketId::new(a.parse().unwrap(), b.parse().unwrap());
+        nodes[node]
+            .leave(APP, CHANNEL, &socket_id, &user)
+            .await
+            .unwrap();
+    }
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("herald:app:*")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert!(keys.is_empty(), "keys left behind: {keys:?}");
+}
+
+#[tokio::test]
+async fn presence_store_matches_the_model() {
+    for seed in [1, 7, 42, 1234, 99991] {
+        run(seed, 300).await;
+    }
+}
