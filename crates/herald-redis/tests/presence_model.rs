@@ -31,7 +31,24 @@ fn start_redis() -> Redis {
         .unwrap()
         .port();
     assert_ne!(port, 6379);
-    let child = Command::new("redis-server")
+    let redis = Redis {
+        child: spawn_redis(port),
+        url: format!("redis://127.0.0.1:{port}"),
+    };
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    for _ in 0..100 {
+        if let Ok(mut c) = client.get_connection() {
+            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                return redis;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("redis-server did not answer");
+}
+
+fn spawn_redis(port: u16) -> Child {
+    Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -45,18 +62,7 @@ fn start_redis() -> Redis {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("redis-server must be installed (make test-deps)");
-    let url = format!("redis://127.0.0.1:{port}");
-    let client = redis::Client::open(url.as_str()).unwrap();
-    for _ in 0..100 {
-        if let Ok(mut c) = client.get_connection() {
-            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                return Redis { child, url };
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server did not answer");
+        .expect("redis-server must be installed (make test-deps)")
 }
 
 /// A small deterministic generator (xorshift64*).
