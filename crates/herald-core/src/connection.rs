@@ -61,6 +61,15 @@ impl ConnectionHandle {
         self.send(Bytes::from(frame))
     }
 
+    /// Queues a reply to the client's own request, waiting for room: a client that sends faster than it
+    /// reads is slowed down (its reads stop), rather than closed as a slow consumer of broadcasts.
+    pub async fn reply(&self, frame: Vec<u8>) -> bool {
+        self.tx
+            .send(Outbound::Frame(Bytes::from(frame)))
+            .await
+            .is_ok()
+    }
+
     /// Queues a close after what is already queued.
     pub fn close(&self, code: u16, reason: &str) {
         if self

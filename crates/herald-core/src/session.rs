@@ -67,8 +67,15 @@ impl Session {
         self.conn.send_vec(frame);
     }
 
-    fn error(&self, code: u16, message: &str) {
-        self.conn.send_vec(frame::error(code, message));
+    async fn refuse(&self, channel: &str, kind: &str, message: &str, status: u16) {
+        tracing::debug!(socket_id = %self.conn.socket_id, channel, message, "subscription refused");
+        self.conn
+            .reply(frame::subscription_error(channel, kind, message, status))
+            .await;
+    }
+
+    async fn error(&self, code: u16, message: &str) {
+        self.conn.reply(frame::error(code, message)).await;
     }
 
     /// Handles one text frame from the client.
@@ -77,43 +84,54 @@ impl Session {
             self.error(
                 close_code::RATE_LIMITED,
                 "Message rejected: too many messages a second",
-            );
+            )
+            .await;
             return;
         }
         let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
             Err(e) => {
                 tracing::debug!(socket_id = %self.conn.socket_id, error = %e, "invalid client frame");
-                self.error(close_code::INVALID_MESSAGE, &e.to_string());
+                self.error(close_code::INVALID_MESSAGE, &e.to_string())
+                    .await;
                 return;
             }
         };
         let data = frame.data.map(|d| d.get()).unwrap_or("{}");
         match frame.event.as_ref() {
             "pusher:ping" => {
-                self.conn.send_vec(frame::pong());
+                self.conn.reply(frame::pong()).await;
             }
             "pusher:pong" => {}
             "pusher:subscribe" => match serde_json::from_str::<SubscribeData>(data) {
                 Ok(sub) => self.subscribe(sub).await,
-                Err(_) => self.error(
-                    close_code::INVALID_MESSAGE,
-                    "Invalid pusher:subscribe: data needs a \"channel\" string",
-                ),
+                Err(_) => {
+                    self.error(
+                        close_code::INVALID_MESSAGE,
+                        "Invalid pusher:subscribe: data needs a \"channel\" string",
+                    )
+                    .await
+                }
             },
             "pusher:unsubscribe" => match serde_json::from_str::<UnsubscribeData>(data) {
                 Ok(unsub) => self.unsubscribe(&unsub.channel).await,
-                Err(_) => self.error(
-                    close_code::INVALID_MESSAGE,
-                    "Invalid pusher:unsubscribe: data needs a \"channel\" string",
-                ),
+                Err(_) => {
+                    self.error(
+                        close_code::INVALID_MESSAGE,
+                        "Invalid pusher:unsubscribe: data needs a \"channel\" string",
+                    )
+                    .await
+                }
             },
             "pusher:signin" => match serde_json::from_str::<SigninData>(data) {
-                Ok(signin) => self.signin(signin),
-                Err(_) => self.error(
-                    close_code::INVALID_MESSAGE,
-                    "Invalid pusher:signin: data needs \"auth\" and \"user_data\"",
-                ),
+                Ok(signin) => self.signin(signin).await,
+                Err(_) => {
+                    self.error(
+                        close_code::INVALID_MESSAGE,
+                        "Invalid pusher:signin: data needs \"auth\" and \"user_data\"",
+                    )
+                    .await
+                }
             },
             event if event.starts_with("client-") => {
                 let channel = frame.channel.as_deref().unwrap_or("");
@@ -121,21 +139,20 @@ impl Session {
             }
             other => {
                 let message = format!("Unknown event {other:?}");
-                self.error(close_code::INVALID_MESSAGE, &message);
+                self.error(close_code::INVALID_MESSAGE, &message).await;
             }
         }
     }
 
     async fn subscribe(&mut self, sub: SubscribeData<'_>) {
         let channel = sub.channel.as_ref();
-        let refuse = |kind: &str, message: &str, status: u16| {
-            tracing::debug!(socket_id = %self.conn.socket_id, channel, message, "subscription refused");
-            self.conn
-                .send_vec(frame::subscription_error(channel, kind, message, status));
-        };
         let kind = match validate_name(channel) {
             Ok(kind) => kind,
-            Err(e) => return refuse("InvalidChannel", &e.to_string(), 400),
+            Err(e) => {
+                return self
+                    .refuse(channel, "InvalidChannel", &e.to_string(), 400)
+                    .await
+            }
         };
         if self.subscriptions.contains_key(channel) {
             return self.resend_succeeded(channel).await;
@@ -145,7 +162,7 @@ impl Session {
                 "Subscription limit reached: {} channels per connection",
                 self.app.config.max_channels_per_connection
             );
-            return refuse("LimitReached", &message, 403);
+            return self.refuse(channel, "LimitReached", &message, 403).await;
         }
         let config = &self.app.config;
         let socket_id = self.conn.socket_id.as_str();
@@ -162,11 +179,14 @@ impl Session {
                     None,
                     auth,
                 ) {
-                    return refuse(
-                        "AuthError",
-                        "Invalid signature: the auth does not match this socket and channel",
-                        401,
-                    );
+                    return self
+                        .refuse(
+                            channel,
+                            "AuthError",
+                            "Invalid signature: the auth does not match this socket and channel",
+                            401,
+                        )
+                        .await;
                 }
             }
             ChannelKind::Presence => {
@@ -181,22 +201,29 @@ impl Session {
                             Some(data),
                             auth,
                         ) {
-                            return refuse("AuthError", "Invalid signature: the auth does not match this socket, channel and channel_data", 401);
+                            return self.refuse(channel, "AuthError", "Invalid signature: the auth does not match this socket, channel and channel_data", 401).await;
                         }
                         Member::from_channel_data(data, config.max_member_size)
                     }
                     (None, Some(user)) => Ok(user.clone()),
                     (None, None) => {
-                        return refuse(
-                            "AuthError",
-                            "Presence channels need channel_data (or a signed-in connection)",
-                            401,
-                        )
+                        return self
+                            .refuse(
+                                channel,
+                                "AuthError",
+                                "Presence channels need channel_data (or a signed-in connection)",
+                                401,
+                            )
+                            .await
                     }
                 };
                 match parsed {
                     Ok(m) => member = Some(m),
-                    Err(e) => return refuse("InvalidChannelData", &e.to_string(), 400),
+                    Err(e) => {
+                        return self
+                            .refuse(channel, "InvalidChannelData", &e.to_string(), 400)
+                            .await
+                    }
                 }
             }
             ChannelKind::ServerToUser => {
@@ -205,11 +232,14 @@ impl Session {
                     .as_ref()
                     .is_some_and(|u| channel == format!("#server-to-user-{}", u.user_id));
                 if !allowed {
-                    return refuse(
-                        "AuthError",
-                        "Only the connection signed in as this user may subscribe",
-                        401,
-                    );
+                    return self
+                        .refuse(
+                            channel,
+                            "AuthError",
+                            "Only the connection signed in as this user may subscribe",
+                            401,
+                        )
+                        .await;
                 }
             }
         }
@@ -218,19 +248,25 @@ impl Session {
             Some(m) => match presence::join(&self.node, &self.app, &self.conn, channel, m).await {
                 Ok(data) => Some(data),
                 Err(PresenceError::MemberLimit(n)) => {
-                    return refuse(
-                        "LimitReached",
-                        &format!("Presence channel is full: {n} members"),
-                        403,
-                    );
+                    return self
+                        .refuse(
+                            channel,
+                            "LimitReached",
+                            &format!("Presence channel is full: {n} members"),
+                            403,
+                        )
+                        .await;
                 }
                 Err(e) => {
                     tracing::warn!(channel, error = %e, "presence join failed");
-                    return refuse(
-                        "ServiceUnavailable",
-                        "Presence is unavailable, try again",
-                        503,
-                    );
+                    return self
+                        .refuse(
+                            channel,
+                            "ServiceUnavailable",
+                            "Presence is unavailable, try again",
+                            503,
+                        )
+                        .await;
                 }
             },
             None => None,
@@ -246,10 +282,10 @@ impl Session {
         }
         self.subscriptions
             .insert(channel.to_owned(), Subscription { member });
-        self.conn.send_vec(frame::subscription_succeeded(
-            channel,
-            presence_data.as_deref().unwrap_or("{}"),
-        ));
+        let data = presence_data.as_deref().unwrap_or("{}");
+        self.conn
+            .reply(frame::subscription_succeeded(channel, data))
+            .await;
     }
 
     async fn resend_succeeded(&self, channel: &str) {
@@ -270,7 +306,8 @@ impl Session {
             None => "{}".to_owned(),
         };
         self.conn
-            .send_vec(frame::subscription_succeeded(channel, &data));
+            .reply(frame::subscription_succeeded(channel, &data))
+            .await;
     }
 
     async fn unsubscribe(&mut self, channel: &str) {
@@ -290,7 +327,7 @@ impl Session {
         }
     }
 
-    fn signin(&mut self, signin: SigninData<'_>) {
+    async fn signin(&mut self, signin: SigninData<'_>) {
         let config = &self.app.config;
         if !signature::verify_user(
             &config.key,
@@ -299,17 +336,24 @@ impl Session {
             &signin.user_data,
             &signin.auth,
         ) {
-            return self.error(
-                close_code::UNAUTHORIZED,
-                "Invalid signature for pusher:signin",
-            );
+            return self
+                .error(
+                    close_code::UNAUTHORIZED,
+                    "Invalid signature for pusher:signin",
+                )
+                .await;
         }
         match Member::from_user_data(&signin.user_data, config.max_member_size) {
             Ok(member) => {
                 self.user = Some(member);
-                self.conn.send_vec(frame::signin_success(&signin.user_data));
+                self.conn
+                    .reply(frame::signin_success(&signin.user_data))
+                    .await;
             }
-            Err(e) => self.error(close_code::UNAUTHORIZED, &format!("Invalid user_data: {e}")),
+            Err(e) => {
+                self.error(close_code::UNAUTHORIZED, &format!("Invalid user_data: {e}"))
+                    .await
+            }
         }
     }
 
@@ -320,11 +364,11 @@ impl Session {
             channel,
             subscription.is_some(),
         ) {
-            return self.error(refusal.code, &refusal.message);
+            return self.error(refusal.code, &refusal.message).await;
         }
         if !self.client_events.allow() {
             let refusal = client_event::rate_limited(self.app.config.client_event_rate);
-            return self.error(refusal.code, &refusal.message);
+            return self.error(refusal.code, &refusal.message).await;
         }
         let user_id = subscription
             .and_then(|s| s.member.as_ref())

@@ -157,10 +157,9 @@ pub async fn serve(
         match (opcode, String::from_utf8(payload)) {
             (OpCode::Text, Ok(text)) => session.handle_text(&text).await,
             _ => {
-                conn.send_vec(frame::error(
-                    close_code::INVALID_MESSAGE,
-                    "Binary messages are not supported; send JSON text",
-                ));
+                let message = "Binary messages are not supported; send JSON text";
+                conn.reply(frame::error(close_code::INVALID_MESSAGE, message))
+                    .await;
             }
         }
     };
