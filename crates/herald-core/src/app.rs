@@ -1,7 +1,9 @@
 //! Apps: the tenants of a node. Each has its credentials, its policies and its own channel index, so two
 //! apps can never see each other's channels.
 
-use crate::channel_index::ChannelIndex;
+use crate::backbone::Broadcast;
+use crate::channel_index::{ChannelIndex, Delivery};
+use crate::metrics::{metrics, AppMetrics};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -46,14 +48,41 @@ impl AppConfig {
 }
 
 /// An app at run time: its settings and its channels on this node.
-#[derive(Debug)]
 pub struct App {
     pub config: AppConfig,
     pub channels: ChannelIndex,
+    pub metrics: AppMetrics,
+}
+
+impl App {
+    pub fn new(config: AppConfig) -> Self {
+        let metrics = AppMetrics::new(&config.id);
+        App {
+            config,
+            channels: ChannelIndex::default(),
+            metrics,
+        }
+    }
+
+    /// Delivers a broadcast to this node's subscribers of `channel` and records the fan-out;
+    /// `started` is when the broadcast entered the node.
+    pub fn fan_out(&self, channel: &str, broadcast: &Broadcast, started: std::time::Instant) -> Delivery {
+        let delivery = self.channels.deliver(channel, broadcast);
+        if delivery.sent > 0 {
+            self.metrics.messages_sent.inc_by(delivery.sent as u64);
+            self.metrics
+                .bytes_sent
+                .inc_by((delivery.sent * broadcast.frame.len()) as u64);
+        }
+        let m = metrics();
+        m.fanout.observe(delivery.sent as f64);
+        m.broadcast_latency.observe(started.elapsed().as_secs_f64());
+        delivery
+    }
 }
 
 /// Every app of the node, found by key (WebSocket) or id (HTTP API).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct AppRegistry {
     by_key: HashMap<String, Arc<App>>,
     by_id: HashMap<String, Arc<App>>,
@@ -63,10 +92,7 @@ impl AppRegistry {
     pub fn new(configs: Vec<AppConfig>) -> Self {
         let mut registry = AppRegistry::default();
         for config in configs {
-            let app = Arc::new(App {
-                config,
-                channels: ChannelIndex::default(),
-            });
+            let app = Arc::new(App::new(config));
             registry.by_key.insert(app.config.key.clone(), app.clone());
             registry.by_id.insert(app.config.id.clone(), app);
         }

@@ -30,12 +30,7 @@ pub struct Delivery {
 impl ChannelIndex {
     /// Adds a subscriber. `on_first` runs, under the channel's lock, when it is the channel's first one here,
     /// so that backbone subscribe and unsubscribe calls for a channel are made in order.
-    pub fn add<R>(
-        &self,
-        channel: &str,
-        conn: &Arc<ConnectionHandle>,
-        on_first: impl FnOnce() -> R,
-    ) -> Option<R> {
+    pub fn add<R>(&self, channel: &str, conn: &Arc<ConnectionHandle>, on_first: impl FnOnce() -> R) -> Option<R> {
         let mut entry = self.channels.entry(channel.into()).or_default();
         let first = entry.is_empty();
         entry.insert(conn.socket_id.clone(), conn.clone());
@@ -112,13 +107,7 @@ mod tests {
                 except: Some(a.socket_id.clone()),
             },
         );
-        assert_eq!(
-            d,
-            Delivery {
-                sent: 1,
-                dropped: 0
-            }
-        );
+        assert_eq!(d, Delivery { sent: 1, dropped: 0 });
         assert!(rx_a.try_recv().is_err());
         match rx_b.try_recv().unwrap() {
             Outbound::Frame(got) => {

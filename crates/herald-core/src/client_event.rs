@@ -31,9 +31,7 @@ pub fn check(enabled: bool, channel: &str, subscribed: bool) -> Result<ChannelKi
         ));
     }
     if !subscribed {
-        return refuse(format!(
-            "Client event rejected: not subscribed to {channel:?}"
-        ));
+        return refuse(format!("Client event rejected: not subscribed to {channel:?}"));
     }
     Ok(kind)
 }
@@ -61,10 +59,7 @@ mod tests {
         assert!(check(true, "presence-a", true).is_ok());
         assert_eq!(check(false, "private-a", true).unwrap_err().code, 4009);
         assert_eq!(check(true, "public", true).unwrap_err().code, 4009);
-        assert_eq!(
-            check(true, "private-encrypted-a", true).unwrap_err().code,
-            4009
-        );
+        assert_eq!(check(true, "private-encrypted-a", true).unwrap_err().code, 4009);
         assert_eq!(check(true, "private-a", false).unwrap_err().code, 4009);
         assert_eq!(rate_limited(10).code, 4301);
     }

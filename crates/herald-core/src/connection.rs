@@ -64,19 +64,12 @@ impl ConnectionHandle {
     /// Queues a reply to the client's own request, waiting for room: a client that sends faster than it
     /// reads is slowed down (its reads stop), rather than closed as a slow consumer of broadcasts.
     pub async fn reply(&self, frame: Vec<u8>) -> bool {
-        self.tx
-            .send(Outbound::Frame(Bytes::from(frame)))
-            .await
-            .is_ok()
+        self.tx.send(Outbound::Frame(Bytes::from(frame))).await.is_ok()
     }
 
     /// Queues a close after what is already queued.
     pub fn close(&self, code: u16, reason: &str) {
-        if self
-            .tx
-            .try_send(Outbound::Close(code, reason.to_owned()))
-            .is_err()
-        {
+        if self.tx.try_send(Outbound::Close(code, reason.to_owned())).is_err() {
             self.overflowed.store(true, Ordering::Release);
             self.closed.notify_one();
         }

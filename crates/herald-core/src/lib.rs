@@ -11,6 +11,7 @@ pub mod client_event;
 pub mod connection;
 pub mod memory_backbone;
 pub mod memory_presence;
+pub mod metrics;
 pub mod node;
 pub mod presence;
 pub mod presence_store;

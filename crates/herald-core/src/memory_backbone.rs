@@ -7,7 +7,7 @@ use crate::{AppConfig, BoxFuture};
 use std::sync::{Arc, OnceLock};
 
 /// Delivery within one process.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct MemoryBackbone {
     apps: OnceLock<Arc<AppRegistry>>,
 }
@@ -37,7 +37,7 @@ impl Backbone for MemoryBackbone {
         broadcast: Broadcast,
     ) -> BoxFuture<'static, Result<(), BackboneError>> {
         if let Some(app) = self.apps.get().and_then(|apps| apps.by_id(&app.id)) {
-            app.channels.deliver(channel, &broadcast);
+            app.fan_out(channel, &broadcast, std::time::Instant::now());
         }
         Box::pin(async { Ok(()) })
     }

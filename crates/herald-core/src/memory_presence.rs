@@ -90,11 +90,7 @@ impl PresenceStore for MemoryPresence {
         Box::pin(async move { Ok(result) })
     }
 
-    fn members(
-        &self,
-        app_id: &str,
-        channel: &str,
-    ) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
+    fn members(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
         let members = self
             .channels
             .get(&(app_id.to_owned(), channel.to_owned()))
@@ -118,53 +114,21 @@ mod tests {
     #[tokio::test]
     async fn tabs_of_one_user_are_one_member() {
         let store = MemoryPresence::new();
-        let (s1, s2, s3) = (
-            SocketId::new(1, 1),
-            SocketId::new(1, 2),
-            SocketId::new(1, 3),
-        );
-        let j = store
-            .join("a", "presence-c", &s1, &member("7"), 100)
-            .await
-            .unwrap();
+        let (s1, s2, s3) = (SocketId::new(1, 1), SocketId::new(1, 2), SocketId::new(1, 3));
+        let j = store.join("a", "presence-c", &s1, &member("7"), 100).await.unwrap();
         assert!(j.first_for_user);
-        let j = store
-            .join("a", "presence-c", &s2, &member("7"), 100)
-            .await
-            .unwrap();
+        let j = store.join("a", "presence-c", &s2, &member("7"), 100).await.unwrap();
         assert!(!j.first_for_user);
         assert_eq!(j.members.len(), 1);
-        store
-            .join("a", "presence-c", &s3, &member("8"), 100)
-            .await
-            .unwrap();
+        store.join("a", "presence-c", &s3, &member("8"), 100).await.unwrap();
         assert_eq!(store.members("a", "presence-c").await.unwrap().len(), 2);
+        assert!(!store.leave("a", "presence-c", &s1, "7").await.unwrap().last_for_user);
+        assert!(store.leave("a", "presence-c", &s2, "7").await.unwrap().last_for_user);
         assert!(
-            !store
-                .leave("a", "presence-c", &s1, "7")
-                .await
-                .unwrap()
-                .last_for_user
-        );
-        assert!(
-            store
-                .leave("a", "presence-c", &s2, "7")
-                .await
-                .unwrap()
-                .last_for_user
-        );
-        assert!(
-            !store
-                .leave("a", "presence-c", &s2, "7")
-                .await
-                .unwrap()
-                .last_for_user,
+            !store.leave("a", "presence-c", &s2, "7").await.unwrap().last_for_user,
             "leaving twice is harmless"
         );
-        assert_eq!(
-            store.members("a", "presence-c").await.unwrap(),
-            vec![member("8")]
-        );
+        assert_eq!(store.members("a", "presence-c").await.unwrap(), vec![member("8")]);
         assert!(
             store.members("b", "presence-c").await.unwrap().is_empty(),
             "apps are separate"

@@ -91,13 +91,15 @@ impl Node {
 
     /// A new connection to `app`: its session and the queue its socket writer drains.
     pub fn connect(self: &Arc<Self>, app: Arc<App>) -> (Session, mpsc::Receiver<Outbound>) {
-        let (conn, rx) =
-            ConnectionHandle::new(self.socket_ids.next(), self.settings.outbound_queue);
+        let (conn, rx) = ConnectionHandle::new(self.socket_ids.next(), self.settings.outbound_queue);
         self.connections.fetch_add(1, Ordering::Relaxed);
+        app.metrics.connections.inc();
+        app.metrics.connections_opened.inc();
         (Session::new(self.clone(), app, Arc::new(conn)), rx)
     }
 
-    pub(crate) fn disconnected(&self) {
+    pub(crate) fn disconnected(&self, app: &App) {
+        app.metrics.connections.dec();
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -107,12 +109,7 @@ impl Node {
     }
 
     /// Publishes a broadcast to every subscriber of the channel on every node.
-    pub async fn publish(
-        &self,
-        app: &App,
-        channel: &str,
-        broadcast: Broadcast,
-    ) -> Result<(), BackboneError> {
+    pub async fn publish(&self, app: &App, channel: &str, broadcast: Broadcast) -> Result<(), BackboneError> {
         self.backbone.publish(&app.config, channel, broadcast).await
     }
 }

@@ -5,6 +5,7 @@
 use crate::app::App;
 use crate::backbone::Broadcast;
 use crate::connection::ConnectionHandle;
+use crate::metrics::metrics;
 use crate::node::Node;
 use crate::presence_store::PresenceError;
 use bytes::Bytes;
@@ -20,17 +21,20 @@ pub async fn join(
     channel: &str,
     member: &Member,
 ) -> Result<String, PresenceError> {
+    let max = app.config.max_presence_members;
     let joined = node
         .presence
-        .join(
-            &app.config.id,
-            channel,
-            &conn.socket_id,
-            member,
-            app.config.max_presence_members,
-        )
-        .await?;
+        .join(&app.config.id, channel, &conn.socket_id, member, max)
+        .await;
+    let result = match &joined {
+        Ok(_) => "ok",
+        Err(PresenceError::MemberLimit(_)) => "limit",
+        Err(PresenceError::Unavailable(_)) => "error",
+    };
+    metrics().presence_operations.with_label_values(&["join", result]).inc();
+    let joined = joined?;
     if joined.first_for_user {
+        app.metrics.broadcast("presence");
         let frame = frame::member_added(channel, &member.user_id, member.user_info.as_deref());
         let broadcast = Broadcast {
             frame: Bytes::from(frame),
@@ -45,12 +49,18 @@ pub async fn join(
 
 /// Removes the connection from the channel; the others hear `member_removed` when it was the user's last.
 pub async fn leave(node: &Node, app: &App, conn: &ConnectionHandle, channel: &str, user_id: &str) {
-    match node
+    let left = node
         .presence
         .leave(&app.config.id, channel, &conn.socket_id, user_id)
-        .await
-    {
+        .await;
+    let result = if left.is_ok() { "ok" } else { "error" };
+    metrics()
+        .presence_operations
+        .with_label_values(&["leave", result])
+        .inc();
+    match left {
         Ok(left) if left.last_for_user => {
+            app.metrics.broadcast("presence");
             let broadcast = Broadcast {
                 frame: Bytes::from(frame::member_removed(channel, user_id)),
                 except: None,
@@ -60,8 +70,6 @@ pub async fn leave(node: &Node, app: &App, conn: &ConnectionHandle, channel: &st
             }
         }
         Ok(_) => {}
-        Err(e) => {
-            tracing::warn!(app = %app.config.id, channel, error = %e, "presence leave failed")
-        }
+        Err(e) => tracing::warn!(app = %app.config.id, channel, error = %e, "presence leave failed"),
     }
 }

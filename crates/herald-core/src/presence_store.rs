@@ -57,11 +57,7 @@ pub trait PresenceStore: Send + Sync + 'static {
         user_id: &str,
     ) -> BoxFuture<'static, Result<Left, PresenceError>>;
 
-    fn members(
-        &self,
-        app_id: &str,
-        channel: &str,
-    ) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>>;
+    fn members(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>>;
 
     /// True while the store can vouch for this node's entries (for Redis: the node's lease is held).
     fn is_ready(&self) -> bool {

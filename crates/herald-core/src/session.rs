@@ -68,6 +68,14 @@ impl Session {
     }
 
     async fn refuse(&self, channel: &str, kind: &str, message: &str, status: u16) {
+        let reason = match kind {
+            "AuthError" => "auth",
+            "InvalidChannel" | "InvalidChannelData" => "invalid_channel",
+            "LimitReached" if message.starts_with("Presence") => "member_limit",
+            "LimitReached" => "limit",
+            _ => "unavailable",
+        };
+        self.app.metrics.rejected(reason);
         tracing::debug!(socket_id = %self.conn.socket_id, channel, message, "subscription refused");
         self.conn
             .reply(frame::subscription_error(channel, kind, message, status))
@@ -80,20 +88,19 @@ impl Session {
 
     /// Handles one text frame from the client.
     pub async fn handle_text(&mut self, text: &str) {
+        self.app.metrics.messages_received.inc();
+        self.app.metrics.bytes_received.inc_by(text.len() as u64);
         if !self.messages.allow() {
-            self.error(
-                close_code::RATE_LIMITED,
-                "Message rejected: too many messages a second",
-            )
-            .await;
+            self.app.metrics.rate_limited("message");
+            self.error(close_code::RATE_LIMITED, "Message rejected: too many messages a second")
+                .await;
             return;
         }
         let frame = match ClientFrame::parse(text) {
             Ok(frame) => frame,
             Err(e) => {
                 tracing::debug!(socket_id = %self.conn.socket_id, error = %e, "invalid client frame");
-                self.error(close_code::INVALID_MESSAGE, &e.to_string())
-                    .await;
+                self.error(close_code::INVALID_MESSAGE, &e.to_string()).await;
                 return;
             }
         };
@@ -148,11 +155,7 @@ impl Session {
         let channel = sub.channel.as_ref();
         let kind = match validate_name(channel) {
             Ok(kind) => kind,
-            Err(e) => {
-                return self
-                    .refuse(channel, "InvalidChannel", &e.to_string(), 400)
-                    .await
-            }
+            Err(e) => return self.refuse(channel, "InvalidChannel", &e.to_string(), 400).await,
         };
         if self.subscriptions.contains_key(channel) {
             return self.resend_succeeded(channel).await;
@@ -171,14 +174,7 @@ impl Session {
             ChannelKind::Public => {}
             ChannelKind::Private | ChannelKind::PrivateEncrypted => {
                 let auth = sub.auth.as_deref().unwrap_or("");
-                if !signature::verify_channel(
-                    &config.key,
-                    &config.secret,
-                    socket_id,
-                    channel,
-                    None,
-                    auth,
-                ) {
+                if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, None, auth) {
                     return self
                         .refuse(
                             channel,
@@ -193,15 +189,16 @@ impl Session {
                 let auth = sub.auth.as_deref().unwrap_or("");
                 let parsed = match (sub.channel_data.as_deref(), &self.user) {
                     (Some(data), _) => {
-                        if !signature::verify_channel(
-                            &config.key,
-                            &config.secret,
-                            socket_id,
-                            channel,
-                            Some(data),
-                            auth,
-                        ) {
-                            return self.refuse(channel, "AuthError", "Invalid signature: the auth does not match this socket, channel and channel_data", 401).await;
+                        if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, Some(data), auth)
+                        {
+                            return self
+                                .refuse(
+                                    channel,
+                                    "AuthError",
+                                    "Invalid signature: the auth does not match this socket, channel and channel_data",
+                                    401,
+                                )
+                                .await;
                         }
                         Member::from_channel_data(data, config.max_member_size)
                     }
@@ -219,11 +216,7 @@ impl Session {
                 };
                 match parsed {
                     Ok(m) => member = Some(m),
-                    Err(e) => {
-                        return self
-                            .refuse(channel, "InvalidChannelData", &e.to_string(), 400)
-                            .await
-                    }
+                    Err(e) => return self.refuse(channel, "InvalidChannelData", &e.to_string(), 400).await,
                 }
             }
             ChannelKind::ServerToUser => {
@@ -260,12 +253,7 @@ impl Session {
                 Err(e) => {
                     tracing::warn!(channel, error = %e, "presence join failed");
                     return self
-                        .refuse(
-                            channel,
-                            "ServiceUnavailable",
-                            "Presence is unavailable, try again",
-                            503,
-                        )
+                        .refuse(channel, "ServiceUnavailable", "Presence is unavailable, try again", 503)
                         .await;
                 }
             },
@@ -273,41 +261,29 @@ impl Session {
         };
 
         let backbone = &self.node.backbone;
-        let ready = self
-            .app
-            .channels
-            .add(channel, &self.conn, || backbone.subscribe(config, channel));
+        let metrics = &self.app.metrics;
+        let ready = self.app.channels.add(channel, &self.conn, || {
+            metrics.channels.inc();
+            backbone.subscribe(config, channel)
+        });
+        metrics.subscriptions.inc();
         if let Some(ready) = ready {
             ready.await;
         }
-        self.subscriptions
-            .insert(channel.to_owned(), Subscription { member });
+        self.subscriptions.insert(channel.to_owned(), Subscription { member });
         let data = presence_data.as_deref().unwrap_or("{}");
-        self.conn
-            .reply(frame::subscription_succeeded(channel, data))
-            .await;
+        self.conn.reply(frame::subscription_succeeded(channel, data)).await;
     }
 
     async fn resend_succeeded(&self, channel: &str) {
-        let data = match self
-            .subscriptions
-            .get(channel)
-            .and_then(|s| s.member.as_ref())
-        {
-            Some(_) => match self
-                .node
-                .presence
-                .members(&self.app.config.id, channel)
-                .await
-            {
+        let data = match self.subscriptions.get(channel).and_then(|s| s.member.as_ref()) {
+            Some(_) => match self.node.presence.members(&self.app.config.id, channel).await {
                 Ok(members) => herald_protocol::presence_data::subscription_data(&members),
                 Err(_) => return,
             },
             None => "{}".to_owned(),
         };
-        self.conn
-            .reply(frame::subscription_succeeded(channel, &data))
-            .await;
+        self.conn.reply(frame::subscription_succeeded(channel, &data)).await;
     }
 
     async fn unsubscribe(&mut self, channel: &str) {
@@ -319,7 +295,10 @@ impl Session {
     async fn leave(&self, channel: &str, sub: Subscription) {
         let backbone = &self.node.backbone;
         let config = &self.app.config;
+        let metrics = &self.app.metrics;
+        metrics.subscriptions.dec();
         self.app.channels.remove(channel, &self.conn.socket_id, || {
+            metrics.channels.dec();
             backbone.unsubscribe(config, channel)
         });
         if let Some(member) = sub.member {
@@ -337,18 +316,13 @@ impl Session {
             &signin.auth,
         ) {
             return self
-                .error(
-                    close_code::UNAUTHORIZED,
-                    "Invalid signature for pusher:signin",
-                )
+                .error(close_code::UNAUTHORIZED, "Invalid signature for pusher:signin")
                 .await;
         }
         match Member::from_user_data(&signin.user_data, config.max_member_size) {
             Ok(member) => {
                 self.user = Some(member);
-                self.conn
-                    .reply(frame::signin_success(&signin.user_data))
-                    .await;
+                self.conn.reply(frame::signin_success(&signin.user_data)).await;
             }
             Err(e) => {
                 self.error(close_code::UNAUTHORIZED, &format!("Invalid user_data: {e}"))
@@ -359,28 +333,46 @@ impl Session {
 
     async fn client_event(&mut self, event: &str, channel: &str, data: &str) {
         let subscription = self.subscriptions.get(channel);
-        if let Err(refusal) = client_event::check(
-            self.app.config.client_events,
-            channel,
-            subscription.is_some(),
-        ) {
+        if let Err(refusal) = client_event::check(self.app.config.client_events, channel, subscription.is_some()) {
             return self.error(refusal.code, &refusal.message).await;
         }
         if !self.client_events.allow() {
+            self.app.metrics.rate_limited("client_event");
             let refusal = client_event::rate_limited(self.app.config.client_event_rate);
             return self.error(refusal.code, &refusal.message).await;
         }
-        let user_id = subscription
-            .and_then(|s| s.member.as_ref())
-            .map(|m| m.user_id.as_str());
+        let user_id = subscription.and_then(|s| s.member.as_ref()).map(|m| m.user_id.as_str());
         let frame = client_event::relay_frame(event, channel, data, user_id);
         let broadcast = Broadcast {
             frame: Bytes::from(frame),
             except: Some(self.conn.socket_id.clone()),
         };
+        self.app.metrics.client_events.inc();
+        self.app.metrics.broadcast("client_event");
         if let Err(e) = self.node.publish(&self.app, channel, broadcast).await {
             tracing::warn!(channel, error = %e, "client event not published");
         }
+    }
+
+    /// Ends the session of a node that is draining: the connection stops receiving at once, but its
+    /// presence entries stay for `grace`, so a user who reconnects to another node meanwhile is never seen
+    /// to leave and come back.
+    pub async fn close_with_grace(mut self, grace: std::time::Duration) {
+        let mut presence = Vec::new();
+        for (channel, sub) in std::mem::take(&mut self.subscriptions) {
+            let member = sub.member.clone();
+            self.leave(&channel, Subscription { member: None }).await;
+            if let Some(member) = member {
+                presence.push((channel, member));
+            }
+        }
+        if !presence.is_empty() {
+            tokio::time::sleep(grace).await;
+            for (channel, member) in presence {
+                presence::leave(&self.node, &self.app, &self.conn, &channel, &member.user_id).await;
+            }
+        }
+        self.node.disconnected(&self.app);
     }
 
     /// Ends the session: leaves every channel (presence included) and forgets the connection.
@@ -389,6 +381,6 @@ impl Session {
         for (channel, sub) in subscriptions {
             self.leave(&channel, sub).await;
         }
-        self.node.disconnected();
+        self.node.disconnected(&self.app);
     }
 }

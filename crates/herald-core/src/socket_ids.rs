@@ -17,9 +17,7 @@ impl SocketIdGenerator {
         getrandom::getrandom(&mut buf).expect("the OS provides randomness");
         let node = u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]).max(1);
         // Start the counter at a random point too, so two processes that drew the same number still differ.
-        let start = u64::from_le_bytes([
-            buf[4], buf[5], buf[6], buf[7], buf[8], buf[9], buf[10], buf[11],
-        ]) >> 24;
+        let start = u64::from_le_bytes([buf[4], buf[5], buf[6], buf[7], buf[8], buf[9], buf[10], buf[11]]) >> 24;
         SocketIdGenerator {
             node,
             next: AtomicU64::new(start),

@@ -51,8 +51,8 @@ struct Wire {
 impl TriggerEvent {
     /// Reads and checks a trigger body against Pusher's rules.
     pub fn parse(body: &[u8], max_data_size: usize) -> Result<TriggerEvent, ApiError> {
-        let wire: Wire = serde_json::from_slice(body)
-            .map_err(|e| ApiError::new(400, format!("Invalid JSON body: {e}")))?;
+        let wire: Wire =
+            serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("Invalid JSON body: {e}")))?;
         Self::from_wire(wire, max_data_size)
     }
 
@@ -90,8 +90,7 @@ impl TriggerEvent {
             ));
         }
         for channel in &channels {
-            validate_name(channel)
-                .map_err(|e| ApiError::new(400, format!("Invalid channel {channel:?}: {e}")))?;
+            validate_name(channel).map_err(|e| ApiError::new(400, format!("Invalid channel {channel:?}: {e}")))?;
         }
         if channels.len() > 1 && channels.iter().any(|c| c.starts_with("private-encrypted-")) {
             return Err(ApiError::new(

@@ -64,10 +64,9 @@ impl std::fmt::Display for ChannelNameError {
                     "channel name is {n} characters long; the limit is {MAX_CHANNEL_NAME_LEN}"
                 )
             }
-            ChannelNameError::BadCharacter(c) => write!(
-                f,
-                "channel name has the character {c:?}, outside [A-Za-z0-9_-=@,.;]"
-            ),
+            ChannelNameError::BadCharacter(c) => {
+                write!(f, "channel name has the character {c:?}, outside [A-Za-z0-9_-=@,.;]")
+            }
         }
     }
 }
@@ -104,15 +103,9 @@ mod tests {
     fn kinds_follow_the_prefix() {
         assert_eq!(ChannelKind::of("orders"), ChannelKind::Public);
         assert_eq!(ChannelKind::of("private-orders.1"), ChannelKind::Private);
-        assert_eq!(
-            ChannelKind::of("private-encrypted-x"),
-            ChannelKind::PrivateEncrypted
-        );
+        assert_eq!(ChannelKind::of("private-encrypted-x"), ChannelKind::PrivateEncrypted);
         assert_eq!(ChannelKind::of("presence-chat.1"), ChannelKind::Presence);
-        assert_eq!(
-            ChannelKind::of("#server-to-user-42"),
-            ChannelKind::ServerToUser
-        );
+        assert_eq!(ChannelKind::of("#server-to-user-42"), ChannelKind::ServerToUser);
         assert!(!ChannelKind::PrivateEncrypted.allows_client_events());
         assert!(ChannelKind::Presence.requires_auth());
     }
@@ -123,18 +116,9 @@ mod tests {
         assert!(validate_name("a-b_c=d@e,f.g;h").is_ok());
         assert!(validate_name("#server-to-user-42").is_ok());
         assert_eq!(validate_name(""), Err(ChannelNameError::Empty));
-        assert_eq!(
-            validate_name("a b"),
-            Err(ChannelNameError::BadCharacter(' '))
-        );
-        assert_eq!(
-            validate_name("a#b"),
-            Err(ChannelNameError::BadCharacter('#'))
-        );
-        assert_eq!(
-            validate_name(&"x".repeat(201)),
-            Err(ChannelNameError::TooLong(201))
-        );
+        assert_eq!(validate_name("a b"), Err(ChannelNameError::BadCharacter(' ')));
+        assert_eq!(validate_name("a#b"), Err(ChannelNameError::BadCharacter('#')));
+        assert_eq!(validate_name(&"x".repeat(201)), Err(ChannelNameError::TooLong(201)));
         assert!(validate_name(&"x".repeat(200)).is_ok());
     }
 }

@@ -41,12 +41,10 @@ impl<'a> ClientFrame<'a> {
         }
         match serde_json::from_str::<ClientFrame<'a>>(text) {
             Ok(frame) => Ok(frame),
-            Err(_) => {
-                match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
-                    Ok(_) => Err(FrameError::NoEvent),
-                    Err(_) => Err(FrameError::NotJson),
-                }
-            }
+            Err(_) => match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) {
+                Ok(_) => Err(FrameError::NoEvent),
+                Err(_) => Err(FrameError::NotJson),
+            },
         }
     }
 }
@@ -88,12 +86,7 @@ pub enum Data<'a> {
 }
 
 /// Encodes a server frame `{"event","channel"?,"data","user_id"?}`.
-pub fn encode(
-    event: &str,
-    channel: Option<&str>,
-    data: Data<'_>,
-    user_id: Option<&str>,
-) -> Vec<u8> {
+pub fn encode(event: &str, channel: Option<&str>, data: Data<'_>, user_id: Option<&str>) -> Vec<u8> {
     let data_len = match data {
         Data::AsString(s) => s.len() + s.len() / 8 + 2,
         Data::Raw(s) => s.len(),
@@ -158,12 +151,7 @@ pub fn connection_established(socket_id: &str, activity_timeout_secs: u64) -> Ve
         "{{\"socket_id\":{},\"activity_timeout\":{activity_timeout_secs}}}",
         json_string(socket_id)
     );
-    encode(
-        "pusher:connection_established",
-        None,
-        Data::AsString(&data),
-        None,
-    )
+    encode("pusher:connection_established", None, Data::AsString(&data), None)
 }
 
 /// `pusher:error` with a code (data as an object; pusher-js accepts both forms).
@@ -199,21 +187,13 @@ pub fn subscription_error(channel: &str, kind: &str, message: &str, status: u16)
         json_string(kind),
         json_string(message)
     );
-    encode(
-        "pusher:subscription_error",
-        Some(channel),
-        Data::Raw(&data),
-        None,
-    )
+    encode("pusher:subscription_error", Some(channel), Data::Raw(&data), None)
 }
 
 /// `pusher_internal:member_added`; `user_info` is raw JSON (or absent).
 pub fn member_added(channel: &str, user_id: &str, user_info: Option<&str>) -> Vec<u8> {
     let data = match user_info {
-        Some(info) => format!(
-            "{{\"user_id\":{},\"user_info\":{info}}}",
-            json_string(user_id)
-        ),
+        Some(info) => format!("{{\"user_id\":{},\"user_info\":{info}}}", json_string(user_id)),
         None => format!("{{\"user_id\":{}}}", json_string(user_id)),
     };
     encode(
@@ -252,23 +232,14 @@ mod tests {
 
     #[test]
     fn parses_client_frames() {
-        let f = ClientFrame::parse(
-            r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"orders"}}"#,
-        )
-        .unwrap();
+        let f = ClientFrame::parse(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"orders"}}"#).unwrap();
         assert_eq!(f.event, "pusher:subscribe");
         let sub: SubscribeData = serde_json::from_str(f.data.unwrap().get()).unwrap();
         assert_eq!(sub.channel, "orders");
         assert_eq!(ClientFrame::parse("nope").unwrap_err(), FrameError::NotJson);
         assert_eq!(ClientFrame::parse("[1]").unwrap_err(), FrameError::NotJson);
-        assert_eq!(
-            ClientFrame::parse(r#"{"data":{}}"#).unwrap_err(),
-            FrameError::NoEvent
-        );
-        assert_eq!(
-            ClientFrame::parse(r#"{"event":3}"#).unwrap_err(),
-            FrameError::NoEvent
-        );
+        assert_eq!(ClientFrame::parse(r#"{"data":{}}"#).unwrap_err(), FrameError::NoEvent);
+        assert_eq!(ClientFrame::parse(r#"{"event":3}"#).unwrap_err(), FrameError::NoEvent);
     }
 
     #[test]

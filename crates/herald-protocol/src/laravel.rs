@@ -44,10 +44,7 @@ impl<'a> LaravelBroadcast<'a> {
             socket: Option<std::borrow::Cow<'b, str>>,
         }
         let wire: Wire = serde_json::from_str(payload).map_err(|_| PayloadError::NotJson)?;
-        let event = wire
-            .event
-            .filter(|e| !e.is_empty())
-            .ok_or(PayloadError::NoEvent)?;
+        let event = wire.event.filter(|e| !e.is_empty()).ok_or(PayloadError::NoEvent)?;
         const NULL: &str = "null";
         let data = match wire.data {
             Some(d) => d,
@@ -75,9 +72,7 @@ impl<'a> LaravelBroadcast<'a> {
 
 /// The Pusher channel name inside a Redis channel name, for the first of `prefixes` that matches.
 pub fn strip_prefix<'a>(redis_channel: &'a str, prefixes: &[String]) -> Option<&'a str> {
-    prefixes
-        .iter()
-        .find_map(|p| redis_channel.strip_prefix(p.as_str()))
+    prefixes.iter().find_map(|p| redis_channel.strip_prefix(p.as_str()))
 }
 
 #[cfg(test)]
@@ -101,10 +96,8 @@ mod tests {
 
     #[test]
     fn to_others_socket_is_read() {
-        let b = LaravelBroadcast::parse(
-            r#"{"event":"message.sent","data":{"text":"hi"},"socket":"1234.5678"}"#,
-        )
-        .unwrap();
+        let b =
+            LaravelBroadcast::parse(r#"{"event":"message.sent","data":{"text":"hi"},"socket":"1234.5678"}"#).unwrap();
         assert_eq!(b.socket.as_deref(), Some("1234.5678"));
     }
 
@@ -117,10 +110,7 @@ mod tests {
 
     #[test]
     fn bad_payloads() {
-        assert_eq!(
-            LaravelBroadcast::parse("x").unwrap_err(),
-            PayloadError::NotJson
-        );
+        assert_eq!(LaravelBroadcast::parse("x").unwrap_err(), PayloadError::NotJson);
         assert_eq!(
             LaravelBroadcast::parse(r#"{"data":{}}"#).unwrap_err(),
             PayloadError::NoEvent
@@ -129,14 +119,8 @@ mod tests {
 
     #[test]
     fn prefixes() {
-        let p = vec![
-            "laravel_database_".to_string(),
-            "laravel-database-".to_string(),
-        ];
-        assert_eq!(
-            strip_prefix("laravel_database_private-a", &p),
-            Some("private-a")
-        );
+        let p = vec!["laravel_database_".to_string(), "laravel-database-".to_string()];
+        assert_eq!(strip_prefix("laravel_database_private-a", &p), Some("private-a"));
         assert_eq!(strip_prefix("laravel-database-a", &p), Some("a"));
         assert_eq!(strip_prefix("other_a", &p), None);
         assert_eq!(strip_prefix("a", &[String::new()]), Some("a"));

@@ -30,9 +30,7 @@ impl std::fmt::Display for MemberError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             MemberError::NotJson => f.write_str("channel_data is not a JSON object"),
-            MemberError::NoUserId => {
-                f.write_str("channel_data has no user_id (a non-empty string or a number)")
-            }
+            MemberError::NoUserId => f.write_str("channel_data has no user_id (a non-empty string or a number)"),
             MemberError::UserIdTooLong => {
                 write!(f, "user_id is longer than {MAX_USER_ID_LEN} characters")
             }
@@ -54,13 +52,9 @@ impl Member {
             #[serde(borrow)]
             user_info: Option<&'a RawValue>,
         }
-        let parsed: ChannelData =
-            serde_json::from_str(channel_data).map_err(|_| MemberError::NotJson)?;
+        let parsed: ChannelData = serde_json::from_str(channel_data).map_err(|_| MemberError::NotJson)?;
         let user_id = user_id_text(parsed.user_id.ok_or(MemberError::NoUserId)?)?;
-        let user_info = parsed
-            .user_info
-            .map(|raw| raw.get().to_owned())
-            .filter(|s| s != "null");
+        let user_info = parsed.user_info.map(|raw| raw.get().to_owned()).filter(|s| s != "null");
         Ok(Member { user_id, user_info })
     }
 
@@ -84,8 +78,7 @@ impl Member {
 }
 
 fn user_id_text(raw: &RawValue) -> Result<String, MemberError> {
-    let value: serde_json::Value =
-        serde_json::from_str(raw.get()).map_err(|_| MemberError::NotJson)?;
+    let value: serde_json::Value = serde_json::from_str(raw.get()).map_err(|_| MemberError::NotJson)?;
     let id = match value {
         serde_json::Value::String(s) => s,
         serde_json::Value::Number(n) => n.to_string(),
@@ -127,9 +120,7 @@ mod tests {
 
     #[test]
     fn numeric_and_string_ids() {
-        let m =
-            Member::from_channel_data(r#"{"user_id":42,"user_info":{"id":42,"name":"Ada"}}"#, 1024)
-                .unwrap();
+        let m = Member::from_channel_data(r#"{"user_id":42,"user_info":{"id":42,"name":"Ada"}}"#, 1024).unwrap();
         assert_eq!(m.user_id, "42");
         assert_eq!(m.user_info.as_deref(), Some(r#"{"id":42,"name":"Ada"}"#));
         let m = Member::from_channel_data(r#"{"user_id":"u-1"}"#, 1024).unwrap();
@@ -139,14 +130,8 @@ mod tests {
 
     #[test]
     fn refusals() {
-        assert_eq!(
-            Member::from_channel_data("x", 1024),
-            Err(MemberError::NotJson)
-        );
-        assert_eq!(
-            Member::from_channel_data("{}", 1024),
-            Err(MemberError::NoUserId)
-        );
+        assert_eq!(Member::from_channel_data("x", 1024), Err(MemberError::NotJson));
+        assert_eq!(Member::from_channel_data("{}", 1024), Err(MemberError::NoUserId));
         assert_eq!(
             Member::from_channel_data(r#"{"user_id":""}"#, 1024),
             Err(MemberError::NoUserId)
@@ -156,14 +141,8 @@ mod tests {
             Err(MemberError::NoUserId)
         );
         let long = format!(r#"{{"user_id":"{}"}}"#, "x".repeat(129));
-        assert_eq!(
-            Member::from_channel_data(&long, 1024),
-            Err(MemberError::UserIdTooLong)
-        );
-        assert_eq!(
-            Member::from_channel_data(&long, 10),
-            Err(MemberError::TooLarge(10))
-        );
+        assert_eq!(Member::from_channel_data(&long, 1024), Err(MemberError::UserIdTooLong));
+        assert_eq!(Member::from_channel_data(&long, 10), Err(MemberError::TooLarge(10)));
     }
 
     #[test]

@@ -16,11 +16,7 @@ pub fn hmac_hex(secret: &str, message: &[u8]) -> String {
 }
 
 /// The string signed for a channel subscription: `socket_id:channel`, plus `:channel_data` on presence.
-pub fn channel_string_to_sign(
-    socket_id: &str,
-    channel: &str,
-    channel_data: Option<&str>,
-) -> String {
+pub fn channel_string_to_sign(socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
     match channel_data {
         Some(data) => format!("{socket_id}:{channel}:{data}"),
         None => format!("{socket_id}:{channel}"),
@@ -28,13 +24,7 @@ pub fn channel_string_to_sign(
 }
 
 /// The `auth` value an app returns for a subscription: `key:hex(hmac)`.
-pub fn sign_channel(
-    key: &str,
-    secret: &str,
-    socket_id: &str,
-    channel: &str,
-    channel_data: Option<&str>,
-) -> String {
+pub fn sign_channel(key: &str, secret: &str, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
     let sig = hmac_hex(
         secret,
         channel_string_to_sign(socket_id, channel, channel_data).as_bytes(),
@@ -62,12 +52,7 @@ pub fn verify_channel(
 
 /// Checks a `pusher:signin` `auth` over `socket_id::user::user_data`.
 pub fn verify_user(key: &str, secret: &str, socket_id: &str, user_data: &str, auth: &str) -> bool {
-    verify_keyed(
-        key,
-        secret,
-        format!("{socket_id}::user::{user_data}").as_bytes(),
-        auth,
-    )
+    verify_keyed(key, secret, format!("{socket_id}::user::{user_data}").as_bytes(), auth)
 }
 
 fn verify_keyed(key: &str, secret: &str, message: &[u8], auth: &str) -> bool {
@@ -148,26 +133,11 @@ mod tests {
             ("body_md5", md5.as_str()),
         ];
         let sig = sign_api(SECRET, "POST", "/apps/3/events", params);
-        assert_eq!(
-            sig,
-            "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c"
-        );
+        assert_eq!(sig, "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c");
         let mut with_sig = params.to_vec();
         with_sig.push(("auth_signature", sig.as_str()));
-        assert!(verify_api(
-            SECRET,
-            "POST",
-            "/apps/3/events",
-            with_sig.clone(),
-            &sig
-        ));
-        assert!(!verify_api(
-            "wrong",
-            "POST",
-            "/apps/3/events",
-            with_sig,
-            &sig
-        ));
+        assert!(verify_api(SECRET, "POST", "/apps/3/events", with_sig.clone(), &sig));
+        assert!(!verify_api("wrong", "POST", "/apps/3/events", with_sig, &sig));
     }
 
     #[test]
@@ -184,22 +154,8 @@ mod tests {
             auth,
             "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
         );
-        assert!(verify_channel(
-            KEY,
-            SECRET,
-            "1234.1234",
-            "private-foobar",
-            None,
-            &auth
-        ));
-        assert!(!verify_channel(
-            KEY,
-            SECRET,
-            "1234.1235",
-            "private-foobar",
-            None,
-            &auth
-        ));
+        assert!(verify_channel(KEY, SECRET, "1234.1234", "private-foobar", None, &auth));
+        assert!(!verify_channel(KEY, SECRET, "1234.1235", "private-foobar", None, &auth));
         assert!(!verify_channel(
             KEY,
             SECRET,
@@ -250,19 +206,7 @@ mod tests {
     fn user_signin() {
         let data = r#"{"id":"42"}"#;
         let sig = hmac_hex(SECRET, format!("1.2::user::{data}").as_bytes());
-        assert!(verify_user(
-            KEY,
-            SECRET,
-            "1.2",
-            data,
-            &format!("{KEY}:{sig}")
-        ));
-        assert!(!verify_user(
-            KEY,
-            SECRET,
-            "1.3",
-            data,
-            &format!("{KEY}:{sig}")
-        ));
+        assert!(verify_user(KEY, SECRET, "1.2", data, &format!("{KEY}:{sig}")));
+        assert!(!verify_user(KEY, SECRET, "1.3", data, &format!("{KEY}:{sig}")));
     }
 }

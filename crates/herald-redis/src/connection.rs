@@ -2,6 +2,7 @@
 //! multiplexed connection, opened on first use, dropped on error and opened again on the next call, with
 //! a timeout on every command so a hung Redis never hangs a client.
 
+use herald_core::metrics::metrics;
 use redis::aio::MultiplexedConnection;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -26,28 +27,42 @@ impl RedisConnection {
         if let Some(conn) = self.current.lock().expect("connection lock").clone() {
             return Ok(conn);
         }
-        let conn = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            self.client.get_multiplexed_async_connection(),
-        )
-        .await
-        .map_err(|_| "connecting to Redis timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        let conn = tokio::time::timeout(COMMAND_TIMEOUT, self.client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| "connecting to Redis timed out".to_string())?
+            .map_err(|e| e.to_string())?;
         *self.current.lock().expect("connection lock") = Some(conn.clone());
         Ok(conn)
     }
 
     /// Runs a command with the timeout. A command that fails because the connection broke (Redis
     /// restarted, say) is tried once more on a fresh connection, so callers must pass idempotent work.
-    pub async fn run<T, F, Fut>(&self, f: F) -> Result<T, String>
+    pub async fn run<T, F, Fut>(&self, command: &'static str, f: F) -> Result<T, String>
     where
         F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        match self.run_once(&f).await {
+        let started = std::time::Instant::now();
+        let result = self.run_retrying(&f).await;
+        let m = metrics();
+        m.redis_command_duration
+            .with_label_values(&[command])
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            m.redis_errors.with_label_values(&[command]).inc();
+        }
+        result
+    }
+
+    async fn run_retrying<T, F, Fut>(&self, f: &F) -> Result<T, String>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        match self.run_once(f).await {
             Err((e, true)) => {
                 tracing::debug!(error = %e, "Redis connection broke; retrying once");
-                self.run_once(&f).await.map_err(|(e, _)| e)
+                self.run_once(f).await.map_err(|(e, _)| e)
             }
             other => other.map_err(|(e, _)| e),
         }
@@ -63,10 +78,8 @@ impl RedisConnection {
         match tokio::time::timeout(COMMAND_TIMEOUT, f(conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => {
-                let broken = e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_timeout();
+                let broken =
+                    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout();
                 if broken {
                     self.current.lock().expect("connection lock").take();
                 }

@@ -13,10 +13,7 @@ pub fn heartbeat_channel(node_id: &str) -> String {
 }
 
 /// The Laravel channels for one app channel: `<prefix><channel>` for each configured prefix.
-pub fn laravel_channels<'a>(
-    prefixes: &'a [String],
-    channel: &'a str,
-) -> impl Iterator<Item = String> + 'a {
+pub fn laravel_channels<'a>(prefixes: &'a [String], channel: &'a str) -> impl Iterator<Item = String> + 'a {
     prefixes.iter().map(move |p| format!("{p}{channel}"))
 }
 
@@ -43,16 +40,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(
-            broadcast_channel("app-1", "private-a"),
-            "herald:app-1:c:private-a"
-        );
+        assert_eq!(broadcast_channel("app-1", "private-a"), "herald:app-1:c:private-a");
         let prefixes = vec!["laravel_database_".to_string(), String::new()];
         let all: Vec<_> = laravel_channels(&prefixes, "orders").collect();
         assert_eq!(all, vec!["laravel_database_orders", "orders"]);
-        assert_eq!(
-            presence_base("a", "presence-x"),
-            "herald:a:presence:presence-x"
-        );
+        assert_eq!(presence_base("a", "presence-x"), "herald:a:presence:presence-x");
     }
 }

@@ -6,17 +6,14 @@
 
 use crate::redis_presence::{LeaseStatus, RedisPresence};
 use bytes::Bytes;
+use herald_core::metrics::metrics;
 use herald_core::{Broadcast, Node};
 use herald_protocol::frame;
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Renews and reaps until the process ends; returns at once after spawning.
-pub fn spawn(
-    node: Arc<Node>,
-    presence: Arc<RedisPresence>,
-    lease: Duration,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn(node: Arc<Node>, presence: Arc<RedisPresence>, lease: Duration) -> tokio::task::JoinHandle<()> {
     let every = (lease / 3).max(Duration::from_millis(100));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
@@ -30,7 +27,15 @@ pub fn spawn(
 
 /// One renewal and one reap.
 pub async fn round(node: &Arc<Node>, presence: &Arc<RedisPresence>) {
-    match presence.renew().await {
+    let renewed = presence.renew().await;
+    let result = match &renewed {
+        Ok(LeaseStatus::Ok) => "ok",
+        Ok(LeaseStatus::Lost) => "lost",
+        Ok(LeaseStatus::Reaped) => "reaped",
+        Err(_) => "error",
+    };
+    metrics().lease_renewals.with_label_values(&[result]).inc();
+    match renewed {
         Ok(LeaseStatus::Ok) => {}
         Ok(status) => {
             let announce = status == LeaseStatus::Reaped;
@@ -43,7 +48,10 @@ pub async fn round(node: &Arc<Node>, presence: &Arc<RedisPresence>) {
         }
         Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
     }
-    match presence.reap().await {
+    let reaped = presence.reap().await;
+    let result = if reaped.is_ok() { "ok" } else { "error" };
+    metrics().presence_operations.with_label_values(&["reap", result]).inc();
+    match reaped {
         Ok((nodes, removed)) => {
             if !nodes.is_empty() {
                 tracing::warn!(
@@ -56,6 +64,7 @@ pub async fn round(node: &Arc<Node>, presence: &Arc<RedisPresence>) {
                 let Some(app) = node.apps.by_id(&app_id) else {
                     continue;
                 };
+                app.metrics.broadcast("presence");
                 let broadcast = Broadcast {
                     frame: Bytes::from(frame::member_removed(&channel, &user_id)),
                     except: None,
@@ -76,11 +85,8 @@ async fn reregister(node: &Arc<Node>, presence: &Arc<RedisPresence>, announce: b
                 let Some(app) = node.apps.by_id(&entry.app_id) else {
                     continue;
                 };
-                let frame = frame::member_added(
-                    &entry.channel,
-                    &entry.member.user_id,
-                    entry.member.user_info.as_deref(),
-                );
+                let frame =
+                    frame::member_added(&entry.channel, &entry.member.user_id, entry.member.user_info.as_deref());
                 let broadcast = Broadcast {
                     frame: Bytes::from(frame),
                     except: Some(entry.socket_id.clone()),

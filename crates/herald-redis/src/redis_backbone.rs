@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use herald_core::app::AppRegistry;
 use herald_core::backbone::{Backbone, BackboneError, Broadcast};
+use herald_core::metrics::metrics;
 use herald_core::{AppConfig, BoxFuture};
 use herald_protocol::laravel::LaravelBroadcast;
 use herald_protocol::SocketId;
@@ -65,11 +66,7 @@ pub struct RedisBackbone {
 impl RedisBackbone {
     /// Starts the backbone's tasks. Fails only on a malformed URL: an unreachable Redis is retried, and
     /// the node stays unready until it answers.
-    pub fn start(
-        url: &str,
-        apps: Arc<AppRegistry>,
-        node_id: &str,
-    ) -> Result<Arc<Self>, redis::RedisError> {
+    pub fn start(url: &str, apps: Arc<AppRegistry>, node_id: &str) -> Result<Arc<Self>, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let (commands, rx) = mpsc::unbounded_channel();
         let backbone = Arc::new_cyclic(|me| RedisBackbone {
@@ -111,7 +108,7 @@ impl RedisBackbone {
     async fn raw_publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BackboneError> {
         let (channel, payload) = (&channel, &payload);
         self.publisher
-            .run(|mut conn| async move {
+            .run("publish", |mut conn| async move {
                 redis::cmd("PUBLISH")
                     .arg(channel)
                     .arg(payload)
@@ -278,20 +275,23 @@ impl Subscriber {
             backoff = BACKOFF_MIN;
             if !first {
                 self.reconnects.fetch_add(1, Ordering::Relaxed);
+                metrics().redis_reconnects.inc();
             }
             first = false;
             tracing::info!(channels = all.len() - 1, "Redis subscription live");
             self.ready.store(true, Ordering::Release);
+            metrics().redis_subscription_up.set(1);
             let mut last_beat = Instant::now();
             let mut check = tokio::time::interval(HEARTBEAT_EVERY);
             let why = loop {
                 tokio::select! {
                     msg = stream.next() => match msg {
                         Some(msg) => {
+                            let started = Instant::now();
                             if msg.get_channel_name() == self.heartbeat {
                                 last_beat = Instant::now();
                             } else {
-                                self.route(msg.get_channel_name(), msg.get_payload_bytes());
+                                self.route(msg.get_channel_name(), msg.get_payload_bytes(), started);
                             }
                         }
                         None => break "connection closed",
@@ -323,6 +323,7 @@ impl Subscriber {
                 }
             };
             self.ready.store(false, Ordering::Release);
+            metrics().redis_subscription_up.set(0);
             tracing::warn!(reason = why, "Redis subscription lost; reconnecting");
         }
     }
@@ -334,7 +335,7 @@ impl Subscriber {
         }
     }
 
-    fn route(&self, redis_channel: &str, payload: &[u8]) {
+    fn route(&self, redis_channel: &str, payload: &[u8], started: Instant) {
         let Some(routes) = self.routes.get(redis_channel) else {
             return;
         };
@@ -343,19 +344,13 @@ impl Subscriber {
                 continue;
             };
             let broadcast = match route.source {
-                Source::Laravel => match std::str::from_utf8(payload)
-                    .ok()
-                    .map(LaravelBroadcast::parse)
-                {
+                Source::Laravel => match std::str::from_utf8(payload).ok().map(LaravelBroadcast::parse) {
                     Some(Ok(b)) => Broadcast {
                         frame: Bytes::from(b.to_frame(&route.channel)),
                         except: b.socket.as_deref().and_then(SocketId::parse),
                     },
                     _ => {
-                        tracing::warn!(
-                            redis_channel,
-                            "ignored a Redis message that is not a Laravel broadcast"
-                        );
+                        tracing::warn!(redis_channel, "ignored a Redis message that is not a Laravel broadcast");
                         continue;
                     }
                 },
@@ -370,7 +365,10 @@ impl Subscriber {
                     }
                 },
             };
-            app.channels.deliver(&route.channel, &broadcast);
+            if route.source == Source::Laravel {
+                app.metrics.broadcast("laravel");
+            }
+            app.fan_out(&route.channel, &broadcast, started);
         }
     }
 }

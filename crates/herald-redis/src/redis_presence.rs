@@ -57,11 +57,7 @@ pub struct RedisPresence {
 }
 
 impl RedisPresence {
-    pub fn new(
-        url: &str,
-        node_id: String,
-        lease: Duration,
-    ) -> Result<Arc<Self>, redis::RedisError> {
+    pub fn new(url: &str, node_id: String, lease: Duration) -> Result<Arc<Self>, redis::RedisError> {
         let client = redis::Client::open(url)?;
         Ok(Arc::new_cyclic(|me| RedisPresence {
             me: me.clone(),
@@ -82,9 +78,7 @@ impl RedisPresence {
     }
 
     fn me(&self) -> Arc<Self> {
-        self.me
-            .upgrade()
-            .expect("the presence store outlives its calls")
+        self.me.upgrade().expect("the presence store outlives its calls")
     }
 
     pub fn node_id(&self) -> &str {
@@ -105,7 +99,7 @@ impl RedisPresence {
         let (node_id, known, fresh) = (&node_id, &known, &fresh);
         let (status, epoch): (String, String) = self
             .conn
-            .run(|mut c| async move {
+            .run("renew", |mut c| async move {
                 script
                     .renew
                     .key(keys::NODES)
@@ -119,10 +113,8 @@ impl RedisPresence {
             })
             .await?;
         *self.epoch.lock().expect("epoch lock") = epoch;
-        self.renewed_ms.store(
-            self.started.elapsed().as_millis().max(1) as u64,
-            Ordering::Release,
-        );
+        self.renewed_ms
+            .store(self.started.elapsed().as_millis().max(1) as u64, Ordering::Release);
         Ok(match status.as_str() {
             "lost" => LeaseStatus::Lost,
             "reaped" => LeaseStatus::Reaped,
@@ -137,13 +129,8 @@ impl RedisPresence {
         let node_id = &self.node_id;
         let (nodes, flat): (Vec<String>, Vec<String>) = self
             .conn
-            .run(|mut c| async move {
-                script
-                    .reap
-                    .key(keys::NODES)
-                    .arg(node_id)
-                    .invoke_async(&mut c)
-                    .await
+            .run("reap", |mut c| async move {
+                script.reap.key(keys::NODES).arg(node_id).invoke_async(&mut c).await
             })
             .await?;
         let removed = flat
@@ -158,7 +145,7 @@ impl RedisPresence {
         let node_id = &self.node_id;
         let _ = self
             .conn
-            .run(|mut c| async move {
+            .run("retire", |mut c| async move {
                 redis::pipe()
                     .zrem(keys::NODES, node_id)
                     .del(keys::node_presence(node_id))
@@ -201,7 +188,7 @@ impl RedisPresence {
         let (base, node_set, info, entry) = (&base, &node_set, &info, &entry);
         let reply: Result<Vec<Value>, String> = self
             .conn
-            .run(|mut c| async move {
+            .run("presence_join", |mut c| async move {
                 script
                     .join
                     .key(format!("{base}:conns"))
@@ -224,8 +211,7 @@ impl RedisPresence {
             }
             Err(e) => return Err(PresenceError::Unavailable(e)),
         };
-        parse_joined(&reply)
-            .ok_or_else(|| PresenceError::Unavailable("unexpected reply to the join script".into()))
+        parse_joined(&reply).ok_or_else(|| PresenceError::Unavailable("unexpected reply to the join script".into()))
     }
 
     async fn leave_in_redis(
@@ -243,7 +229,7 @@ impl RedisPresence {
         let (base, node_set, entry) = (&base, &node_set, &entry);
         let last: i64 = self
             .conn
-            .run(|mut c| async move {
+            .run("presence_leave", |mut c| async move {
                 script
                     .leave
                     .key(format!("{base}:conns"))
@@ -263,15 +249,11 @@ impl RedisPresence {
         })
     }
 
-    async fn members_in_redis(
-        &self,
-        app_id: &str,
-        channel: &str,
-    ) -> Result<Vec<Member>, PresenceError> {
+    async fn members_in_redis(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, PresenceError> {
         let key = format!("{}:info", keys::presence_base(app_id, channel));
         let flat: Vec<String> = self
             .conn
-            .run(|mut c| {
+            .run("presence_members", |mut c| {
                 let key = &key;
                 async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }
             })
@@ -337,16 +319,10 @@ impl PresenceStore for RedisPresence {
         max: usize,
     ) -> BoxFuture<'static, Result<Joined, PresenceError>> {
         let this = self.me();
-        let (app_id, channel, socket_id, member) = (
-            app_id.to_owned(),
-            channel.to_owned(),
-            socket_id.clone(),
-            member.clone(),
-        );
+        let (app_id, channel, socket_id, member) =
+            (app_id.to_owned(), channel.to_owned(), socket_id.clone(), member.clone());
         Box::pin(async move {
-            let joined = this
-                .join_in_redis(&app_id, &channel, &socket_id, &member, max)
-                .await?;
+            let joined = this.join_in_redis(&app_id, &channel, &socket_id, &member, max).await?;
             this.local.insert((app_id, channel, socket_id), member);
             Ok(joined)
         })
@@ -367,18 +343,12 @@ impl PresenceStore for RedisPresence {
             user_id.to_owned(),
         );
         Box::pin(async move {
-            this.local
-                .remove(&(app_id.clone(), channel.clone(), socket_id.clone()));
-            this.leave_in_redis(&app_id, &channel, &socket_id, &user_id)
-                .await
+            this.local.remove(&(app_id.clone(), channel.clone(), socket_id.clone()));
+            this.leave_in_redis(&app_id, &channel, &socket_id, &user_id).await
         })
     }
 
-    fn members(
-        &self,
-        app_id: &str,
-        channel: &str,
-    ) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
+    fn members(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Vec<Member>, PresenceError>> {
         let this = self.me();
         let (app_id, channel) = (app_id.to_owned(), channel.to_owned());
         Box::pin(async move { this.members_in_redis(&app_id, &channel).await })
@@ -386,7 +356,6 @@ impl PresenceStore for RedisPresence {
 
     fn is_ready(&self) -> bool {
         let renewed = self.renewed_ms.load(Ordering::Acquire);
-        renewed > 0
-            && self.started.elapsed().as_millis() as u64 <= renewed + self.lease.as_millis() as u64
+        renewed > 0 && self.started.elapsed().as_millis() as u64 <= renewed + self.lease.as_millis() as u64
     }
 }

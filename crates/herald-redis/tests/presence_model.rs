@@ -104,14 +104,8 @@ async fn run(seed: u64, steps: usize) {
     let redis = start_redis();
     let mut nodes: Vec<Arc<RedisPresence>> = Vec::new();
     let mut alive: Vec<bool> = Vec::new();
-    let add_node = |i: usize| {
-        RedisPresence::new(
-            &redis.url,
-            format!("node-{seed}-{i}"),
-            Duration::from_secs(60),
-        )
-        .unwrap()
-    };
+    let add_node =
+        |i: usize| RedisPresence::new(&redis.url, format!("node-{seed}-{i}"), Duration::from_secs(60)).unwrap();
     for i in 0..4 {
         let node = add_node(i);
         node.renew().await.unwrap();
@@ -137,42 +131,24 @@ async fn run(seed: u64, steps: usize) {
                     user_info: Some(format!("{{\"name\":\"{user}\"}}")),
                 };
                 let expected_first = !model.has_user(&user);
-                let joined = nodes[node]
-                    .join(APP, CHANNEL, &socket, &member, 100)
-                    .await
-                    .unwrap();
-                model
-                    .sockets
-                    .insert(socket.to_string(), (node, user.clone()));
+                let joined = nodes[node].join(APP, CHANNEL, &socket, &member, 100).await.unwrap();
+                model.sockets.insert(socket.to_string(), (node, user.clone()));
                 assert_eq!(
                     joined.first_for_user, expected_first,
                     "seed {seed} step {step}: join {user}"
                 );
-                let listed: BTreeSet<String> =
-                    joined.members.iter().map(|m| m.user_id.clone()).collect();
-                assert_eq!(
-                    listed,
-                    model.users(),
-                    "seed {seed} step {step}: members after join"
-                );
+                let listed: BTreeSet<String> = joined.members.iter().map(|m| m.user_id.clone()).collect();
+                assert_eq!(listed, model.users(), "seed {seed} step {step}: members after join");
             }
             5..=8 => {
-                let Some(socket) = model
-                    .sockets
-                    .keys()
-                    .nth(rng.below(model.sockets.len().max(1)))
-                    .cloned()
-                else {
+                let Some(socket) = model.sockets.keys().nth(rng.below(model.sockets.len().max(1))).cloned() else {
                     continue;
                 };
                 let (node, user) = model.sockets.remove(&socket).unwrap();
                 let expected_last = !model.has_user(&user);
                 let (a, b) = socket.split_once('.').unwrap();
                 let socket_id = SocketId::new(a.parse().unwrap(), b.parse().unwrap());
-                let left = nodes[node]
-                    .leave(APP, CHANNEL, &socket_id, &user)
-                    .await
-                    .unwrap();
+                let left = nodes[node].leave(APP, CHANNEL, &socket_id, &user).await.unwrap();
                 assert_eq!(
                     left.last_for_user, expected_last,
                     "seed {seed} step {step}: leave {user}"
@@ -202,8 +178,7 @@ async fn run(seed: u64, steps: usize) {
                 for s in lost {
                     model.sockets.remove(&s);
                 }
-                let expected: BTreeSet<String> =
-                    before.difference(&model.users()).cloned().collect();
+                let expected: BTreeSet<String> = before.difference(&model.users()).cloned().collect();
                 let survivor = *live.iter().find(|&&i| i != victim).unwrap();
                 let (reaped, removed) = nodes[survivor].reap().await.unwrap();
                 assert_eq!(
@@ -239,10 +214,7 @@ async fn run(seed: u64, steps: usize) {
     for (socket, (node, user)) in std::mem::take(&mut model.sockets) {
         let (a, b) = socket.split_once('.').unwrap();
         let socket_id = SocketId::new(a.parse().unwrap(), b.parse().unwrap());
-        nodes[node]
-            .leave(APP, CHANNEL, &socket_id, &user)
-            .await
-            .unwrap();
+        nodes[node].leave(APP, CHANNEL, &socket_id, &user).await.unwrap();
     }
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("herald:app:*")

@@ -61,12 +61,7 @@ pub fn authenticate(
     body: &[u8],
     now_secs: i64,
 ) -> Result<(), ApiError> {
-    let get = |name: &str| {
-        query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let unauthorized = |m: &str| Err(ApiError::new(401, m));
     let Some(key) = get("auth_key") else {
         return unauthorized("Missing auth_key");
@@ -78,9 +73,7 @@ pub fn authenticate(
         return unauthorized("Missing or invalid auth_timestamp");
     };
     if (now_secs - ts).abs() > TIMESTAMP_WINDOW_SECS {
-        return unauthorized(
-            "auth_timestamp is more than 600 seconds from the server time; check the clock",
-        );
+        return unauthorized("auth_timestamp is more than 600 seconds from the server time; check the clock");
     }
     if !body.is_empty() {
         match get("body_md5") {
@@ -103,12 +96,8 @@ pub async fn trigger(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<St
     let event = TriggerEvent::parse(body, app.config.max_event_data_size)?;
     let except = event.socket_id.as_deref().and_then(SocketId::parse);
     for channel in &event.channels {
-        let frame = frame::encode(
-            &event.name,
-            Some(channel),
-            Data::AsString(&event.data),
-            None,
-        );
+        let frame = frame::encode(&event.name, Some(channel), Data::AsString(&event.data), None);
+        app.metrics.broadcast("api");
         let broadcast = Broadcast {
             frame: Bytes::from(frame),
             except: except.clone(),
@@ -124,12 +113,7 @@ pub async fn trigger(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<St
     }
 }
 
-async fn channel_info(
-    node: &Arc<Node>,
-    app: &Arc<App>,
-    channels: &[String],
-    info: &str,
-) -> Result<String, ApiError> {
+async fn channel_info(node: &Arc<Node>, app: &Arc<App>, channels: &[String], info: &str) -> Result<String, ApiError> {
     let wants = |attr: &str| info.split(',').any(|a| a.trim() == attr);
     let mut out: HashMap<&str, serde_json::Map<String, serde_json::Value>> = HashMap::new();
     for channel in channels {
@@ -182,21 +166,11 @@ mod tests {
             "auth_key=278d425bdf160c739803&auth_timestamp=1353088179&auth_version=1.0&body_md5=ec365a775a4cd0599faeb73354201b6f&auth_signature=da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c",
         );
         assert!(authenticate(app, "POST", "/apps/3/events", &query, body, 1353088179).is_ok());
-        let late = authenticate(
-            app,
-            "POST",
-            "/apps/3/events",
-            &query,
-            body,
-            1353088179 + 601,
-        )
-        .unwrap_err();
+        let late = authenticate(app, "POST", "/apps/3/events", &query, body, 1353088179 + 601).unwrap_err();
         assert_eq!(late.status, 401);
-        let tampered =
-            authenticate(app, "POST", "/apps/3/events", &query, b"{}", 1353088179).unwrap_err();
+        let tampered = authenticate(app, "POST", "/apps/3/events", &query, b"{}", 1353088179).unwrap_err();
         assert_eq!(tampered.status, 401);
-        let other_path =
-            authenticate(app, "POST", "/apps/4/events", &query, body, 1353088179).unwrap_err();
+        let other_path = authenticate(app, "POST", "/apps/4/events", &query, body, 1353088179).unwrap_err();
         assert_eq!(other_path.status, 401);
     }
 }

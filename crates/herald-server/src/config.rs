@@ -58,6 +58,15 @@ pub struct Flags {
     /// Milliseconds a node's lease in Redis lasts; a node silent this long is reaped (presence cleaned up).
     #[arg(long, env = "HERALD_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// Serve /metrics, /livez and /readyz on this port instead of the main one.
+    #[arg(long, env = "HERALD_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+    /// Seconds over which a draining node closes its connections (SIGTERM).
+    #[arg(long, env = "HERALD_DRAIN_SECONDS")]
+    pub drain_seconds: Option<u64>,
+    /// Milliseconds a drained connection's presence outlives it, so a reconnect elsewhere causes no flap.
+    #[arg(long, env = "HERALD_PRESENCE_GRACE_MS")]
+    pub presence_grace_ms: Option<u64>,
     /// Log format: text or json.
     #[arg(long, env = "HERALD_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -75,6 +84,9 @@ struct FileConfig {
     max_outbound_queue: Option<usize>,
     log_format: Option<String>,
     lease_ms: Option<u64>,
+    metrics_port: Option<u16>,
+    drain_seconds: Option<u64>,
+    presence_grace_ms: Option<u64>,
     redis: Option<FileRedis>,
     #[serde(default)]
     apps: Vec<FileApp>,
@@ -136,6 +148,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long a node's lease in Redis lasts.
     pub lease: Duration,
+    /// A separate port for metrics and probes.
+    pub metrics_port: Option<u16>,
+    /// The drain window.
+    pub drain_window: Duration,
+    /// How long presence outlives a drained connection.
+    pub presence_grace: Duration,
     /// True when no app was configured and the development app is in use.
     pub dev_app: bool,
 }
@@ -159,10 +177,8 @@ impl Config {
     pub fn from_flags(flags: Flags) -> Result<Config, String> {
         let file = match &flags.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("config file {}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("config file {}: {e}", path.display()))?
+                let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -185,13 +201,9 @@ impl Config {
             config.max_channels_per_connection = app
                 .max_channels_per_connection
                 .unwrap_or(defaults.max_channels_per_connection);
-            config.max_presence_members = app
-                .max_presence_members
-                .unwrap_or(defaults.max_presence_members);
+            config.max_presence_members = app.max_presence_members.unwrap_or(defaults.max_presence_members);
             config.max_member_size = app.max_member_size.unwrap_or(defaults.max_member_size);
-            config.max_event_data_size = app
-                .max_event_data_size
-                .unwrap_or(defaults.max_event_data_size);
+            config.max_event_data_size = app.max_event_data_size.unwrap_or(defaults.max_event_data_size);
             config.redis_prefixes = app
                 .redis_prefix
                 .map(Prefixes::into_vec)
@@ -202,10 +214,8 @@ impl Config {
 
         let given = |v: Option<String>| v.filter(|s| !s.is_empty());
         let id = given(flags.app_id).or_else(|| env_fallback(&["PUSHER_APP_ID", "REVERB_APP_ID"]));
-        let key =
-            given(flags.app_key).or_else(|| env_fallback(&["PUSHER_APP_KEY", "REVERB_APP_KEY"]));
-        let secret = given(flags.app_secret)
-            .or_else(|| env_fallback(&["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]));
+        let key = given(flags.app_key).or_else(|| env_fallback(&["PUSHER_APP_KEY", "REVERB_APP_KEY"]));
+        let secret = given(flags.app_secret).or_else(|| env_fallback(&["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]));
         let mut dev_app = false;
         match (id, key, secret) {
             (Some(id), Some(key), Some(secret)) => {
@@ -216,12 +226,7 @@ impl Config {
                 apps.push(config);
             }
             (None, None, None) => {}
-            _ => {
-                return Err(
-                    "HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together"
-                        .into(),
-                )
-            }
+            _ => return Err("HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together".into()),
         }
         if apps.is_empty() {
             dev_app = true;
@@ -276,6 +281,9 @@ impl Config {
             settings,
             log_format,
             lease: Duration::from_millis(lease_ms),
+            metrics_port: flags.metrics_port.or(file.metrics_port),
+            drain_window: Duration::from_secs(flags.drain_seconds.or(file.drain_seconds).unwrap_or(10)),
+            presence_grace: Duration::from_millis(flags.presence_grace_ms.or(file.presence_grace_ms).unwrap_or(5000)),
             dev_app,
         })
     }
@@ -305,10 +313,7 @@ fn validate_app(app: &AppConfig, at: &str) -> Result<(), String> {
         ));
     }
     if app.key.contains(['/', '?', '#', ':']) {
-        return Err(format!(
-            "{at}.key {:?} may not hold '/', '?', '#' or ':'",
-            app.key
-        ));
+        return Err(format!("{at}.key {:?} may not hold '/', '?', '#' or ':'", app.key));
     }
     if app.client_event_rate == 0 {
         return Err(format!("{at}.client_event_rate must be greater than 0"));
@@ -329,11 +334,7 @@ fn check_unique(apps: &[AppConfig], redis: bool) -> Result<(), String> {
                 ));
             }
             if redis {
-                if let Some(p) = a
-                    .redis_prefixes
-                    .iter()
-                    .find(|p| b.redis_prefixes.contains(p))
-                {
+                if let Some(p) = a.redis_prefixes.iter().find(|p| b.redis_prefixes.contains(p)) {
                     return Err(format!(
                         "apps: the redis_prefix {p:?} is used by apps {:?} and {:?}; on one Redis each app needs its own, or they would see each other's events",
                         b.id, a.id
@@ -377,10 +378,7 @@ mod tests {
         ]))
         .unwrap();
         assert!(!c.dev_app);
-        assert_eq!(
-            c.apps[0].redis_prefixes,
-            vec!["laravel_database_", "laravel-database-"]
-        );
+        assert_eq!(c.apps[0].redis_prefixes, vec!["laravel_database_", "laravel-database-"]);
         let c = Config::from_flags(flags(&["--redis-prefix", ""])).unwrap();
         assert_eq!(c.apps[0].redis_prefixes, vec![""]);
     }

@@ -1,10 +1,12 @@
 //! The HTTP side of a node: one port for WebSocket upgrades (`/app/{key}`), the Pusher HTTP API
-//! (`/apps/{id}/...`) and the health probes (`/livez`, `/readyz`).
+//! (`/apps/{id}/...`), and, unless `HERALD_METRICS_PORT` gives them a port of their own, the
+//! Prometheus metrics (`/metrics`) and the health probes (`/livez`, `/readyz`).
 
 use crate::api;
 use crate::shutdown::Shutdown;
 use crate::websocket;
 use bytes::Bytes;
+use herald_core::metrics::metrics;
 use herald_core::Node;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -21,6 +23,11 @@ pub type HttpResponse = Response<Full<Bytes>>;
 pub struct Server {
     pub node: Arc<Node>,
     pub shutdown: Shutdown,
+    /// Serve clients and the HTTP API on this listener.
+    pub serves_clients: bool,
+    /// Serve `/metrics`, `/livez` and `/readyz` on this listener.
+    pub serves_probes: bool,
+    pub drain: websocket::DrainPolicy,
 }
 
 fn json(status: StatusCode, body: String) -> HttpResponse {
@@ -46,32 +53,61 @@ fn error(status: u16, message: &str) -> HttpResponse {
 
 impl Server {
     /// Routes one request.
-    pub async fn handle(
-        self,
-        req: Request<Incoming>,
-    ) -> Result<HttpResponse, std::convert::Infallible> {
+    pub async fn handle(self, req: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
+        let started = std::time::Instant::now();
         let path = req.uri().path().to_owned();
-        let response = match (req.method(), path.as_str()) {
-            (&Method::GET, "/livez") => text(StatusCode::OK, "ok"),
-            (&Method::GET, "/readyz") => self.readyz(),
-            (&Method::GET, "/") => text(StatusCode::OK, "Herald"),
-            (&Method::GET, p) if p.starts_with("/app/") => self.upgrade(req).await,
-            (_, p) if p.starts_with("/apps/") => self.api(req).await,
-            _ => error(404, "Not found"),
+        let (probes, clients) = (self.serves_probes, self.serves_clients);
+        let (endpoint, response) = match (req.method(), path.as_str()) {
+            (&Method::GET, "/livez") if probes => ("livez", text(StatusCode::OK, "ok")),
+            (&Method::GET, "/readyz") if probes => ("readyz", self.readyz()),
+            (&Method::GET, "/metrics") if probes => ("metrics", self.metrics()),
+            (&Method::GET, "/") => ("root", text(StatusCode::OK, "Herald")),
+            (&Method::GET, p) if clients && p.starts_with("/app/") => ("websocket", self.upgrade(req).await),
+            (_, p) if clients && p.starts_with("/apps/") => {
+                let endpoint = api_endpoint(p);
+                (endpoint, self.api(req).await)
+            }
+            _ => ("other", error(404, "Not found")),
         };
+        let m = metrics();
+        m.http_requests
+            .with_label_values(&[endpoint, response.status().as_str()])
+            .inc();
+        m.http_duration
+            .with_label_values(&[endpoint])
+            .observe(started.elapsed().as_secs_f64());
         Ok(response)
     }
 
-    fn readyz(&self) -> HttpResponse {
+    /// Why the node is not ready, or None when it is.
+    pub fn not_ready(&self) -> Option<&'static str> {
         if self.shutdown.is_draining() {
-            text(StatusCode::SERVICE_UNAVAILABLE, "draining")
+            Some("draining")
         } else if !self.node.backbone.is_ready() {
-            text(StatusCode::SERVICE_UNAVAILABLE, "backbone not ready")
+            Some("backbone not ready")
         } else if !self.node.presence.is_ready() {
-            text(StatusCode::SERVICE_UNAVAILABLE, "presence lease not held")
+            Some("presence lease not held")
         } else {
-            text(StatusCode::OK, "ready")
+            None
         }
+    }
+
+    fn readyz(&self) -> HttpResponse {
+        match self.not_ready() {
+            Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, why),
+            None => text(StatusCode::OK, "ready"),
+        }
+    }
+
+    fn metrics(&self) -> HttpResponse {
+        let m = metrics();
+        m.ready.set(self.not_ready().is_none() as i64);
+        m.draining.set(self.shutdown.is_draining() as i64);
+        Response::builder()
+            .status(StatusCode::OK)
+            .header("content-type", "text/plain; version=0.0.4")
+            .body(Full::new(Bytes::from(m.render())))
+            .expect("static response parts are valid")
     }
 
     async fn upgrade(self, mut req: Request<Incoming>) -> HttpResponse {
@@ -85,16 +121,14 @@ impl Server {
             .trim_end_matches('/')
             .to_owned();
         let query = api::parse_query(req.uri().query().unwrap_or(""));
-        let protocol = query
-            .iter()
-            .find(|(k, _)| k == "protocol")
-            .map(|(_, v)| v.clone());
+        let protocol = query.iter().find(|(k, _)| k == "protocol").map(|(_, v)| v.clone());
         let (response, upgrade) = match fastwebsockets::upgrade::upgrade(&mut req) {
             Ok(parts) => parts,
             Err(e) => return error(400, &format!("WebSocket upgrade failed: {e}")),
         };
         let node = self.node.clone();
         let draining = self.shutdown.is_draining();
+        let drain = self.drain;
         let connections = self.shutdown.connections();
         tokio::spawn(async move {
             let ws = match upgrade.await {
@@ -119,6 +153,7 @@ impl Server {
                         app.expect("refusal checked the app"),
                         ws,
                         connections.draining(),
+                        drain,
                     )
                     .await
                 }
@@ -165,5 +200,19 @@ impl Server {
                 error(e.status, &e.message)
             }
         }
+    }
+}
+
+/// The metrics label of an HTTP API path (a bounded set: never ids or channel names).
+fn api_endpoint(path: &str) -> &'static str {
+    let rest = path.trim_start_matches("/apps/").split_once('/').map_or("", |(_, r)| r);
+    match rest {
+        "events" => "api_events",
+        "batch_events" => "api_batch_events",
+        "channels" => "api_channels",
+        r if r.starts_with("channels/") && r.ends_with("/users") => "api_channel_users",
+        r if r.starts_with("channels/") => "api_channel",
+        r if r.starts_with("users/") => "api_users",
+        _ => "api_other",
     }
 }

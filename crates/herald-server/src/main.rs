@@ -17,9 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
-/// How long a draining node waits for its clients to leave before it exits.
-const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
-
 fn main() {
     let config = match Config::load() {
         Ok(config) => config,
@@ -57,17 +54,11 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         Some(url) => {
             let node_id = format!("{:016x}", herald_redis::redis_backbone::rand_u64());
             let bad_url = |e: redis::RedisError| format!("redis url (HERALD_REDIS_URL): {e}");
-            let backbone =
-                herald_redis::RedisBackbone::start(url, apps.clone(), &node_id).map_err(bad_url)?;
-            let presence = herald_redis::RedisPresence::new(url, node_id.clone(), config.lease)
-                .map_err(bad_url)?;
+            let backbone = herald_redis::RedisBackbone::start(url, apps.clone(), &node_id).map_err(bad_url)?;
+            let presence = herald_redis::RedisPresence::new(url, node_id.clone(), config.lease).map_err(bad_url)?;
             let node = Node::new(apps, backbone, presence.clone(), config.settings.clone());
             herald_redis::liveness::spawn(node.clone(), presence.clone(), config.lease);
-            tracing::info!(
-                node_id,
-                lease_ms = config.lease.as_millis() as u64,
-                "cluster mode"
-            );
+            tracing::info!(node_id, lease_ms = config.lease.as_millis() as u64, "cluster mode");
             redis_presence = Some(presence);
             node
         }
@@ -87,11 +78,50 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("no app configured: using the development app (id app-id, key app-key, secret app-secret)");
     }
 
+    let shutdown = shutdown::Shutdown::default();
+    let drain = websocket::DrainPolicy {
+        window: config.drain_window,
+        grace: config.presence_grace,
+    };
     let server = http::Server {
         node,
-        shutdown: shutdown::Shutdown::default(),
+        shutdown: shutdown.clone(),
+        serves_clients: true,
+        serves_probes: config.metrics_port.is_none(),
+        drain,
     };
-    let stop = shutdown::signal();
+    if let Some(port) = config.metrics_port {
+        let addr = format!("{}:{}", config.host, port);
+        let probes = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr} (HERALD_METRICS_PORT): {e}"))?;
+        tracing::info!(%addr, "metrics and probes listening");
+        let probe_server = http::Server {
+            serves_clients: false,
+            serves_probes: true,
+            ..server.clone()
+        };
+        tokio::spawn(accept_loop(probes, probe_server, std::future::pending()));
+    }
+    accept_loop(listener, server.clone(), shutdown::signal()).await;
+    tracing::info!(open = server.shutdown.open_connections(), "draining");
+    server
+        .shutdown
+        .drain(config.drain_window + config.presence_grace + Duration::from_secs(5))
+        .await;
+    if let Some(presence) = redis_presence {
+        presence.retire().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Accepts connections on `listener` until `stop` resolves.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    server: http::Server,
+    stop: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(stop);
     loop {
         let (stream, _) = tokio::select! {
@@ -103,7 +133,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                     continue;
                 }
             },
-            _ = &mut stop => break,
+            _ = &mut stop => return,
         };
         let _ = stream.set_nodelay(true);
         let server = server.clone();
@@ -115,12 +145,4 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 .await;
         });
     }
-    tracing::info!(open = server.shutdown.open_connections(), "draining");
-    drop(listener);
-    server.shutdown.drain(DRAIN_DEADLINE).await;
-    if let Some(presence) = redis_presence {
-        presence.retire().await;
-    }
-    tracing::info!("stopped");
-    Ok(())
 }

@@ -25,10 +25,7 @@ const PROTOCOLS: std::ops::RangeInclusive<u32> = 5..=7;
 /// Why a handshake is refused after the upgrade: Pusher reports these as a `pusher:error` and a close code.
 pub fn refusal(app: Option<&Arc<App>>, key: &str, protocol: Option<&str>) -> Option<(u16, String)> {
     if app.is_none() {
-        return Some((
-            close_code::APP_NOT_FOUND,
-            format!("App key {key} does not exist"),
-        ));
+        return Some((close_code::APP_NOT_FOUND, format!("App key {key} does not exist")));
     }
     match protocol.map(str::parse::<u32>) {
         None => Some((close_code::NO_PROTOCOL, "No protocol version given".into())),
@@ -67,11 +64,29 @@ impl Activity {
 }
 
 /// Serves one accepted connection to `app` until either side ends it.
+/// How a node drains: connections are closed at a point spread over `window`, so clients reconnect to
+/// the other nodes gradually; presence entries outlive a drained connection by `grace`.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainPolicy {
+    pub window: Duration,
+    pub grace: Duration,
+}
+
+/// Where in the drain window this connection closes: spread evenly by its socket id.
+fn drain_delay(socket_id: &str, window: Duration) -> Duration {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    socket_id.hash(&mut h);
+    let millis = window.as_millis().max(1) as u64;
+    Duration::from_millis(h.finish() % millis)
+}
+
 pub async fn serve(
     node: Arc<Node>,
     app: Arc<App>,
     mut ws: Socket,
     mut draining: tokio::sync::watch::Receiver<bool>,
+    drain: DrainPolicy,
 ) {
     ws.set_auto_close(false);
     ws.set_auto_pong(false);
@@ -97,12 +112,19 @@ pub async fn serve(
     let max = node.settings.max_message_size;
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
     let mut no_send = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
+    let mut close_at: Option<tokio::time::Instant> = None;
+    let mut drained = false;
     let reason = loop {
         let frame = tokio::select! {
             frame = read.read_frame(&mut no_send) => frame,
             _ = &mut writer => break "writer ended",
-            _ = draining.wait_for(|d| *d) => {
+            _ = draining.wait_for(|d| *d), if close_at.is_none() => {
+                close_at = Some(tokio::time::Instant::now() + drain_delay(socket_id.as_str(), drain.window));
+                continue;
+            }
+            _ = tokio::time::sleep_until(close_at.unwrap_or_else(tokio::time::Instant::now)), if close_at.is_some() => {
                 conn.close(close_code::GENERIC_RECONNECT, "Node is shutting down; reconnect");
+                drained = true;
                 break "node draining";
             }
         };
@@ -158,19 +180,28 @@ pub async fn serve(
             (OpCode::Text, Ok(text)) => session.handle_text(&text).await,
             _ => {
                 let message = "Binary messages are not supported; send JSON text";
-                conn.reply(frame::error(close_code::INVALID_MESSAGE, message))
-                    .await;
+                conn.reply(frame::error(close_code::INVALID_MESSAGE, message)).await;
             }
         }
     };
     tracing::debug!(%socket_id, reason, "disconnected");
+    if conn.overflowed() {
+        session.app().metrics.slow_client_disconnects.inc();
+    }
+    if drained {
+        let grace = drain.grace;
+        let end = async move {
+            if !writer.is_finished() && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
+                writer.abort();
+            }
+        };
+        tokio::join!(session.close_with_grace(grace), end);
+        return;
+    }
     session.close().await;
     if !writer.is_finished() {
         conn.close(1000, "");
-        if tokio::time::timeout(Duration::from_secs(2), &mut writer)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
             writer.abort();
         }
     }
@@ -215,9 +246,7 @@ async fn write_loop(
             }
         };
         let ok = match &message {
-            Outbound::Frame(bytes) if bytes.is_empty() => {
-                send(&mut write, Frame::pong(Payload::Borrowed(&[]))).await
-            }
+            Outbound::Frame(bytes) if bytes.is_empty() => send(&mut write, Frame::pong(Payload::Borrowed(&[]))).await,
             Outbound::Frame(bytes) => send(&mut write, Frame::text(Payload::Borrowed(bytes))).await,
             Outbound::Close(code, reason) => {
                 let _ = send(&mut write, Frame::close(*code, reason.as_bytes())).await;
@@ -230,10 +259,7 @@ async fn write_loop(
         if conn.overflowed() {
             let _ = send(
                 &mut write,
-                Frame::close(
-                    ConnectionHandle::OVERFLOW_CODE,
-                    b"Client too slow: outbound queue full",
-                ),
+                Frame::close(ConnectionHandle::OVERFLOW_CODE, b"Client too slow: outbound queue full"),
             )
             .await;
             return;

@@ -1,0 +1,267 @@
+//! Prometheus metrics of one node. Every family is registered once, in one registry; per-app handles are
+//! resolved when the app is created, so the hot path increments plain atomics and never looks a label up.
+//! Label sets are bounded: apps, reasons, sources, endpoints and commands; never channel names.
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+use std::sync::OnceLock;
+
+/// Every metric family of the node.
+pub struct Metrics {
+    pub registry: Registry,
+    pub connections: IntGaugeVec,
+    pub connections_opened: IntCounterVec,
+    pub subscriptions: IntGaugeVec,
+    pub channels: IntGaugeVec,
+    pub messages_received: IntCounterVec,
+    pub messages_sent: IntCounterVec,
+    pub bytes_received: IntCounterVec,
+    pub bytes_sent: IntCounterVec,
+    pub broadcasts: IntCounterVec,
+    pub fanout: Histogram,
+    pub broadcast_latency: Histogram,
+    pub slow_client_disconnects: IntCounterVec,
+    pub subscription_rejections: IntCounterVec,
+    pub client_events: IntCounterVec,
+    pub rate_limited: IntCounterVec,
+    pub http_requests: IntCounterVec,
+    pub http_duration: HistogramVec,
+    pub redis_subscription_up: IntGauge,
+    pub redis_reconnects: IntCounter,
+    pub redis_command_duration: HistogramVec,
+    pub redis_errors: IntCounterVec,
+    pub presence_operations: IntCounterVec,
+    pub lease_renewals: IntCounterVec,
+    pub ready: IntGauge,
+    pub draining: IntGauge,
+    pub build_info: IntGaugeVec,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], buckets: Vec<f64>) -> HistogramVec {
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels).expect("valid metric");
+    registry.register(Box::new(h.clone())).expect("registered once");
+    h
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let r = Registry::new();
+        let latency = exponential_buckets(0.000_05, 2.0, 16).expect("valid buckets");
+        let m = Metrics {
+            connections: gauge(&r, "herald_connections", "Open WebSocket connections", &["app"]),
+            connections_opened: counter(
+                &r,
+                "herald_connections_opened_total",
+                "WebSocket connections accepted",
+                &["app"],
+            ),
+            subscriptions: gauge(
+                &r,
+                "herald_subscriptions",
+                "Channel subscriptions of the open connections",
+                &["app"],
+            ),
+            channels: gauge(
+                &r,
+                "herald_channels",
+                "Channels with at least one subscriber on this node",
+                &["app"],
+            ),
+            messages_received: counter(
+                &r,
+                "herald_messages_received_total",
+                "Messages received from clients",
+                &["app"],
+            ),
+            messages_sent: counter(&r, "herald_messages_sent_total", "Frames queued to clients", &["app"]),
+            bytes_received: counter(
+                &r,
+                "herald_bytes_received_total",
+                "Bytes of messages received from clients",
+                &["app"],
+            ),
+            bytes_sent: counter(
+                &r,
+                "herald_bytes_sent_total",
+                "Bytes of frames queued to clients",
+                &["app"],
+            ),
+            broadcasts: counter(
+                &r,
+                "herald_broadcasts_total",
+                "Broadcasts that entered through this node, by source",
+                &["app", "source"],
+            ),
+            fanout: histogram(
+                &r,
+                "herald_broadcast_fanout",
+                "Recipients of one broadcast on this node",
+                &[],
+                exponential_buckets(1.0, 4.0, 10).expect("valid buckets"),
+            )
+            .with_label_values(&[]),
+            broadcast_latency: histogram(
+                &r,
+                "herald_broadcast_latency_seconds",
+                "From a broadcast entering the node to its last recipient's queue",
+                &[],
+                latency.clone(),
+            )
+            .with_label_values(&[]),
+            slow_client_disconnects: counter(
+                &r,
+                "herald_slow_client_disconnects_total",
+                "Clients closed because their queue was full",
+                &["app"],
+            ),
+            subscription_rejections: counter(
+                &r,
+                "herald_subscription_rejections_total",
+                "Refused subscriptions, by reason",
+                &["app", "reason"],
+            ),
+            client_events: counter(&r, "herald_client_events_total", "Client events relayed", &["app"]),
+            rate_limited: counter(
+                &r,
+                "herald_rate_limited_total",
+                "Client messages refused by a rate limit",
+                &["app", "kind"],
+            ),
+            http_requests: counter(
+                &r,
+                "herald_http_requests_total",
+                "HTTP requests, by endpoint and status",
+                &["endpoint", "status"],
+            ),
+            http_duration: histogram(
+                &r,
+                "herald_http_request_duration_seconds",
+                "HTTP request duration",
+                &["endpoint"],
+                latency.clone(),
+            ),
+            redis_subscription_up: gauge(
+                &r,
+                "herald_redis_subscription_up",
+                "1 while the Redis subscription is live",
+                &[],
+            )
+            .with_label_values(&[]),
+            redis_reconnects: counter(
+                &r,
+                "herald_redis_reconnects_total",
+                "Times the Redis subscription was re-established",
+                &[],
+            )
+            .with_label_values(&[]),
+            redis_command_duration: histogram(
+                &r,
+                "herald_redis_command_duration_seconds",
+                "Redis command latency",
+                &["command"],
+                latency,
+            ),
+            redis_errors: counter(&r, "herald_redis_errors_total", "Failed Redis commands", &["command"]),
+            presence_operations: counter(
+                &r,
+                "herald_presence_operations_total",
+                "Presence store operations",
+                &["op", "result"],
+            ),
+            lease_renewals: counter(
+                &r,
+                "herald_lease_renewals_total",
+                "Lease renewals, by result",
+                &["result"],
+            ),
+            ready: gauge(&r, "herald_ready", "1 while the node is ready", &[]).with_label_values(&[]),
+            draining: gauge(&r, "herald_draining", "1 while the node drains", &[]).with_label_values(&[]),
+            build_info: gauge(&r, "herald_build_info", "Build information", &["version"]),
+            registry: r,
+        };
+        m.build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        m
+    }
+
+    /// Text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let encoder = prometheus::TextEncoder::new();
+        encoder
+            .encode_utf8(&self.registry.gather(), &mut out)
+            .expect("text encoding never fails");
+        out
+    }
+}
+
+/// The node's metrics (one registry per process).
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// One app's handles, resolved once.
+#[derive(Debug, Clone)]
+pub struct AppMetrics {
+    pub connections: IntGauge,
+    pub connections_opened: IntCounter,
+    pub subscriptions: IntGauge,
+    pub channels: IntGauge,
+    pub messages_received: IntCounter,
+    pub messages_sent: IntCounter,
+    pub bytes_received: IntCounter,
+    pub bytes_sent: IntCounter,
+    pub slow_client_disconnects: IntCounter,
+    pub client_events: IntCounter,
+    app: String,
+}
+
+impl AppMetrics {
+    pub fn new(app: &str) -> Self {
+        let m = metrics();
+        let l = &[app];
+        AppMetrics {
+            connections: m.connections.with_label_values(l),
+            connections_opened: m.connections_opened.with_label_values(l),
+            subscriptions: m.subscriptions.with_label_values(l),
+            channels: m.channels.with_label_values(l),
+            messages_received: m.messages_received.with_label_values(l),
+            messages_sent: m.messages_sent.with_label_values(l),
+            bytes_received: m.bytes_received.with_label_values(l),
+            bytes_sent: m.bytes_sent.with_label_values(l),
+            slow_client_disconnects: m.slow_client_disconnects.with_label_values(l),
+            client_events: m.client_events.with_label_values(l),
+            app: app.to_owned(),
+        }
+    }
+
+    /// Counts a broadcast entering through this node.
+    pub fn broadcast(&self, source: &str) {
+        metrics().broadcasts.with_label_values(&[&self.app, source]).inc();
+    }
+
+    pub fn rejected(&self, reason: &str) {
+        metrics()
+            .subscription_rejections
+            .with_label_values(&[&self.app, reason])
+            .inc();
+    }
+
+    pub fn rate_limited(&self, kind: &str) {
+        metrics().rate_limited.with_label_values(&[&self.app, kind]).inc();
+    }
+}
