@@ -52,6 +52,7 @@ pub struct App {
     pub config: AppConfig,
     pub channels: ChannelIndex,
     pub metrics: AppMetrics,
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 impl App {
@@ -61,6 +62,22 @@ impl App {
             config,
             channels: ChannelIndex::default(),
             metrics,
+            connections: Default::default(),
+        }
+    }
+
+    /// Open connections to this app on this node.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn connection_delta(&self, delta: isize) {
+        if delta >= 0 {
+            self.connections
+                .fetch_add(delta as usize, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            self.connections
+                .fetch_sub(delta.unsigned_abs(), std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -79,6 +79,14 @@ impl ChannelIndex {
         self.channels.len()
     }
 
+    /// Every channel with local subscribers and their number.
+    pub fn counts(&self) -> Vec<(String, u64)> {
+        self.channels
+            .iter()
+            .map(|e| (e.key().to_string(), e.value().len() as u64))
+            .collect()
+    }
+
     /// Names of the channels with local subscribers (for resubscribing after a backbone reconnect).
     pub fn channel_names(&self) -> Vec<String> {
         self.channels.iter().map(|e| e.key().to_string()).collect()

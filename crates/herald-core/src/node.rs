@@ -3,6 +3,7 @@
 
 use crate::app::{App, AppRegistry};
 use crate::backbone::{Backbone, BackboneError, Broadcast};
+use crate::cluster_stats::ClusterStats;
 use crate::connection::{ConnectionHandle, Outbound};
 use crate::presence_store::PresenceStore;
 use crate::session::Session;
@@ -46,6 +47,7 @@ pub struct Node {
     pub apps: Arc<AppRegistry>,
     pub backbone: Arc<dyn Backbone>,
     pub presence: Arc<dyn PresenceStore>,
+    pub stats: Arc<dyn ClusterStats>,
     pub settings: NodeSettings,
     socket_ids: SocketIdGenerator,
     connections: AtomicUsize,
@@ -64,12 +66,14 @@ impl Node {
         apps: Arc<AppRegistry>,
         backbone: Arc<dyn Backbone>,
         presence: Arc<dyn PresenceStore>,
+        stats: Arc<dyn ClusterStats>,
         settings: NodeSettings,
     ) -> Arc<Self> {
         Arc::new(Node {
             apps,
             backbone,
             presence,
+            stats,
             settings,
             socket_ids: SocketIdGenerator::random(),
             connections: AtomicUsize::new(0),
@@ -81,12 +85,10 @@ impl Node {
         let apps = Arc::new(AppRegistry::new(apps));
         let backbone = Arc::new(crate::memory_backbone::MemoryBackbone::new());
         backbone.attach(apps.clone());
-        Node::new(
-            apps,
-            backbone,
-            Arc::new(crate::memory_presence::MemoryPresence::new()),
-            settings,
-        )
+        let stats = Arc::new(crate::memory_stats::MemoryStats::new());
+        stats.attach(apps.clone());
+        let presence = Arc::new(crate::memory_presence::MemoryPresence::new());
+        Node::new(apps, backbone, presence, stats, settings)
     }
 
     /// A new connection to `app`: its session and the queue its socket writer drains.
@@ -95,11 +97,15 @@ impl Node {
         self.connections.fetch_add(1, Ordering::Relaxed);
         app.metrics.connections.inc();
         app.metrics.connections_opened.inc();
+        app.connection_delta(1);
+        self.stats.connections_changed(&app.config.id, 1);
         (Session::new(self.clone(), app, Arc::new(conn)), rx)
     }
 
     pub(crate) fn disconnected(&self, app: &App) {
         app.metrics.connections.dec();
+        app.connection_delta(-1);
+        self.stats.connections_changed(&app.config.id, -1);
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
 

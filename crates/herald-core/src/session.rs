@@ -267,6 +267,7 @@ impl Session {
             backbone.subscribe(config, channel)
         });
         metrics.subscriptions.inc();
+        self.node.stats.subscriptions_changed(&config.id, channel, 1);
         if let Some(ready) = ready {
             ready.await;
         }
@@ -297,6 +298,7 @@ impl Session {
         let config = &self.app.config;
         let metrics = &self.app.metrics;
         metrics.subscriptions.dec();
+        self.node.stats.subscriptions_changed(&config.id, channel, -1);
         self.app.channels.remove(channel, &self.conn.socket_id, || {
             metrics.channels.dec();
             backbone.unsubscribe(config, channel)

@@ -28,6 +28,22 @@ pub fn node_presence(node_id: &str) -> String {
     format!("herald:node:{node_id}:presence")
 }
 
+/// A node's share of the cluster counts (`c|{app}` and `s|{app}|{channel}` -> count), taken back when
+/// it is reaped: `herald:node:{node_id}:counts`.
+pub fn node_counts(node_id: &str) -> String {
+    format!("herald:node:{node_id}:counts")
+}
+
+/// Open connections to an app across the cluster: `herald:{app_id}:connections`.
+pub fn app_connections(app_id: &str) -> String {
+    format!("herald:{app_id}:connections")
+}
+
+/// Subscriptions per channel across the cluster (channel -> count): `herald:{app_id}:channels`.
+pub fn app_channels(app_id: &str) -> String {
+    format!("herald:{app_id}:channels")
+}
+
 /// Sorted set of live nodes, scored by lease expiry (Redis server time, milliseconds).
 pub const NODES: &str = "herald:nodes";
 

@@ -10,6 +10,8 @@ pub mod keys;
 pub mod liveness;
 pub mod redis_backbone;
 pub mod redis_presence;
+pub mod redis_stats;
 
 pub use redis_backbone::RedisBackbone;
 pub use redis_presence::RedisPresence;
+pub use redis_stats::RedisStats;

@@ -1,10 +1,11 @@
 //! Node liveness: every node holds a lease in Redis (`herald:nodes`) that it renews several times per lease.
 //! Each round it also reaps the nodes whose lease expired (a SIGKILL, a partition): their presence entries
-//! go, and `member_removed` goes out once for each user who had no connection left anywhere. A node that
-//! finds Redis emptied puts its entries back silently; one that finds itself reaped puts them back and
-//! announces its users again.
+//! and counts go, and `member_removed` goes out once for each user who had no connection left anywhere.
+//! A node that finds Redis emptied puts its entries and counts back silently; one that finds itself reaped
+//! puts them back and announces its users again.
 
 use crate::redis_presence::{LeaseStatus, RedisPresence};
+use crate::redis_stats::RedisStats;
 use bytes::Bytes;
 use herald_core::metrics::metrics;
 use herald_core::{Broadcast, Node};
@@ -12,89 +13,121 @@ use herald_protocol::frame;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Renews and reaps until the process ends; returns at once after spawning.
-pub fn spawn(node: Arc<Node>, presence: Arc<RedisPresence>, lease: Duration) -> tokio::task::JoinHandle<()> {
-    let every = (lease / 3).max(Duration::from_millis(100));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            round(&node, &presence).await;
-        }
-    })
+/// What keeps this node's share of Redis state alive.
+#[derive(Clone)]
+pub struct Liveness {
+    pub node: Arc<Node>,
+    pub presence: Arc<RedisPresence>,
+    pub stats: Arc<RedisStats>,
 }
 
-/// One renewal and one reap.
-pub async fn round(node: &Arc<Node>, presence: &Arc<RedisPresence>) {
-    let renewed = presence.renew().await;
-    let result = match &renewed {
-        Ok(LeaseStatus::Ok) => "ok",
-        Ok(LeaseStatus::Lost) => "lost",
-        Ok(LeaseStatus::Reaped) => "reaped",
-        Err(_) => "error",
-    };
-    metrics().lease_renewals.with_label_values(&[result]).inc();
-    match renewed {
-        Ok(LeaseStatus::Ok) => {}
-        Ok(status) => {
-            let announce = status == LeaseStatus::Reaped;
-            tracing::warn!(
-                ?status,
-                node_id = presence.node_id(),
-                "presence entries lost in Redis; registering them again"
-            );
-            reregister(node, presence, announce).await;
-        }
-        Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+impl Liveness {
+    /// Renews and reaps until the process ends; returns at once after spawning.
+    pub fn spawn(self, lease: Duration) -> tokio::task::JoinHandle<()> {
+        let every = (lease / 3).max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                self.round().await;
+            }
+        })
     }
-    let reaped = presence.reap().await;
-    let result = if reaped.is_ok() { "ok" } else { "error" };
-    metrics().presence_operations.with_label_values(&["reap", result]).inc();
-    match reaped {
-        Ok((nodes, removed)) => {
-            if !nodes.is_empty() {
+
+    /// One renewal and one reap.
+    pub async fn round(&self) {
+        let renewed = self.presence.renew().await;
+        let result = match &renewed {
+            Ok(LeaseStatus::Ok) => "ok",
+            Ok(LeaseStatus::Lost) => "lost",
+            Ok(LeaseStatus::Reaped) => "reaped",
+            Err(_) => "error",
+        };
+        metrics().lease_renewals.with_label_values(&[result]).inc();
+        match renewed {
+            Ok(LeaseStatus::Ok) => {}
+            Ok(status) => {
+                let announce = status == LeaseStatus::Reaped;
+                let node_id = self.presence.node_id();
                 tracing::warn!(
-                    ?nodes,
-                    members_removed = removed.len(),
-                    "reaped nodes whose lease expired"
+                    ?status,
+                    node_id,
+                    "this node's state was lost in Redis; registering it again"
                 );
+                self.reregister(announce).await;
             }
-            for (app_id, channel, user_id) in removed {
-                let Some(app) = node.apps.by_id(&app_id) else {
-                    continue;
-                };
-                app.metrics.broadcast("presence");
-                let broadcast = Broadcast {
-                    frame: Bytes::from(frame::member_removed(&channel, &user_id)),
-                    except: None,
-                };
-                if let Err(e) = node.publish(app, &channel, broadcast).await {
-                    tracing::warn!(app = %app_id, channel, error = %e, "member_removed for a dead node not published");
+            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+        }
+        let reaped = self.presence.reap().await;
+        let result = if reaped.is_ok() { "ok" } else { "error" };
+        metrics().presence_operations.with_label_values(&["reap", result]).inc();
+        match reaped {
+            Ok((nodes, removed)) => {
+                if !nodes.is_empty() {
+                    tracing::warn!(
+                        ?nodes,
+                        members_removed = removed.len(),
+                        "reaped nodes whose lease expired"
+                    );
                 }
+                self.announce_removed(removed).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "reaping dead nodes failed"),
+        }
+    }
+
+    /// Gives the lease up at the end of a clean shutdown.
+    pub async fn retire(&self) {
+        match self.presence.retire().await {
+            Ok(removed) => self.announce_removed(removed).await,
+            Err(e) => tracing::warn!(error = %e, "could not give the lease up; other nodes will reap it"),
+        }
+    }
+
+    async fn announce_removed(&self, removed: Vec<(String, String, String)>) {
+        for (app_id, channel, user_id) in removed {
+            let Some(app) = self.node.apps.by_id(&app_id) else {
+                continue;
+            };
+            app.metrics.broadcast("presence");
+            let broadcast = Broadcast {
+                frame: Bytes::from(frame::member_removed(&channel, &user_id)),
+                except: None,
+            };
+            if let Err(e) = self.node.publish(app, &channel, broadcast).await {
+                tracing::warn!(app = %app_id, channel, error = %e, "member_removed not published");
             }
         }
-        Err(e) => tracing::warn!(error = %e, "reaping dead nodes failed"),
     }
-}
 
-async fn reregister(node: &Arc<Node>, presence: &Arc<RedisPresence>, announce: bool) {
-    for entry in presence.local_entries() {
-        match presence.rejoin(&entry).await {
-            Ok(joined) if announce && joined.first_for_user => {
-                let Some(app) = node.apps.by_id(&entry.app_id) else {
-                    continue;
-                };
-                let frame =
-                    frame::member_added(&entry.channel, &entry.member.user_id, entry.member.user_info.as_deref());
-                let broadcast = Broadcast {
-                    frame: Bytes::from(frame),
-                    except: Some(entry.socket_id.clone()),
-                };
-                let _ = node.publish(app, &entry.channel, broadcast).await;
+    async fn reregister(&self, announce: bool) {
+        let mut connections = Vec::new();
+        let mut subscriptions = Vec::new();
+        for app in self.node.apps.iter() {
+            connections.push((app.config.id.clone(), app.connection_count() as u64));
+            for (channel, n) in app.channels.counts() {
+                subscriptions.push((app.config.id.clone(), channel, n));
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "re-registering a presence entry failed"),
+        }
+        self.stats.restore(&connections, &subscriptions);
+        for entry in self.presence.local_entries() {
+            match self.presence.rejoin(&entry).await {
+                Ok(joined) if announce && joined.first_for_user => {
+                    let Some(app) = self.node.apps.by_id(&entry.app_id) else {
+                        continue;
+                    };
+                    let member = &entry.member;
+                    let frame = frame::member_added(&entry.channel, &member.user_id, member.user_info.as_deref());
+                    let broadcast = Broadcast {
+                        frame: Bytes::from(frame),
+                        except: Some(entry.socket_id.clone()),
+                    };
+                    let _ = self.node.publish(app, &entry.channel, broadcast).await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "re-registering a presence entry failed"),
+            }
         }
     }
 }

@@ -122,15 +122,18 @@ impl RedisPresence {
         })
     }
 
-    /// Removes the entries of nodes whose lease expired; returns `(app, channel, user)` for each user
-    /// whose last connection was on one of them.
+    /// Removes the entries of nodes whose lease expired; returns their ids and `(app, channel, user)` for
+    /// each user whose last connection was on one of them.
     pub async fn reap(&self) -> Result<(Vec<String>, Vec<(String, String, String)>), String> {
+        self.reap_skipping(&self.node_id).await
+    }
+
+    async fn reap_skipping(&self, skip: &str) -> Result<(Vec<String>, Vec<(String, String, String)>), String> {
         let script = &self.scripts;
-        let node_id = &self.node_id;
         let (nodes, flat): (Vec<String>, Vec<String>) = self
             .conn
             .run("reap", |mut c| async move {
-                script.reap.key(keys::NODES).arg(node_id).invoke_async(&mut c).await
+                script.reap.key(keys::NODES).arg(skip).invoke_async(&mut c).await
             })
             .await?;
         let removed = flat
@@ -140,19 +143,22 @@ impl RedisPresence {
         Ok((nodes, removed))
     }
 
-    /// Gives up the lease (on a clean shutdown, after every connection has left).
-    pub async fn retire(&self) {
+    /// Gives up the lease on a clean shutdown: whatever this node still holds in Redis (presence entries
+    /// whose grace had not run out, counts not yet flushed) is taken back at once, as for a dead node.
+    /// Returns the users for whom `member_removed` is due.
+    pub async fn retire(&self) -> Result<Vec<(String, String, String)>, String> {
         let node_id = &self.node_id;
-        let _ = self
-            .conn
+        self.conn
             .run("retire", |mut c| async move {
-                redis::pipe()
-                    .zrem(keys::NODES, node_id)
-                    .del(keys::node_presence(node_id))
-                    .query_async::<()>(&mut c)
+                redis::cmd("ZADD")
+                    .arg(keys::NODES)
+                    .arg(0)
+                    .arg(node_id)
+                    .query_async::<i64>(&mut c)
                     .await
             })
-            .await;
+            .await?;
+        Ok(self.reap_skipping("").await?.1)
     }
 
     /// Every entry this node holds.

@@ -49,17 +49,23 @@ fn init_logs(format: LogFormat) {
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let apps = Arc::new(AppRegistry::new(config.apps.clone()));
-    let mut redis_presence = None;
+    let mut liveness = None;
     let node = match &config.redis_url {
         Some(url) => {
             let node_id = format!("{:016x}", herald_redis::redis_backbone::rand_u64());
             let bad_url = |e: redis::RedisError| format!("redis url (HERALD_REDIS_URL): {e}");
             let backbone = herald_redis::RedisBackbone::start(url, apps.clone(), &node_id).map_err(bad_url)?;
             let presence = herald_redis::RedisPresence::new(url, node_id.clone(), config.lease).map_err(bad_url)?;
-            let node = Node::new(apps, backbone, presence.clone(), config.settings.clone());
-            herald_redis::liveness::spawn(node.clone(), presence.clone(), config.lease);
+            let stats = herald_redis::RedisStats::new(url, &node_id).map_err(bad_url)?;
+            let node = Node::new(apps, backbone, presence.clone(), stats.clone(), config.settings.clone());
+            let keeper = herald_redis::liveness::Liveness {
+                node: node.clone(),
+                presence,
+                stats,
+            };
+            keeper.clone().spawn(config.lease);
             tracing::info!(node_id, lease_ms = config.lease.as_millis() as u64, "cluster mode");
-            redis_presence = Some(presence);
+            liveness = Some(keeper);
             node
         }
         None => Node::embedded(config.apps.clone(), config.settings.clone()),
@@ -109,8 +115,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .shutdown
         .drain(config.drain_window + config.presence_grace + Duration::from_secs(5))
         .await;
-    if let Some(presence) = redis_presence {
-        presence.retire().await;
+    if let Some(liveness) = liveness {
+        liveness.retire().await;
     }
     tracing::info!("stopped");
     Ok(())

@@ -1,4 +1,4 @@
--- Removes the presence entries of every node whose lease has expired, exactly once for the cluster
+-- Removes the presence entries and the connection/subscription counts of every node whose lease has expired, exactly once for the cluster
 -- (the script is atomic, and the node leaves the sorted set in the same step).
 -- KEYS: 1 the node sorted set. ARGV: 1 the calling node's id (never reaped by itself).
 -- Returns {reaped node ids, {app1, channel1, user1, app2, ...}}: the users whose last connection was on
@@ -29,6 +29,20 @@ for _, node in ipairs(dead) do
       end
     end
     redis.call('DEL', set)
+    local counts = 'herald:node:' .. node .. ':counts'
+    local flat = redis.call('HGETALL', counts)
+    for i = 1, #flat, 2 do
+      local delta = -tonumber(flat[i + 1])
+      local kind, app, channel = string.match(flat[i], '^(%a)|([^|]*)|?(.*)$')
+      if kind == 'c' then
+        local total = redis.call('INCRBY', 'herald:' .. app .. ':connections', delta)
+        if total <= 0 then redis.call('DEL', 'herald:' .. app .. ':connections') end
+      elseif kind == 's' then
+        local total = redis.call('HINCRBY', 'herald:' .. app .. ':channels', channel, delta)
+        if total <= 0 then redis.call('HDEL', 'herald:' .. app .. ':channels', channel) end
+      end
+    end
+    redis.call('DEL', counts)
   end
 end
 return {reaped, removed}

@@ -1,0 +1,49 @@
+//! Cluster counts for the embedded default: the cluster is this node, so the counts are its own.
+
+use crate::app::AppRegistry;
+use crate::cluster_stats::{ClusterStats, StatsError};
+use crate::BoxFuture;
+use std::sync::{Arc, OnceLock};
+
+#[derive(Default)]
+pub struct MemoryStats {
+    apps: OnceLock<Arc<AppRegistry>>,
+}
+
+impl MemoryStats {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Connects the counts to the apps they read (once, when the node is built).
+    pub fn attach(&self, apps: Arc<AppRegistry>) {
+        let _ = self.apps.set(apps);
+    }
+
+    fn app(&self, app_id: &str) -> Option<Arc<crate::App>> {
+        self.apps.get().and_then(|apps| apps.by_id(app_id).cloned())
+    }
+}
+
+impl ClusterStats for MemoryStats {
+    fn connections_changed(&self, _app_id: &str, _delta: i64) {}
+
+    fn subscriptions_changed(&self, _app_id: &str, _channel: &str, _delta: i64) {}
+
+    fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
+        let count = self.app(app_id).map_or(0, |app| app.connection_count() as u64);
+        Box::pin(async move { Ok(count) })
+    }
+
+    fn subscription_count(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
+        let count = self
+            .app(app_id)
+            .map_or(0, |app| app.channels.subscriber_count(channel) as u64);
+        Box::pin(async move { Ok(count) })
+    }
+
+    fn channels(&self, app_id: &str) -> BoxFuture<'static, Result<Vec<(String, u64)>, StatsError>> {
+        let list = self.app(app_id).map_or_else(Vec::new, |app| app.channels.counts());
+        Box::pin(async move { Ok(list) })
+    }
+}

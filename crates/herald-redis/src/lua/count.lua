@@ -1,0 +1,18 @@
+-- Applies a batch of count changes from one node, atomically.
+-- KEYS: 1 the node's own counts (herald:node:{id}:counts), so a dead node's share can be taken back.
+-- ARGV: pairs of (field, delta); a field is 'c|{app}' (connections) or 's|{app}|{channel}' (subscriptions).
+-- Cluster totals: herald:{app}:connections (string) and herald:{app}:channels (hash channel -> count).
+for i = 1, #ARGV, 2 do
+  local field, delta = ARGV[i], tonumber(ARGV[i + 1])
+  local n = redis.call('HINCRBY', KEYS[1], field, delta)
+  if n <= 0 then redis.call('HDEL', KEYS[1], field) end
+  local kind, app, channel = string.match(field, '^(%a)|([^|]*)|?(.*)$')
+  if kind == 'c' then
+    local total = redis.call('INCRBY', 'herald:' .. app .. ':connections', delta)
+    if total <= 0 then redis.call('DEL', 'herald:' .. app .. ':connections') end
+  elseif kind == 's' then
+    local total = redis.call('HINCRBY', 'herald:' .. app .. ':channels', channel, delta)
+    if total <= 0 then redis.call('HDEL', 'herald:' .. app .. ':channels', channel) end
+  end
+end
+return 1

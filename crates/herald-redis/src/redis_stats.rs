@@ -1,0 +1,150 @@
+//! Cluster-wide counts in Redis. Changes are queued without waiting, coalesced, and applied in batches by
+//! one task through `count.lua`, which also keeps each node's share so that reaping a dead node takes it
+//! back. Queries are one command each.
+
+use crate::connection::RedisConnection;
+use crate::keys;
+use herald_core::cluster_stats::{ClusterStats, StatsError};
+use herald_core::BoxFuture;
+use redis::Script;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use tokio::sync::mpsc;
+
+/// Most changes applied in one script call.
+const BATCH: usize = 512;
+
+pub struct RedisStats {
+    me: Weak<RedisStats>,
+    conn: RedisConnection,
+    changes: mpsc::UnboundedSender<(String, i64)>,
+}
+
+impl RedisStats {
+    pub fn new(url: &str, node_id: &str) -> Result<Arc<Self>, redis::RedisError> {
+        let client = redis::Client::open(url)?;
+        let (changes, rx) = mpsc::unbounded_channel();
+        let stats = Arc::new_cyclic(|me| RedisStats {
+            me: me.clone(),
+            conn: RedisConnection::new(client.clone()),
+            changes,
+        });
+        tokio::spawn(apply_changes(
+            RedisConnection::new(client),
+            keys::node_counts(node_id),
+            rx,
+        ));
+        Ok(stats)
+    }
+
+    fn me(&self) -> Arc<Self> {
+        self.me.upgrade().expect("the stats outlive their calls")
+    }
+
+    /// Queues absolute counts again (after Redis lost them, or this node was reaped).
+    pub fn restore(&self, connections: &[(String, u64)], subscriptions: &[(String, String, u64)]) {
+        for (app, n) in connections {
+            self.connections_changed(app, *n as i64);
+        }
+        for (app, channel, n) in subscriptions {
+            self.subscriptions_changed(app, channel, *n as i64);
+        }
+    }
+}
+
+async fn apply_changes(conn: RedisConnection, node_key: String, mut rx: mpsc::UnboundedReceiver<(String, i64)>) {
+    let script = Script::new(include_str!("lua/count.lua"));
+    let mut pending: HashMap<String, i64> = HashMap::new();
+    while let Some((field, delta)) = rx.recv().await {
+        *pending.entry(field).or_default() += delta;
+        while pending.len() < BATCH {
+            match rx.try_recv() {
+                Ok((field, delta)) => *pending.entry(field).or_default() += delta,
+                Err(_) => break,
+            }
+        }
+        pending.retain(|_, d| *d != 0);
+        if pending.is_empty() {
+            continue;
+        }
+        let batch: Vec<(String, i64)> = pending.drain().collect();
+        let (script, node_key, batch) = (&script, &node_key, &batch);
+        let result = conn
+            .run("counts", |mut c| async move {
+                let mut invocation = script.key(node_key);
+                for (field, delta) in batch {
+                    invocation.arg(field).arg(delta);
+                }
+                invocation.invoke_async::<i64>(&mut c).await
+            })
+            .await;
+        if let Err(e) = result {
+            // The counts are not lost for good: the next lease renewal that finds Redis emptied, or a
+            // restart, restores them from this node's own state.
+            tracing::warn!(error = %e, changes = batch.len(), "cluster counts not updated");
+        }
+    }
+}
+
+fn map_err(e: String) -> StatsError {
+    StatsError(e)
+}
+
+impl ClusterStats for RedisStats {
+    fn connections_changed(&self, app_id: &str, delta: i64) {
+        let _ = self.changes.send((format!("c|{app_id}"), delta));
+    }
+
+    fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64) {
+        let _ = self.changes.send((format!("s|{app_id}|{channel}"), delta));
+    }
+
+    fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
+        let (this, key) = (self.me(), keys::app_connections(app_id));
+        Box::pin(async move {
+            let key = &key;
+            let n: Option<i64> = this
+                .conn
+                .run("stats_get", |mut c| async move {
+                    redis::cmd("GET").arg(key).query_async(&mut c).await
+                })
+                .await
+                .map_err(map_err)?;
+            Ok(n.unwrap_or(0).max(0) as u64)
+        })
+    }
+
+    fn subscription_count(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
+        let (this, key, channel) = (self.me(), keys::app_channels(app_id), channel.to_owned());
+        Box::pin(async move {
+            let (key, channel) = (&key, &channel);
+            let n: Option<i64> = this
+                .conn
+                .run("stats_hget", |mut c| async move {
+                    redis::cmd("HGET").arg(key).arg(channel).query_async(&mut c).await
+                })
+                .await
+                .map_err(map_err)?;
+            Ok(n.unwrap_or(0).max(0) as u64)
+        })
+    }
+
+    fn channels(&self, app_id: &str) -> BoxFuture<'static, Result<Vec<(String, u64)>, StatsError>> {
+        let (this, key) = (self.me(), keys::app_channels(app_id));
+        Box::pin(async move {
+            let key = &key;
+            let all: HashMap<String, i64> = this
+                .conn
+                .run("stats_hgetall", |mut c| async move {
+                    redis::cmd("HGETALL").arg(key).query_async(&mut c).await
+                })
+                .await
+                .map_err(map_err)?;
+            Ok(all
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(c, n)| (c, n as u64))
+                .collect())
+        })
+    }
+}
