@@ -23,6 +23,7 @@ pub struct Metrics {
     pub fanout: Histogram,
     pub broadcast_latency: Histogram,
     pub slow_client_disconnects: IntCounterVec,
+    pub broadcasts_dropped: IntCounterVec,
     pub subscription_rejections: IntCounterVec,
     pub client_events: IntCounterVec,
     pub rate_limited: IntCounterVec,
@@ -127,6 +128,12 @@ impl Metrics {
                 "herald_slow_client_disconnects_total",
                 "Clients closed because their queue was full",
                 &["app"],
+            ),
+            broadcasts_dropped: counter(
+                &r,
+                "herald_broadcasts_dropped_total",
+                "Broadcasts refused before fan-out, by reason",
+                &["app", "reason"],
             ),
             subscription_rejections: counter(
                 &r,
@@ -252,6 +259,14 @@ impl AppMetrics {
     /// Counts a broadcast entering through this node.
     pub fn broadcast(&self, source: &str) {
         metrics().broadcasts.with_label_values(&[&self.app, source]).inc();
+    }
+
+    /// Counts a broadcast refused before fan-out.
+    pub fn dropped(&self, reason: &str) {
+        metrics()
+            .broadcasts_dropped
+            .with_label_values(&[&self.app, reason])
+            .inc();
     }
 
     pub fn rejected(&self, reason: &str) {

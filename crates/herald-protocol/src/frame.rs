@@ -4,9 +4,6 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// Largest `data` of a client frame Herald parses, in bytes, unless configured otherwise.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 10 * 1024;
-
 /// A frame from a client: `{"event", "channel"?, "data"?}`. `data` stays raw JSON.
 #[derive(Debug, Deserialize)]
 pub struct ClientFrame<'a> {

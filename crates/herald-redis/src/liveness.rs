@@ -59,6 +59,8 @@ impl Liveness {
             }
             Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
         }
+        let retried = self.presence.retry_leaves().await;
+        self.announce_removed(retried).await;
         let reaped = self.presence.reap().await;
         let result = if reaped.is_ok() { "ok" } else { "error" };
         metrics().presence_operations.with_label_values(&["reap", result]).inc();

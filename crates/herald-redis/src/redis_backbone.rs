@@ -366,6 +366,17 @@ impl Subscriber {
                 },
             };
             if route.source == Source::Laravel {
+                if route.channel.starts_with("private-encrypted-") {
+                    // Laravel's RedisBroadcaster does not encrypt: pusher-js would drop the plaintext
+                    // silently, so refuse it loudly instead.
+                    tracing::warn!(
+                        app = %route.app_id,
+                        channel = %route.channel,
+                        "dropped a plaintext Laravel broadcast on an encrypted channel; publish encrypted channels through the HTTP API"
+                    );
+                    app.metrics.dropped("encrypted_plaintext");
+                    continue;
+                }
                 app.metrics.broadcast("laravel");
             }
             app.fan_out(&route.channel, &broadcast, started);

@@ -49,6 +49,7 @@ pub struct RedisPresence {
     conn: RedisConnection,
     scripts: Arc<Scripts>,
     local: DashMap<(String, String, SocketId), Member>,
+    pending_leaves: Mutex<Vec<LocalEntry>>,
     epoch: Mutex<String>,
     started: Instant,
     lease: Duration,
@@ -70,6 +71,7 @@ impl RedisPresence {
                 reap: Script::new(include_str!("lua/reap.lua")),
             }),
             local: DashMap::new(),
+            pending_leaves: Mutex::new(Vec::new()),
             epoch: Mutex::new(String::new()),
             started: Instant::now(),
             lease,
@@ -159,6 +161,24 @@ impl RedisPresence {
             })
             .await?;
         Ok(self.reap_skipping("").await?.1)
+    }
+
+    /// Retries the leaves that failed; returns `(app, channel, user)` for those that were a user's last.
+    pub async fn retry_leaves(&self) -> Vec<(String, String, String)> {
+        let pending = std::mem::take(&mut *self.pending_leaves.lock().expect("pending lock"));
+        let mut last = Vec::new();
+        for entry in pending {
+            let user = entry.member.user_id.clone();
+            match self
+                .leave_in_redis(&entry.app_id, &entry.channel, &entry.socket_id, &user)
+                .await
+            {
+                Ok(left) if left.last_for_user => last.push((entry.app_id, entry.channel, user)),
+                Ok(_) => {}
+                Err(_) => self.pending_leaves.lock().expect("pending lock").push(entry),
+            }
+        }
+        last
     }
 
     /// Every entry this node holds.
@@ -349,8 +369,26 @@ impl PresenceStore for RedisPresence {
             user_id.to_owned(),
         );
         Box::pin(async move {
-            this.local.remove(&(app_id.clone(), channel.clone(), socket_id.clone()));
-            this.leave_in_redis(&app_id, &channel, &socket_id, &user_id).await
+            let member = this
+                .local
+                .remove(&(app_id.clone(), channel.clone(), socket_id.clone()))
+                .map(|(_, m)| m);
+            let left = this.leave_in_redis(&app_id, &channel, &socket_id, &user_id).await;
+            if left.is_err() {
+                // Retried by the liveness task, so the member does not linger in Redis.
+                let member = member.unwrap_or(Member {
+                    user_id,
+                    user_info: None,
+                });
+                let entry = LocalEntry {
+                    app_id,
+                    channel,
+                    socket_id,
+                    member,
+                };
+                this.pending_leaves.lock().expect("pending lock").push(entry);
+            }
+            left
         })
     }
 

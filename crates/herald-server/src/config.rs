@@ -217,6 +217,7 @@ impl Config {
         let key = given(flags.app_key).or_else(|| env_fallback(&["PUSHER_APP_KEY", "REVERB_APP_KEY"]));
         let secret = given(flags.app_secret).or_else(|| env_fallback(&["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]));
         let mut dev_app = false;
+        let mut env_app = false;
         match (id, key, secret) {
             (Some(id), Some(key), Some(secret)) => {
                 apps.retain(|a| a.id != id);
@@ -224,6 +225,7 @@ impl Config {
                 config.redis_prefixes = global_prefixes.clone();
                 validate_app(&config, "HERALD_APP_ID/HERALD_APP_KEY/HERALD_APP_SECRET")?;
                 apps.push(config);
+                env_app = true;
             }
             (None, None, None) => {}
             _ => return Err("HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together".into()),
@@ -235,7 +237,9 @@ impl Config {
             apps.push(config);
         }
         if let Some(enabled) = flags.client_events {
-            for app in &mut apps {
+            // The flag is for the app configured by flags or environment (or the development app); apps in
+            // the file say it with their own `client_events` key.
+            if let Some(app) = apps.last_mut().filter(|_| env_app || dev_app) {
                 app.client_events = enabled;
             }
         }
@@ -334,9 +338,15 @@ fn check_unique(apps: &[AppConfig], redis: bool) -> Result<(), String> {
                 ));
             }
             if redis {
-                if let Some(p) = a.redis_prefixes.iter().find(|p| b.redis_prefixes.contains(p)) {
+                let overlap = a.redis_prefixes.iter().find_map(|p| {
+                    b.redis_prefixes
+                        .iter()
+                        .find(|q| p.starts_with(q.as_str()) || q.starts_with(p.as_str()))
+                        .map(|q| (p, q))
+                });
+                if let Some((p, q)) = overlap {
                     return Err(format!(
-                        "apps: the redis_prefix {p:?} is used by apps {:?} and {:?}; on one Redis each app needs its own, or they would see each other's events",
+                        "apps: the redis_prefix {q:?} of app {:?} and {p:?} of app {:?} overlap (one starts with the other); on one Redis each app needs a prefix of its own, or they could see each other's events",
                         b.id, a.id
                     ));
                 }

@@ -109,12 +109,16 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         };
         tokio::spawn(accept_loop(probes, probe_server, std::future::pending()));
     }
-    accept_loop(listener, server.clone(), shutdown::signal()).await;
+    let accepting = tokio::spawn(accept_loop(listener, server.clone(), std::future::pending()));
+    shutdown::signal().await;
     tracing::info!(open = server.shutdown.open_connections(), "draining");
+    // Unready first (new WebSockets are refused with 4100 and the load balancer stops sending), then the
+    // open connections are closed over the window; the listener stays up so probes see 503, not a refusal.
     server
         .shutdown
         .drain(config.drain_window + config.presence_grace + Duration::from_secs(5))
         .await;
+    accepting.abort();
     if let Some(liveness) = liveness {
         liveness.retire().await;
     }
