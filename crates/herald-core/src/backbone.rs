@@ -13,6 +13,27 @@ pub struct Broadcast {
     pub except: Option<SocketId>,
 }
 
+impl Broadcast {
+    /// A broadcast that closes its recipients instead of sending them a frame (the HTTP API's
+    /// `terminate_connections`). It travels like any broadcast; its frame is empty, which no real frame is.
+    pub fn terminate() -> Self {
+        Broadcast {
+            frame: Bytes::new(),
+            except: None,
+        }
+    }
+
+    pub fn is_terminate(&self) -> bool {
+        self.frame.is_empty()
+    }
+}
+
+/// The internal channel every connection signed in as `user_id` is on, so the user can be reached on
+/// every node. Clients cannot subscribe to it: `#` starts no channel name they may use but `#server-to-user-`.
+pub fn user_channel(user_id: &str) -> String {
+    format!("#herald-user-{user_id}")
+}
+
 /// Why a publish did not go out.
 #[derive(Debug)]
 pub struct BackboneError(pub String);

@@ -55,6 +55,15 @@ impl ChannelIndex {
     pub fn deliver(&self, channel: &str, broadcast: &Broadcast) -> Delivery {
         let mut delivery = Delivery::default();
         if let Some(subs) = self.channels.get(channel) {
+            if broadcast.is_terminate() {
+                for conn in subs.values() {
+                    conn.close(
+                        herald_protocol::close_code::UNAUTHORIZED,
+                        "Connection terminated by the app",
+                    );
+                }
+                return delivery;
+            }
             for (socket_id, conn) in subs.iter() {
                 if broadcast.except.as_ref() == Some(socket_id) {
                     continue;

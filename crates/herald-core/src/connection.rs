@@ -12,6 +12,8 @@ use tokio::sync::{mpsc, Notify};
 pub enum Outbound {
     /// A text frame; the bytes may be shared with other connections.
     Frame(Bytes),
+    /// Answer a WebSocket ping.
+    Pong,
     /// Send a close frame with this code and reason, then stop.
     Close(u16, String),
 }
@@ -65,6 +67,11 @@ impl ConnectionHandle {
     /// reads is slowed down (its reads stop), rather than closed as a slow consumer of broadcasts.
     pub async fn reply(&self, frame: Vec<u8>) -> bool {
         self.tx.send(Outbound::Frame(Bytes::from(frame))).await.is_ok()
+    }
+
+    /// Queues the answer to a WebSocket ping (dropped when the queue is full: the client is not reading).
+    pub fn pong(&self) {
+        let _ = self.tx.try_send(Outbound::Pong);
     }
 
     /// Queues a close after what is already queued.

@@ -22,7 +22,7 @@ pub mod session;
 pub mod socket_ids;
 
 pub use app::{App, AppConfig, AppRegistry};
-pub use backbone::{Backbone, BackboneError, Broadcast};
+pub use backbone::{user_channel, Backbone, BackboneError, Broadcast};
 pub use cluster_stats::ClusterStats;
 pub use connection::{ConnectionHandle, Outbound};
 pub use node::{Node, NodeSettings};

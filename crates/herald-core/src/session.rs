@@ -202,7 +202,15 @@ impl Session {
                         }
                         Member::from_channel_data(data, config.max_member_size)
                     }
-                    (None, Some(user)) => Ok(user.clone()),
+                    (None, Some(user)) => {
+                        // Signed in (pusher-js 8): the member is the signed-in user, and the app must still
+                        // have authorised this socket for this channel.
+                        if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, None, auth) {
+                            let message = "Invalid signature: the auth does not match this socket and channel";
+                            return self.refuse(channel, "AuthError", message, 401).await;
+                        }
+                        Ok(user.clone())
+                    }
                     (None, None) => {
                         return self
                             .refuse(
@@ -308,6 +316,22 @@ impl Session {
         }
     }
 
+    /// Takes the connection off its signed-in user's internal channel.
+    fn leave_user_channel(&self) {
+        if let Some(user) = &self.user {
+            let channel = crate::backbone::user_channel(&user.user_id);
+            let (backbone, config) = (&self.node.backbone, &self.app.config);
+            self.app.channels.remove(&channel, &self.conn.socket_id, || {
+                backbone.unsubscribe(config, &channel)
+            });
+        }
+    }
+
+    /// True once the connection signed in (`pusher:signin`).
+    pub fn signed_in(&self) -> bool {
+        self.user.is_some()
+    }
+
     async fn signin(&mut self, signin: SigninData<'_>) {
         let config = &self.app.config;
         if !signature::verify_user(
@@ -323,6 +347,16 @@ impl Session {
         }
         match Member::from_user_data(&signin.user_data, config.max_member_size) {
             Ok(member) => {
+                self.leave_user_channel();
+                let channel = crate::backbone::user_channel(&member.user_id);
+                let backbone = &self.node.backbone;
+                if let Some(ready) = self
+                    .app
+                    .channels
+                    .add(&channel, &self.conn, || backbone.subscribe(config, &channel))
+                {
+                    ready.await;
+                }
                 self.user = Some(member);
                 self.conn.reply(frame::signin_success(&signin.user_data)).await;
             }
@@ -360,6 +394,7 @@ impl Session {
     /// presence entries stay for `grace`, so a user who reconnects to another node meanwhile is never seen
     /// to leave and come back.
     pub async fn close_with_grace(mut self, grace: std::time::Duration) {
+        self.leave_user_channel();
         let mut presence = Vec::new();
         for (channel, sub) in std::mem::take(&mut self.subscriptions) {
             let member = sub.member.clone();
@@ -379,6 +414,7 @@ impl Session {
 
     /// Ends the session: leaves every channel (presence included) and forgets the connection.
     pub async fn close(mut self) {
+        self.leave_user_channel();
         let subscriptions: Vec<_> = self.subscriptions.drain().collect();
         for (channel, sub) in subscriptions {
             self.leave(&channel, sub).await;

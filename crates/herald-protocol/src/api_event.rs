@@ -9,6 +9,8 @@ use serde::Deserialize;
 pub const MAX_CHANNELS_PER_EVENT: usize = 100;
 /// Longest event name.
 pub const MAX_EVENT_NAME_LEN: usize = 200;
+/// Most events in one `batch_events` call.
+pub const MAX_BATCH_SIZE: usize = 10;
 /// Default largest `data`, in bytes.
 pub const DEFAULT_MAX_DATA_SIZE: usize = 10 * 1024;
 
@@ -46,6 +48,72 @@ struct Wire {
     channel: Option<String>,
     socket_id: Option<String>,
     info: Option<String>,
+}
+
+/// Reads and checks a `batch_events` body: `{"batch":[{channel,name,data,socket_id?,info?}, ...]}`.
+pub fn parse_batch(body: &[u8], max_data_size: usize) -> Result<Vec<TriggerEvent>, ApiError> {
+    #[derive(Deserialize)]
+    struct Batch {
+        batch: Vec<Wire>,
+    }
+    let batch: Batch =
+        serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("Invalid batch body: {e}")))?;
+    if batch.batch.is_empty() {
+        return Err(ApiError::new(400, "The batch is empty"));
+    }
+    if batch.batch.len() > MAX_BATCH_SIZE {
+        return Err(ApiError::new(
+            400,
+            format!("More than {MAX_BATCH_SIZE} events in one batch"),
+        ));
+    }
+    batch
+        .batch
+        .into_iter()
+        .map(|wire| TriggerEvent::from_wire(wire, max_data_size))
+        .collect()
+}
+
+/// Which attributes an `info` parameter asks for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InfoAttributes {
+    pub user_count: bool,
+    pub subscription_count: bool,
+}
+
+impl InfoAttributes {
+    pub fn parse(info: Option<&str>) -> Self {
+        let mut attrs = InfoAttributes::default();
+        for a in info.unwrap_or("").split(',').map(str::trim) {
+            match a {
+                "user_count" => attrs.user_count = true,
+                "subscription_count" => attrs.subscription_count = true,
+                _ => {}
+            }
+        }
+        attrs
+    }
+
+    pub fn any(self) -> bool {
+        self.user_count || self.subscription_count
+    }
+}
+
+/// Pusher's rule for `GET /channels`: `user_count` needs a `presence-` filter.
+pub fn check_channels_query(filter_by_prefix: Option<&str>, info: InfoAttributes) -> Result<(), ApiError> {
+    if info.user_count && !filter_by_prefix.is_some_and(|p| p.starts_with("presence-")) {
+        return Err(ApiError::new(400, "info=user_count needs filter_by_prefix=presence-"));
+    }
+    Ok(())
+}
+
+/// Pusher's rule for `GET /channels/{name}`: `user_count` only on presence channels.
+pub fn check_channel_query(channel: &str, info: InfoAttributes) -> Result<(), ApiError> {
+    validate_name(channel).map_err(|e| ApiError::new(400, format!("Invalid channel {channel:?}: {e}")))?;
+    if info.user_count && !channel.starts_with("presence-") {
+        return Err(ApiError::new(400, "info=user_count is only for presence channels"));
+    }
+    Ok(())
 }
 
 impl TriggerEvent {
@@ -130,6 +198,43 @@ mod tests {
         assert_eq!(e.socket_id.as_deref(), Some("1.2"));
         let e = TriggerEvent::parse(br#"{"name":"x","data":"d","channel":"c"}"#, 10240).unwrap();
         assert_eq!(e.channels, vec!["c"]);
+    }
+
+    #[test]
+    fn batches() {
+        let ok = br#"{"batch":[{"channel":"a","name":"x","data":"1"},{"channel":"private-b","name":"y","data":"2","socket_id":"1.2"}]}"#;
+        let events = parse_batch(ok, 100).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].channels, vec!["private-b"]);
+        let eleven: Vec<_> = (0..11)
+            .map(|i| serde_json::json!({"channel":"a","name":"x","data":i.to_string()}))
+            .collect();
+        let body = serde_json::json!({ "batch": eleven }).to_string();
+        assert_eq!(parse_batch(body.as_bytes(), 100).unwrap_err().status, 400);
+        assert_eq!(parse_batch(br#"{"batch":[]}"#, 100).unwrap_err().status, 400);
+        assert_eq!(
+            parse_batch(br#"{"batch":[{"channel":"a","name":"x","data":"0123"}]}"#, 2)
+                .unwrap_err()
+                .status,
+            413
+        );
+    }
+
+    #[test]
+    fn channel_query_rules() {
+        let user_count = InfoAttributes::parse(Some("user_count"));
+        assert!(user_count.user_count && !user_count.subscription_count);
+        assert_eq!(check_channels_query(None, user_count).unwrap_err().status, 400);
+        assert!(check_channels_query(Some("presence-"), user_count).is_ok());
+        assert!(check_channels_query(None, InfoAttributes::default()).is_ok());
+        assert_eq!(check_channel_query("private-a", user_count).unwrap_err().status, 400);
+        assert!(check_channel_query("presence-a", user_count).is_ok());
+        assert_eq!(
+            check_channel_query("a b", InfoAttributes::default())
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 
     #[test]

@@ -385,7 +385,13 @@ impl Subscriber {
 }
 
 fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
-    let mut out: Vec<(String, Source)> = keys::laravel_channels(&app.redis_prefixes, channel)
+    // Herald's internal channels (`#herald-...`) never come from Laravel.
+    let laravel = if channel.starts_with('#') {
+        &[][..]
+    } else {
+        &app.redis_prefixes[..]
+    };
+    let mut out: Vec<(String, Source)> = keys::laravel_channels(laravel, channel)
         .map(|c| (c, Source::Laravel))
         .collect();
     out.push((keys::broadcast_channel(&app.id, channel), Source::Herald));

@@ -4,10 +4,11 @@
 
 use bytes::Bytes;
 use herald_core::{App, Broadcast, Node};
-use herald_protocol::api_event::{ApiError, TriggerEvent};
+use herald_protocol::api_event::{
+    check_channel_query, check_channels_query, parse_batch, ApiError, InfoAttributes, TriggerEvent,
+};
 use herald_protocol::frame::{self, Data};
 use herald_protocol::{signature, SocketId};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How far a request's `auth_timestamp` may be from the server clock, in seconds.
@@ -25,7 +26,7 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(s: &str) -> String {
+pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -91,9 +92,39 @@ pub fn authenticate(
     Ok(())
 }
 
-/// `POST /apps/{id}/events`: publishes the event to each channel; answers `{}` or the channel info asked for.
-pub async fn trigger(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<String, ApiError> {
-    let event = TriggerEvent::parse(body, app.config.max_event_data_size)?;
+/// Routes a signed HTTP API call; `rest` is the path after `/apps/{id}/`.
+pub async fn call(
+    node: &Arc<Node>,
+    app: &Arc<App>,
+    method: &hyper::Method,
+    rest: &str,
+    query: &[(String, String)],
+    body: &[u8],
+) -> Result<String, ApiError> {
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let segments: Vec<String> = rest.split('/').map(percent_decode).collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    use hyper::Method;
+    match (method, segments.as_slice()) {
+        (&Method::POST, ["events"]) => trigger(node, app, body).await,
+        (&Method::POST, ["batch_events"]) => batch(node, app, body).await,
+        (&Method::GET, ["channels"]) => channels(node, app, get("filter_by_prefix"), get("info")).await,
+        (&Method::GET, ["channels", channel]) => channel_state(node, app, channel, get("info")).await,
+        (&Method::GET, ["channels", channel, "users"]) => users(node, app, channel).await,
+        (&Method::POST, ["users", user_id, "terminate_connections"]) => terminate(node, app, user_id).await,
+        _ => Err(ApiError::new(
+            404,
+            format!("No endpoint {method} /apps/{}/{rest}", app.config.id),
+        )),
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    tracing::warn!(error = %e, "HTTP API call could not be answered");
+    ApiError::new(503, "Cluster state is unavailable; retry")
+}
+
+async fn publish(node: &Arc<Node>, app: &Arc<App>, event: &TriggerEvent) -> Result<(), ApiError> {
     let except = event.socket_id.as_deref().and_then(SocketId::parse);
     for channel in &event.channels {
         let frame = frame::encode(&event.name, Some(channel), Data::AsString(&event.data), None);
@@ -107,34 +138,157 @@ pub async fn trigger(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<St
             ApiError::new(503, "The backbone is unavailable; retry")
         })?;
     }
-    match event.info.as_deref() {
-        Some(info) if !info.is_empty() => channel_info(node, app, &event.channels, info).await,
-        _ => Ok("{}".into()),
-    }
+    Ok(())
 }
 
-async fn channel_info(node: &Arc<Node>, app: &Arc<App>, channels: &[String], info: &str) -> Result<String, ApiError> {
-    let wants = |attr: &str| info.split(',').any(|a| a.trim() == attr);
-    let mut out: HashMap<&str, serde_json::Map<String, serde_json::Value>> = HashMap::new();
-    for channel in channels {
-        let mut attrs = serde_json::Map::new();
-        if wants("subscription_count") {
-            attrs.insert(
-                "subscription_count".into(),
-                app.channels.subscriber_count(channel).into(),
-            );
-        }
-        if wants("user_count") && channel.starts_with("presence-") {
-            let members = node
-                .presence
-                .members(&app.config.id, channel)
-                .await
-                .map_err(|e| ApiError::new(503, e.to_string()))?;
-            attrs.insert("user_count".into(), members.len().into());
-        }
-        out.insert(channel, attrs);
+/// `POST /apps/{id}/events`: publishes the event to each channel; answers `{}` or the channel info asked for.
+pub async fn trigger(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<String, ApiError> {
+    let event = TriggerEvent::parse(body, app.config.max_event_data_size)?;
+    publish(node, app, &event).await?;
+    let info = InfoAttributes::parse(event.info.as_deref());
+    if !info.any() {
+        return Ok("{}".into());
+    }
+    let mut channels = serde_json::Map::new();
+    for channel in &event.channels {
+        channels.insert(channel.clone(), attributes(node, app, channel, info).await?.into());
+    }
+    Ok(serde_json::json!({ "channels": channels }).to_string())
+}
+
+/// `POST /apps/{id}/batch_events`: up to 10 events, each on one channel, all checked before any is sent.
+async fn batch(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<String, ApiError> {
+    let events = parse_batch(body, app.config.max_event_data_size)?;
+    for event in &events {
+        publish(node, app, event).await?;
+    }
+    if !events.iter().any(|e| InfoAttributes::parse(e.info.as_deref()).any()) {
+        return Ok("{}".into());
+    }
+    let mut out = Vec::with_capacity(events.len());
+    for event in &events {
+        let info = InfoAttributes::parse(event.info.as_deref());
+        out.push(serde_json::Value::Object(
+            attributes(node, app, &event.channels[0], info).await?,
+        ));
+    }
+    Ok(serde_json::json!({ "batch": out }).to_string())
+}
+
+/// The attributes `info` asks for, for the whole cluster.
+async fn attributes(
+    node: &Arc<Node>,
+    app: &Arc<App>,
+    channel: &str,
+    info: InfoAttributes,
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    let mut attrs = serde_json::Map::new();
+    if info.user_count && channel.starts_with("presence-") {
+        let members = node
+            .presence
+            .members(&app.config.id, channel)
+            .await
+            .map_err(unavailable)?;
+        attrs.insert("user_count".into(), members.len().into());
+    }
+    if info.subscription_count {
+        let n = node
+            .stats
+            .subscription_count(&app.config.id, channel)
+            .await
+            .map_err(unavailable)?;
+        attrs.insert("subscription_count".into(), n.into());
+    }
+    Ok(attrs)
+}
+
+/// `GET /apps/{id}/channels`: the occupied channels, optionally filtered by prefix.
+async fn channels(
+    node: &Arc<Node>,
+    app: &Arc<App>,
+    prefix: Option<&str>,
+    info: Option<&str>,
+) -> Result<String, ApiError> {
+    let info = InfoAttributes::parse(info);
+    check_channels_query(prefix, info)?;
+    let mut listed = node.stats.channels(&app.config.id).await.map_err(unavailable)?;
+    listed.retain(|(name, n)| *n > 0 && !name.starts_with('#') && prefix.is_none_or(|p| name.starts_with(p)));
+    listed.sort();
+    let mut out = serde_json::Map::new();
+    for (name, _) in listed {
+        let attrs = attributes(
+            node,
+            app,
+            &name,
+            InfoAttributes {
+                user_count: info.user_count,
+                subscription_count: false,
+            },
+        )
+        .await?;
+        out.insert(name, attrs.into());
     }
     Ok(serde_json::json!({ "channels": out }).to_string())
+}
+
+/// `GET /apps/{id}/channels/{name}`: whether it is occupied, and the counts asked for.
+async fn channel_state(
+    node: &Arc<Node>,
+    app: &Arc<App>,
+    channel: &str,
+    info: Option<&str>,
+) -> Result<String, ApiError> {
+    let info = InfoAttributes::parse(info);
+    check_channel_query(channel, info)?;
+    let subscriptions = node
+        .stats
+        .subscription_count(&app.config.id, channel)
+        .await
+        .map_err(unavailable)?;
+    let mut out = attributes(
+        node,
+        app,
+        channel,
+        InfoAttributes {
+            user_count: info.user_count,
+            subscription_count: false,
+        },
+    )
+    .await?;
+    out.insert("occupied".into(), (subscriptions > 0).into());
+    if info.subscription_count {
+        out.insert("subscription_count".into(), subscriptions.into());
+    }
+    Ok(serde_json::Value::Object(out).to_string())
+}
+
+/// `GET /apps/{id}/channels/{name}/users`: the members of a presence channel.
+async fn users(node: &Arc<Node>, app: &Arc<App>, channel: &str) -> Result<String, ApiError> {
+    if !channel.starts_with("presence-") {
+        return Err(ApiError::new(400, "Users can only be listed for presence channels"));
+    }
+    check_channel_query(channel, InfoAttributes::default())?;
+    let members = node
+        .presence
+        .members(&app.config.id, channel)
+        .await
+        .map_err(unavailable)?;
+    let users: Vec<_> = members.iter().map(|m| serde_json::json!({ "id": m.user_id })).collect();
+    Ok(serde_json::json!({ "users": users }).to_string())
+}
+
+/// `POST /apps/{id}/users/{user_id}/terminate_connections`: closes the user's signed-in connections on
+/// every node.
+async fn terminate(node: &Arc<Node>, app: &Arc<App>, user_id: &str) -> Result<String, ApiError> {
+    if user_id.is_empty() || user_id.chars().count() > herald_protocol::presence_data::MAX_USER_ID_LEN {
+        return Err(ApiError::new(400, "Invalid user id"));
+    }
+    let channel = herald_core::user_channel(user_id);
+    node.publish(app, &channel, Broadcast::terminate())
+        .await
+        .map_err(unavailable)?;
+    tracing::info!(app = %app.config.id, user_id, "terminated the user's connections");
+    Ok("{}".into())
 }
 
 #[cfg(test)]

@@ -186,13 +186,7 @@ impl Server {
             tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
             return error(e.status, &e.message);
         }
-        let result = match (&method, rest) {
-            (&Method::POST, "events") => api::trigger(&self.node, &app, &body).await,
-            _ => Err(herald_protocol::api_event::ApiError::new(
-                404,
-                format!("No endpoint {method} {path}"),
-            )),
-        };
+        let result = api::call(&self.node, &app, &method, rest, &query, &body).await;
         match result {
             Ok(body) => json(StatusCode::OK, body),
             Err(e) => {

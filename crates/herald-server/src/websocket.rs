@@ -146,7 +146,7 @@ pub async fn serve(
                 break "client closed";
             }
             OpCode::Ping => {
-                conn.send_vec(Vec::new());
+                conn.pong();
                 continue;
             }
             OpCode::Pong => continue,
@@ -246,7 +246,7 @@ async fn write_loop(
             }
         };
         let ok = match &message {
-            Outbound::Frame(bytes) if bytes.is_empty() => send(&mut write, Frame::pong(Payload::Borrowed(&[]))).await,
+            Outbound::Pong => send(&mut write, Frame::pong(Payload::Borrowed(&[]))).await,
             Outbound::Frame(bytes) => send(&mut write, Frame::text(Payload::Borrowed(bytes))).await,
             Outbound::Close(code, reason) => {
                 let _ = send(&mut write, Frame::close(*code, reason.as_bytes())).await;
