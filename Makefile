@@ -4,7 +4,7 @@
 HERALD_PORT ?= 6001
 CARGO ?= cargo
 
-.PHONY: run build test test-deps unit e2e lint clean
+.PHONY: run build test test-deps unit e2e deploy-check lint clean
 
 run:
 	$(CARGO) build --release -p herald-server
@@ -14,7 +14,7 @@ run:
 build:
 	$(CARGO) build -p herald-server
 
-test: test-deps unit e2e
+test: test-deps unit e2e deploy-check
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -24,6 +24,9 @@ unit:
 
 e2e: build
 	cd tests && node --test --test-concurrency=1 e2e/
+
+deploy-check:
+	./scripts/validate-deploy.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -68,7 +68,11 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             liveness = Some(keeper);
             node
         }
-        None => Node::embedded(config.apps.clone(), config.settings.clone()),
+        None => {
+            // No Redis to lose: the "subscription" is always live (keeps the Redis alert quiet).
+            herald_core::metrics::metrics().redis_subscription_up.set(1);
+            Node::embedded(config.apps.clone(), config.settings.clone())
+        }
     };
     let addr = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&addr)
