@@ -456,10 +456,10 @@ function matcher(pred) {
  * {field: value} object, or function), waiting if needed.
  */
 export async function rawClient(port, key = APP_KEY, query = 'protocol=7&client=js&version=8.6.0', {
-  established = true, store = true, onFrame, timeout = 10000, path: urlPath,
+  established = true, store = true, onFrame, timeout = 10000, path: urlPath, headers,
 } = {}) {
   const url = `ws://127.0.0.1:${port}${urlPath ?? `/app/${key}`}${query ? `?${query}` : ''}`;
-  const ws = new WebSocket(url, { perMessageDeflate: false });
+  const ws = new WebSocket(url, { perMessageDeflate: false, headers });
   const client = {
     ws,
     url,

@@ -27,6 +27,57 @@ pub struct AppConfig {
     pub max_event_data_size: usize,
     /// Prefixes of Laravel's Redis channels for this app (`<prefix><channel>`); empty string allowed.
     pub redis_prefixes: Vec<String>,
+    /// Open connections allowed across the cluster (None: no limit).
+    pub max_connections: Option<u64>,
+    /// HTTP API requests allowed each second across the cluster (None: no limit).
+    pub max_api_requests_per_second: Option<u64>,
+    /// Origins allowed to open WebSockets and call the auth endpoints (`https://app.example.com`,
+    /// `*.example.com`); empty: any.
+    pub allowed_origins: Vec<String>,
+    /// A connection must sign in (`pusher:signin`) within this time, or it is closed (None: not required).
+    pub signin_timeout: Option<std::time::Duration>,
+    /// The app's own `/broadcasting/auth`, for the auth endpoint Herald offers apps on the redis driver.
+    pub auth_url: Option<String>,
+    /// The app's own `/broadcasting/user-auth`, likewise for sign-in.
+    pub user_auth_url: Option<String>,
+    /// How long the app's auth endpoint may take.
+    pub auth_timeout: std::time::Duration,
+    /// Request headers passed on to the app's auth endpoint (lower case).
+    pub auth_headers: Vec<String>,
+    /// The 32-byte master key of encrypted channels, when Herald signs their auth.
+    pub encryption_master_key: Option<[u8; 32]>,
+}
+
+/// Headers the auth endpoint passes on by default: what Laravel needs to find the session and check CSRF.
+pub const DEFAULT_AUTH_HEADERS: &[&str] = &[
+    "cookie",
+    "authorization",
+    "x-csrf-token",
+    "x-xsrf-token",
+    "x-socket-id",
+    "x-requested-with",
+    "accept",
+    "user-agent",
+    "origin",
+    "referer",
+];
+
+impl AppConfig {
+    /// True when `origin` may connect (no list configured, or it matches an entry; `*.example.com` matches
+    /// subdomains of example.com on any scheme).
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        if self.allowed_origins.is_empty() {
+            return true;
+        }
+        let Some(origin) = origin else { return false };
+        let host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        self.allowed_origins
+            .iter()
+            .any(|allowed| match allowed.strip_prefix("*.") {
+                Some(domain) => host.ends_with(&format!(".{domain}")) || host.split(':').next() == Some(domain),
+                None => allowed == "*" || allowed == origin,
+            })
+    }
 }
 
 impl AppConfig {
@@ -43,6 +94,15 @@ impl AppConfig {
             max_member_size: herald_protocol::presence_data::DEFAULT_MAX_MEMBER_SIZE,
             max_event_data_size: herald_protocol::api_event::DEFAULT_MAX_DATA_SIZE,
             redis_prefixes: vec!["laravel_database_".into()],
+            max_connections: None,
+            max_api_requests_per_second: None,
+            allowed_origins: Vec::new(),
+            signin_timeout: None,
+            auth_url: None,
+            user_auth_url: None,
+            auth_timeout: std::time::Duration::from_secs(5),
+            auth_headers: DEFAULT_AUTH_HEADERS.iter().map(|h| h.to_string()).collect(),
+            encryption_master_key: None,
         }
     }
 }
@@ -126,5 +186,24 @@ impl AppRegistry {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
         self.by_id.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins() {
+        let mut app = AppConfig::new("a", "k", "s");
+        assert!(app.origin_allowed(None));
+        app.allowed_origins = vec!["https://app.example.com".into(), "*.shop.test".into()];
+        assert!(app.origin_allowed(Some("https://app.example.com")));
+        assert!(!app.origin_allowed(Some("http://app.example.com")));
+        assert!(app.origin_allowed(Some("https://eu.shop.test")));
+        assert!(app.origin_allowed(Some("http://shop.test:8080")));
+        assert!(!app.origin_allowed(Some("https://evilshop.test")));
+        assert!(!app.origin_allowed(Some("https://shop.test.evil.com")));
+        assert!(!app.origin_allowed(None));
     }
 }

@@ -24,6 +24,8 @@ pub trait ClusterStats: Send + Sync + 'static {
     fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>>;
     /// Subscriptions to `channel` on every node.
     fn subscription_count(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<u64, StatsError>>;
+    /// Counts one HTTP API request of `app`; returns the requests counted in the current second, cluster-wide.
+    fn api_request(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>>;
     /// Every channel of `app` with at least one subscriber anywhere, with its subscription count.
     fn channels(&self, app_id: &str) -> BoxFuture<'static, Result<Vec<(String, u64)>, StatsError>>;
 }

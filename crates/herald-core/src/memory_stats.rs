@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 #[derive(Default)]
 pub struct MemoryStats {
     apps: OnceLock<Arc<AppRegistry>>,
+    /// Per app: the current second and the API requests counted in it.
+    api: dashmap::DashMap<String, (u64, u64)>,
 }
 
 impl MemoryStats {
@@ -39,6 +41,19 @@ impl ClusterStats for MemoryStats {
         let count = self
             .app(app_id)
             .map_or(0, |app| app.channels.subscriber_count(channel) as u64);
+        Box::pin(async move { Ok(count) })
+    }
+
+    fn api_request(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut entry = self.api.entry(app_id.to_owned()).or_insert((now, 0));
+        if entry.0 != now {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        let count = entry.1;
         Box::pin(async move { Ok(count) })
     }
 

@@ -5,6 +5,7 @@
 pub mod api_event;
 pub mod channel;
 pub mod close_code;
+pub mod encryption;
 pub mod frame;
 pub mod laravel;
 pub mod presence_data;

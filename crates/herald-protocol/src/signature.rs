@@ -50,6 +50,14 @@ pub fn verify_channel(
     )
 }
 
+/// The `auth` value for `pusher:signin`: `key:hex(hmac(socket_id::user::user_data))`.
+pub fn sign_user(key: &str, secret: &str, socket_id: &str, user_data: &str) -> String {
+    format!(
+        "{key}:{}",
+        hmac_hex(secret, format!("{socket_id}::user::{user_data}").as_bytes())
+    )
+}
+
 /// Checks a `pusher:signin` `auth` over `socket_id::user::user_data`.
 pub fn verify_user(key: &str, secret: &str, socket_id: &str, user_data: &str, auth: &str) -> bool {
     verify_keyed(key, secret, format!("{socket_id}::user::{user_data}").as_bytes(), auth)

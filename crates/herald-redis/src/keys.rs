@@ -44,6 +44,12 @@ pub fn app_channels(app_id: &str) -> String {
     format!("herald:{app_id}:channels")
 }
 
+/// HTTP API requests of an app in one second (a counter that expires after 2 s):
+/// `herald:{app_id}:api:{unix_second}`.
+pub fn api_requests(app_id: &str, second: u64) -> String {
+    format!("herald:{app_id}:api:{second}")
+}
+
 /// Sorted set of live nodes, scored by lease expiry (Redis server time, milliseconds).
 pub const NODES: &str = "herald:nodes";
 

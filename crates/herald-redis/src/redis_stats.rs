@@ -129,6 +129,29 @@ impl ClusterStats for RedisStats {
         })
     }
 
+    fn api_request(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (this, key) = (self.me(), keys::api_requests(app_id, now));
+        Box::pin(async move {
+            let key = &key;
+            let (count,): (u64,) = this
+                .conn
+                .run("api_rate", |mut c| async move {
+                    redis::pipe()
+                        .incr(key, 1)
+                        .expire(key, 2)
+                        .ignore()
+                        .query_async(&mut c)
+                        .await
+                })
+                .await
+                .map_err(map_err)?;
+            Ok(count)
+        })
+    }
+
     fn channels(&self, app_id: &str) -> BoxFuture<'static, Result<Vec<(String, u64)>, StatsError>> {
         let (this, key) = (self.me(), keys::app_channels(app_id));
         Box::pin(async move {

@@ -40,6 +40,9 @@ pub struct Flags {
     /// The default app's secret.
     #[arg(long, env = "HERALD_APP_SECRET")]
     pub app_secret: Option<String>,
+    /// Settings of the default app (the one configured by environment or flags).
+    #[command(flatten)]
+    pub default_app: DefaultAppFlags,
     /// Client events on the default app (true/false).
     #[arg(long, env = "HERALD_CLIENT_EVENTS")]
     pub client_events: Option<bool>,
@@ -70,6 +73,60 @@ pub struct Flags {
     /// Log format: text or json.
     #[arg(long, env = "HERALD_LOG_FORMAT")]
     pub log_format: Option<String>,
+}
+
+/// Policies of the default app, by flag or environment (apps in the file set them with their own keys).
+#[derive(Debug, clap::Args)]
+pub struct DefaultAppFlags {
+    /// Connections the default app may hold across the cluster.
+    #[arg(long, env = "HERALD_MAX_CONNECTIONS")]
+    pub max_connections: Option<u64>,
+    /// HTTP API requests a second the default app may make across the cluster.
+    #[arg(long, env = "HERALD_MAX_API_REQUESTS_PER_SECOND")]
+    pub max_api_requests_per_second: Option<u64>,
+    /// Origins allowed to connect and to use the auth endpoints, comma-separated (`*.example.com` allowed).
+    #[arg(long, env = "HERALD_ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+    /// Seconds a connection has to sign in before it is closed (unset: sign-in not required).
+    #[arg(long, env = "HERALD_SIGNIN_TIMEOUT")]
+    pub signin_timeout: Option<u64>,
+    /// The Laravel app's /broadcasting/auth, for Herald's auth endpoint (BROADCAST_DRIVER=redis).
+    #[arg(long, env = "HERALD_AUTH_URL")]
+    pub auth_url: Option<String>,
+    /// The Laravel app's /broadcasting/user-auth, for Herald's user-auth endpoint.
+    #[arg(long, env = "HERALD_USER_AUTH_URL")]
+    pub user_auth_url: Option<String>,
+    /// Base64 32-byte master key for private-encrypted- channels.
+    #[arg(long, env = "HERALD_ENCRYPTION_MASTER_KEY")]
+    pub encryption_master_key: Option<String>,
+}
+
+impl DefaultAppFlags {
+    fn apply(&self, config: &mut AppConfig) -> Result<(), String> {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+        config.max_connections = self.max_connections.or(config.max_connections);
+        config.max_api_requests_per_second = self.max_api_requests_per_second.or(config.max_api_requests_per_second);
+        if let Some(origins) = given(&self.allowed_origins) {
+            config.allowed_origins = origins
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
+        if let Some(secs) = self.signin_timeout {
+            config.signin_timeout = Some(Duration::from_secs(secs));
+        }
+        config.auth_url = given(&self.auth_url).or(config.auth_url.take());
+        config.user_auth_url = given(&self.user_auth_url).or(config.user_auth_url.take());
+        if let Some(key) = given(&self.encryption_master_key) {
+            config.encryption_master_key = Some(master_key(&key, "HERALD_ENCRYPTION_MASTER_KEY")?);
+        }
+        Ok(())
+    }
+}
+
+fn master_key(base64_key: &str, at: &str) -> Result<[u8; 32], String> {
+    herald_protocol::encryption::parse_master_key(base64_key).map_err(|e| format!("{at}: {e}"))
 }
 
 /// The file, all keys optional.
@@ -128,6 +185,15 @@ struct FileApp {
     max_member_size: Option<usize>,
     max_event_data_size: Option<usize>,
     redis_prefix: Option<Prefixes>,
+    max_connections: Option<u64>,
+    max_api_requests_per_second: Option<u64>,
+    allowed_origins: Option<Vec<String>>,
+    signin_timeout_secs: Option<u64>,
+    auth_url: Option<String>,
+    user_auth_url: Option<String>,
+    auth_timeout_ms: Option<u64>,
+    auth_headers: Option<Vec<String>>,
+    encryption_master_key: Option<String>,
 }
 
 /// The log output format.
@@ -208,7 +274,23 @@ impl Config {
                 .redis_prefix
                 .map(Prefixes::into_vec)
                 .unwrap_or_else(|| global_prefixes.clone());
-            validate_app(&config, &format!("apps[{i}]"))?;
+            let at = format!("apps[{i}]");
+            config.max_connections = app.max_connections;
+            config.max_api_requests_per_second = app.max_api_requests_per_second;
+            config.allowed_origins = app.allowed_origins.unwrap_or_default();
+            config.signin_timeout = app.signin_timeout_secs.map(Duration::from_secs);
+            config.auth_url = app.auth_url;
+            config.user_auth_url = app.user_auth_url;
+            if let Some(ms) = app.auth_timeout_ms {
+                config.auth_timeout = Duration::from_millis(ms);
+            }
+            if let Some(headers) = app.auth_headers {
+                config.auth_headers = headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+            }
+            if let Some(key) = app.encryption_master_key {
+                config.encryption_master_key = Some(master_key(&key, &format!("{at}.encryption_master_key"))?);
+            }
+            validate_app(&config, &at)?;
             apps.push(config);
         }
 
@@ -223,6 +305,7 @@ impl Config {
                 apps.retain(|a| a.id != id);
                 let mut config = AppConfig::new(id, key, secret);
                 config.redis_prefixes = global_prefixes.clone();
+                flags.default_app.apply(&mut config)?;
                 validate_app(&config, "HERALD_APP_ID/HERALD_APP_KEY/HERALD_APP_SECRET")?;
                 apps.push(config);
                 env_app = true;
@@ -234,6 +317,7 @@ impl Config {
             dev_app = true;
             let mut config = AppConfig::new("app-id", "app-key", "app-secret");
             config.redis_prefixes = global_prefixes;
+            flags.default_app.apply(&mut config)?;
             apps.push(config);
         }
         if let Some(enabled) = flags.client_events {
@@ -318,6 +402,13 @@ fn validate_app(app: &AppConfig, at: &str) -> Result<(), String> {
     }
     if app.key.contains(['/', '?', '#', ':']) {
         return Err(format!("{at}.key {:?} may not hold '/', '?', '#' or ':'", app.key));
+    }
+    for (name, url) in [("auth_url", &app.auth_url), ("user_auth_url", &app.user_auth_url)] {
+        if let Some(url) = url {
+            if !url.starts_with("http://") || url.parse::<hyper::Uri>().is_err() {
+                return Err(format!("{at}.{name} {url:?} must be an http:// URL (put TLS in front of the app, not between Herald and it)"));
+            }
+        }
     }
     if app.client_event_rate == 0 {
         return Err(format!("{at}.client_event_rate must be greater than 0"));

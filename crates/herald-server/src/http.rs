@@ -3,6 +3,7 @@
 //! Prometheus metrics (`/metrics`) and the health probes (`/livez`, `/readyz`).
 
 use crate::api;
+use crate::auth_proxy;
 use crate::shutdown::Shutdown;
 use crate::websocket;
 use bytes::Bytes;
@@ -28,6 +29,8 @@ pub struct Server {
     /// Serve `/metrics`, `/livez` and `/readyz` on this listener.
     pub serves_probes: bool,
     pub drain: websocket::DrainPolicy,
+    /// Reaches the apps' own auth endpoints.
+    pub app_client: auth_proxy::AppClient,
 }
 
 fn json(status: StatusCode, body: String) -> HttpResponse {
@@ -63,6 +66,12 @@ impl Server {
             (&Method::GET, "/metrics") if probes => ("metrics", self.metrics()),
             (&Method::GET, "/") => ("root", text(StatusCode::OK, "Herald")),
             (&Method::GET, p) if clients && p.starts_with("/app/") => ("websocket", self.upgrade(req).await),
+            (&Method::POST | &Method::OPTIONS, p) if clients && p.starts_with("/herald/auth/") => {
+                ("auth", self.auth(req, auth_proxy::Kind::Channel).await)
+            }
+            (&Method::POST | &Method::OPTIONS, p) if clients && p.starts_with("/herald/user-auth/") => {
+                ("user_auth", self.auth(req, auth_proxy::Kind::User).await)
+            }
             (_, p) if clients && p.starts_with("/apps/") => {
                 let endpoint = api_endpoint(p);
                 (endpoint, self.api(req).await)
@@ -122,6 +131,11 @@ impl Server {
             .to_owned();
         let query = api::parse_query(req.uri().query().unwrap_or(""));
         let protocol = query.iter().find(|(k, _)| k == "protocol").map(|(_, v)| v.clone());
+        let origin = req
+            .headers()
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let (response, upgrade) = match fastwebsockets::upgrade::upgrade(&mut req) {
             Ok(parts) => parts,
             Err(e) => return error(400, &format!("WebSocket upgrade failed: {e}")),
@@ -144,7 +158,7 @@ impl Server {
                 )
                 .await;
             }
-            match websocket::refusal(app.as_ref(), &key, protocol.as_deref()) {
+            match websocket::admission(&node, app.as_ref(), &key, protocol.as_deref(), origin.as_deref()).await {
                 Some((code, message)) => websocket::refuse(ws, code, message).await,
                 None => {
                     let _guard = connections.enter();
@@ -161,6 +175,46 @@ impl Server {
         });
         let (parts, _) = response.into_parts();
         Response::from_parts(parts, Full::new(Bytes::new()))
+    }
+
+    /// `POST /herald/auth/{key}` and `/herald/user-auth/{key}` (and their CORS preflight).
+    async fn auth(self, req: Request<Incoming>, kind: auth_proxy::Kind) -> HttpResponse {
+        let key = req.uri().path().rsplit('/').next().unwrap_or("").to_owned();
+        let Some(app) = self.node.apps.by_key(&key).cloned() else {
+            return error(404, &format!("Unknown app key {key:?}"));
+        };
+        let origin = req
+            .headers()
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut response = if req.method() == Method::OPTIONS {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::NO_CONTENT;
+            let h = r.headers_mut();
+            h.insert(
+                "access-control-allow-methods",
+                hyper::header::HeaderValue::from_static("POST, OPTIONS"),
+            );
+            if let Some(asked) = req.headers().get("access-control-request-headers") {
+                h.insert("access-control-allow-headers", asked.clone());
+            }
+            h.insert("access-control-max-age", hyper::header::HeaderValue::from_static("600"));
+            r
+        } else {
+            let headers = req.headers().clone();
+            let body = match Limited::new(req.into_body(), 16 * 1024).collect().await {
+                Ok(body) => body.to_bytes(),
+                Err(_) => return error(413, "Auth request body larger than 16 KiB"),
+            };
+            let (status, body) = auth_proxy::authorize(&self.app_client, &app, kind, &headers, body).await;
+            if !status.is_success() {
+                tracing::info!(app = %app.config.id, status = status.as_u16(), body, "auth endpoint refused");
+            }
+            json(status, body)
+        };
+        auth_proxy::cors(&app, origin.as_deref(), response.headers_mut());
+        response
     }
 
     async fn api(self, req: Request<Incoming>) -> HttpResponse {
@@ -185,6 +239,16 @@ impl Server {
         if let Err(e) = api::authenticate(&app, method.as_str(), &path, &query, &body, now) {
             tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
             return error(e.status, &e.message);
+        }
+        if let Some(limit) = app.config.max_api_requests_per_second {
+            match self.node.stats.api_request(&app.config.id).await {
+                Ok(count) if count > limit => {
+                    tracing::info!(app = %app.config.id, limit, "HTTP API rate limit reached");
+                    return error(429, &format!("Over the limit of {limit} HTTP API requests a second"));
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "HTTP API rate not checked"),
+            }
         }
         let result = api::call(&self.node, &app, &method, rest, &query, &body).await;
         match result {

@@ -2,6 +2,7 @@
 //! set, in memory otherwise), serves HTTP and WebSockets on one port, and drains on SIGTERM.
 
 mod api;
+mod auth_proxy;
 mod config;
 mod http;
 mod shutdown;
@@ -99,6 +100,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         serves_clients: true,
         serves_probes: config.metrics_port.is_none(),
         drain,
+        app_client: auth_proxy::client(),
     };
     if let Some(port) = config.metrics_port {
         let addr = format!("{}:{}", config.host, port);

@@ -22,19 +22,46 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Protocol versions pusher-js and the other Pusher clients speak that Herald serves.
 const PROTOCOLS: std::ops::RangeInclusive<u32> = 5..=7;
 
-/// Why a handshake is refused after the upgrade: Pusher reports these as a `pusher:error` and a close code.
-pub fn refusal(app: Option<&Arc<App>>, key: &str, protocol: Option<&str>) -> Option<(u16, String)> {
-    if app.is_none() {
+/// Whether a new connection may stay: the app exists, the protocol version is spoken, the origin is allowed
+/// and the app is under its connection limit. Pusher reports refusals as a `pusher:error` and a close code;
+/// every one of these codes tells pusher-js not to retry at once.
+pub async fn admission(
+    node: &Node,
+    app: Option<&Arc<App>>,
+    key: &str,
+    protocol: Option<&str>,
+    origin: Option<&str>,
+) -> Option<(u16, String)> {
+    let Some(app) = app else {
         return Some((close_code::APP_NOT_FOUND, format!("App key {key} does not exist")));
-    }
+    };
     match protocol.map(str::parse::<u32>) {
-        None => Some((close_code::NO_PROTOCOL, "No protocol version given".into())),
-        Some(Ok(v)) if PROTOCOLS.contains(&v) => None,
-        Some(_) => Some((
-            close_code::UNSUPPORTED_PROTOCOL,
-            format!("Unsupported protocol version {}", protocol.unwrap_or("")),
-        )),
+        None => return Some((close_code::NO_PROTOCOL, "No protocol version given".into())),
+        Some(Ok(v)) if PROTOCOLS.contains(&v) => {}
+        Some(_) => {
+            let message = format!("Unsupported protocol version {}", protocol.unwrap_or(""));
+            return Some((close_code::UNSUPPORTED_PROTOCOL, message));
+        }
     }
+    if !app.config.origin_allowed(origin) {
+        return Some((
+            close_code::UNAUTHORIZED,
+            format!("Origin {} is not allowed", origin.unwrap_or("(none)")),
+        ));
+    }
+    if let Some(limit) = app.config.max_connections {
+        match node.stats.connection_count(&app.config.id).await {
+            Ok(open) if open >= limit => {
+                return Some((
+                    close_code::OVER_CONNECTION_QUOTA,
+                    format!("Over the connection quota of {limit}"),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "connection quota not checked"),
+        }
+    }
+    None
 }
 
 /// Sends the refusal and closes.
@@ -113,6 +140,11 @@ pub async fn serve(
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
     let mut no_send = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
     let mut close_at: Option<tokio::time::Instant> = None;
+    let signin_by = session
+        .app()
+        .config
+        .signin_timeout
+        .map(|t| tokio::time::Instant::now() + t);
     let mut drained = false;
     let reason = loop {
         let frame = tokio::select! {
@@ -121,6 +153,10 @@ pub async fn serve(
             _ = draining.wait_for(|d| *d), if close_at.is_none() => {
                 close_at = Some(tokio::time::Instant::now() + drain_delay(socket_id.as_str(), drain.window));
                 continue;
+            }
+            _ = tokio::time::sleep_until(signin_by.unwrap_or_else(tokio::time::Instant::now)), if signin_by.is_some() && !session.signed_in() => {
+                conn.close(close_code::UNAUTHORIZED, "Sign-in required: no pusher:signin in time");
+                break "no sign-in in time";
             }
             _ = tokio::time::sleep_until(close_at.unwrap_or_else(tokio::time::Instant::now)), if close_at.is_some() => {
                 conn.close(close_code::GENERIC_RECONNECT, "Node is shutting down; reconnect");

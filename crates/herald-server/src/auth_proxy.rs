@@ -1,0 +1,354 @@
+//! Auth for apps on `BROADCAST_DRIVER=redis`. Under that driver Laravel's `/broadcasting/auth` says yes
+//! (`true`, or `{"channel_data": {...}}`) without a signature, which pusher-js cannot use. Echo's
+//! `authEndpoint` points here instead: Herald passes the browser's request (cookies, `Authorization`, CSRF,
+//! `X-Socket-ID`) to the app's own endpoint and, when the app says yes, answers with a body signed with the
+//! app secret. It signs exactly the `socket_id` and `channel_name` the app was shown, and only when the
+//! app granted them.
+
+use bytes::Bytes;
+use herald_core::App;
+use herald_protocol::channel::{validate_name, ChannelKind};
+use herald_protocol::{encryption, signature, socket_id};
+use http_body_util::Full;
+use hyper::header::HeaderValue;
+use hyper::{HeaderMap, Request, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::sync::Arc;
+
+/// The HTTP client that reaches the apps' auth endpoints.
+pub type AppClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+pub fn client() -> AppClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Which of Herald's auth endpoints was called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `/broadcasting/auth`: a channel subscription.
+    Channel,
+    /// `/broadcasting/user-auth`: `pusher:signin`.
+    User,
+}
+
+/// An answer: status, JSON body.
+pub type Answer = (StatusCode, String);
+
+fn fail(status: StatusCode, message: &str) -> Answer {
+    (status, serde_json::json!({ "error": message }).to_string())
+}
+
+/// What the browser asked for, read the way Laravel reads it. Anything Laravel could read differently
+/// (a repeated field, a key PHP would turn into `channel_name`) is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub struct AuthRequest {
+    pub socket_id: String,
+    pub channel_name: Option<String>,
+}
+
+/// PHP turns `.`, ` ` and `[` in form keys into `_`: `channel.name` also sets `channel_name`.
+fn php_key(key: &str) -> String {
+    key.chars()
+        .map(|c| if matches!(c, '.' | ' ' | '[') { '_' } else { c })
+        .collect()
+}
+
+pub fn parse_request(content_type: &str, body: &[u8]) -> Result<AuthRequest, String> {
+    let content_type = content_type.to_ascii_lowercase();
+    let (mut socket_id, mut channel_name) = (None, None);
+    if content_type.starts_with("application/json") {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Json {
+            socket_id: String,
+            channel_name: Option<String>,
+        }
+        let json: Json = serde_json::from_slice(body).map_err(|e| format!("invalid JSON body: {e}"))?;
+        socket_id = Some(json.socket_id);
+        channel_name = json.channel_name;
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8".to_string())?;
+        for (key, value) in crate::api::parse_query(text) {
+            let slot = match php_key(&key).as_str() {
+                k if k.starts_with("socket_id") => &mut socket_id,
+                k if k.starts_with("channel_name") => &mut channel_name,
+                _ => continue,
+            };
+            if key != "socket_id" && key != "channel_name" {
+                return Err(format!("ambiguous field {key:?}"));
+            }
+            if slot.replace(value).is_some() {
+                return Err(format!("repeated field {key:?}"));
+            }
+        }
+    } else {
+        return Err("send application/x-www-form-urlencoded or application/json".into());
+    }
+    let socket_id = socket_id.ok_or("no socket_id")?;
+    if !socket_id::is_valid(&socket_id) {
+        return Err(format!("invalid socket_id {socket_id:?}"));
+    }
+    Ok(AuthRequest {
+        socket_id,
+        channel_name,
+    })
+}
+
+/// The CORS headers for `origin`, when the app allows it.
+pub fn cors(app: &App, origin: Option<&str>, headers: &mut HeaderMap) {
+    if let Some(origin) = origin.filter(|o| app.config.origin_allowed(Some(o))) {
+        if let Ok(value) = HeaderValue::from_str(origin) {
+            headers.insert("access-control-allow-origin", value);
+            headers.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
+            headers.insert("vary", HeaderValue::from_static("Origin"));
+        }
+    }
+}
+
+/// Handles one call: asks the app, signs what it granted.
+pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming: &HeaderMap, body: Bytes) -> Answer {
+    let config = &app.config;
+    let url = match kind {
+        Kind::Channel => config.auth_url.as_deref(),
+        Kind::User => config.user_auth_url.as_deref(),
+    };
+    let Some(url) = url else {
+        return fail(
+            StatusCode::NOT_FOUND,
+            "This app has no auth URL configured for Herald's auth endpoint",
+        );
+    };
+    let origin = incoming.get("origin").and_then(|v| v.to_str().ok());
+    if !config.origin_allowed(origin) {
+        return fail(StatusCode::FORBIDDEN, "Origin not allowed");
+    }
+    let content_type = incoming.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let request = match parse_request(content_type, &body) {
+        Ok(r) => r,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e),
+    };
+    let channel = match (kind, &request.channel_name) {
+        (Kind::User, _) => None,
+        (Kind::Channel, Some(channel)) => match validate_name(channel) {
+            Ok(k) if k.requires_auth() => Some((channel.as_str(), k)),
+            Ok(_) => return fail(StatusCode::BAD_REQUEST, "Only private and presence channels need auth"),
+            Err(e) => return fail(StatusCode::BAD_REQUEST, &e.to_string()),
+        },
+        (Kind::Channel, None) => return fail(StatusCode::BAD_REQUEST, "no channel_name"),
+    };
+
+    let mut forward = Request::post(url);
+    for name in &config.auth_headers {
+        for value in incoming.get_all(name.as_str()) {
+            forward = forward.header(name.as_str(), value);
+        }
+    }
+    let forward = match forward.header("content-type", content_type).body(Full::new(body)) {
+        Ok(r) => r,
+        Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    let response = match tokio::time::timeout(config.auth_timeout, client.request(forward)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!(app = %config.id, url, error = %e, "the app's auth endpoint is unreachable");
+            return fail(StatusCode::BAD_GATEWAY, "The app's auth endpoint is unreachable");
+        }
+        Err(_) => {
+            tracing::warn!(app = %config.id, url, "the app's auth endpoint timed out");
+            return fail(StatusCode::GATEWAY_TIMEOUT, "The app's auth endpoint timed out");
+        }
+    };
+    let status = response.status();
+    let limited = http_body_util::Limited::new(response.into_body(), 64 * 1024);
+    let answer = match http_body_util::BodyExt::collect(limited).await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return fail(StatusCode::BAD_GATEWAY, "The app's auth answer is too large"),
+    };
+    if !status.is_success() {
+        let status = if status.is_client_error() {
+            status
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        return fail(status, "The app refused");
+    }
+    let granted: serde_json::Value = match serde_json::from_slice(&answer) {
+        Ok(v) => v,
+        Err(_) => return fail(StatusCode::BAD_GATEWAY, "The app's auth answer is not JSON"),
+    };
+    match kind {
+        Kind::Channel => {
+            let (channel, channel_kind) = channel.expect("checked above");
+            sign_channel(app, &request.socket_id, channel, channel_kind, granted)
+        }
+        Kind::User => sign_user(app, &request.socket_id, granted),
+    }
+}
+
+fn sign_channel(app: &App, socket_id: &str, channel: &str, kind: ChannelKind, granted: serde_json::Value) -> Answer {
+    let config = &app.config;
+    if granted.get("auth").is_some() {
+        // The app signs itself (it also has a pusher-driver connection): pass its answer on.
+        return (StatusCode::OK, granted.to_string());
+    }
+    if granted.is_null() || granted == serde_json::Value::Bool(false) {
+        return fail(StatusCode::FORBIDDEN, "The app refused");
+    }
+    let mut out = serde_json::Map::new();
+    if kind == ChannelKind::Presence {
+        let channel_data = match granted.get("channel_data") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(v @ serde_json::Value::Object(_)) => v.to_string(),
+            _ => {
+                return fail(
+                    StatusCode::BAD_GATEWAY,
+                    "The app granted a presence channel without channel_data",
+                )
+            }
+        };
+        let auth = signature::sign_channel(&config.key, &config.secret, socket_id, channel, Some(&channel_data));
+        out.insert("auth".into(), auth.into());
+        out.insert("channel_data".into(), channel_data.into());
+    } else {
+        out.insert(
+            "auth".into(),
+            signature::sign_channel(&config.key, &config.secret, socket_id, channel, None).into(),
+        );
+        if kind == ChannelKind::PrivateEncrypted {
+            let Some(master) = &config.encryption_master_key else {
+                return fail(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Encrypted channels need the app's encryption_master_key",
+                );
+            };
+            out.insert(
+                "shared_secret".into(),
+                encryption::shared_secret(channel, master).into(),
+            );
+        }
+    }
+    (StatusCode::OK, serde_json::Value::Object(out).to_string())
+}
+
+fn sign_user(app: &App, socket_id: &str, granted: serde_json::Value) -> Answer {
+    if granted.get("auth").is_some() {
+        return (StatusCode::OK, granted.to_string());
+    }
+    let serde_json::Value::Object(mut user) = granted else {
+        return fail(StatusCode::FORBIDDEN, "The app refused");
+    };
+    // pusher-js wants `id` as a non-empty string; Laravel passes numeric ids through as numbers.
+    match user.get("id") {
+        Some(serde_json::Value::Number(n)) => {
+            let id = n.to_string();
+            user.insert("id".into(), id.into());
+        }
+        Some(serde_json::Value::String(s)) if !s.is_empty() => {}
+        _ => return fail(StatusCode::BAD_GATEWAY, "The app's user has no id"),
+    }
+    let user_data = serde_json::Value::Object(user).to_string();
+    let auth = signature::sign_user(&app.config.key, &app.config.secret, socket_id, &user_data);
+    (
+        StatusCode::OK,
+        serde_json::json!({ "auth": auth, "user_data": user_data }).to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORM: &str = "application/x-www-form-urlencoded; charset=UTF-8";
+
+    #[test]
+    fn reads_what_echo_sends() {
+        let r = parse_request(FORM, b"socket_id=1.2&channel_name=private-orders.1").unwrap();
+        assert_eq!(
+            r,
+            AuthRequest {
+                socket_id: "1.2".into(),
+                channel_name: Some("private-orders.1".into())
+            }
+        );
+        let r = parse_request(
+            "application/json",
+            br#"{"socket_id":"1.2","channel_name":"presence-a"}"#,
+        )
+        .unwrap();
+        assert_eq!(r.channel_name.as_deref(), Some("presence-a"));
+        let r = parse_request(FORM, b"socket_id=1.2").unwrap();
+        assert_eq!(r.channel_name, None);
+    }
+
+    #[test]
+    fn refuses_what_laravel_could_read_differently() {
+        for body in [
+            "socket_id=1.2&channel_name=private-a&channel_name=private-b",
+            "socket_id=1.2&channel_name=private-a&channel.name=private-b",
+            "socket_id=1.2&channel_name=private-a&channel_name[]=private-b",
+            "socket_id=1.2&channel%5Fname=private-a&channel name=private-b",
+            "socket_id=1.2&socket_id=3.4&channel_name=private-a",
+            "socket_id=x&channel_name=private-a",
+        ] {
+            assert!(parse_request(FORM, body.as_bytes()).is_err(), "{body}");
+        }
+        assert!(parse_request("application/json", br#"{"socket_id":"1.2","channel_name":"a","x":1}"#).is_err());
+        assert!(parse_request("text/plain", b"socket_id=1.2").is_err());
+    }
+
+    #[test]
+    fn signs_only_what_was_granted() {
+        let mut config = herald_core::AppConfig::new("a", "key", "secret");
+        config.encryption_master_key = Some([7; 32]);
+        let app = App::new(config);
+        let (status, body) = sign_channel(&app, "1.2", "private-a", ChannelKind::Private, serde_json::json!(true));
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(signature::verify_channel(
+            "key",
+            "secret",
+            "1.2",
+            "private-a",
+            None,
+            v["auth"].as_str().unwrap()
+        ));
+        let (status, _) = sign_channel(&app, "1.2", "private-a", ChannelKind::Private, serde_json::json!(false));
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let granted = serde_json::json!({"channel_data": {"user_id": 42, "user_info": {"name": "Ada"}}});
+        let (_, body) = sign_channel(&app, "1.2", "presence-a", ChannelKind::Presence, granted);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let data = v["channel_data"].as_str().unwrap();
+        assert!(signature::verify_channel(
+            "key",
+            "secret",
+            "1.2",
+            "presence-a",
+            Some(data),
+            v["auth"].as_str().unwrap()
+        ));
+        let (_, body) = sign_channel(
+            &app,
+            "1.2",
+            "private-encrypted-a",
+            ChannelKind::PrivateEncrypted,
+            serde_json::json!(true),
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["shared_secret"],
+            encryption::shared_secret("private-encrypted-a", &[7; 32])
+        );
+        let (_, body) = sign_user(&app, "1.2", serde_json::json!({"id": 5, "name": "Ada"}));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let user_data = v["user_data"].as_str().unwrap();
+        assert!(user_data.contains("\"id\":\"5\""));
+        assert!(signature::verify_user(
+            "key",
+            "secret",
+            "1.2",
+            user_data,
+            v["auth"].as_str().unwrap()
+        ));
+    }
+}
