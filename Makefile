@@ -4,7 +4,7 @@
 HERALD_PORT ?= 6001
 CARGO ?= cargo
 
-.PHONY: run build test test-deps unit e2e deploy-check lint clean
+.PHONY: run build test test-deps unit e2e deploy-check k6 bench lint clean
 
 run:
 	$(CARGO) build --release -p herald-server
@@ -14,7 +14,7 @@ run:
 build:
 	$(CARGO) build -p herald-server
 
-test: test-deps unit e2e deploy-check
+test: test-deps unit e2e k6 deploy-check
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -24,6 +24,12 @@ unit:
 
 e2e: build
 	cd tests && node --test --test-concurrency=1 e2e/
+
+k6: build
+	bash loadtest/k6/run-ci.sh
+
+bench:
+	./scripts/bench.sh
 
 deploy-check:
 	./scripts/validate-deploy.sh

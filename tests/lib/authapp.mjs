@@ -80,6 +80,10 @@ async function launch({ readyTimeout }) {
   const keep = (chunk) => { out = (out + chunk).slice(-20000); };
   child.stdout.setEncoding('utf8').on('data', keep);
   child.stderr.setEncoding('utf8').on('data', keep);
+  // Don't keep the test process alive: a forgotten app is killed by the exit hook instead.
+  child.unref();
+  child.stdout.unref();
+  child.stderr.unref();
   let exited = child.exitCode !== null;
   const exitPromise = new Promise((resolve) => child.once('exit', () => {
     exited = true;

@@ -64,12 +64,13 @@ pub const DEFAULT_AUTH_HEADERS: &[&str] = &[
 
 impl AppConfig {
     /// True when `origin` may connect (no list configured, or it matches an entry; `*.example.com` matches
-    /// subdomains of example.com on any scheme).
+    /// subdomains of example.com on any scheme). A request without an `Origin` header is allowed: browsers
+    /// always send one, and the list exists to stop other sites' pages; a non-browser client could send any.
     pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
         if self.allowed_origins.is_empty() {
             return true;
         }
-        let Some(origin) = origin else { return false };
+        let Some(origin) = origin else { return true };
         let host = origin.split_once("://").map_or(origin, |(_, h)| h);
         self.allowed_origins
             .iter()
@@ -204,6 +205,6 @@ mod tests {
         assert!(app.origin_allowed(Some("http://shop.test:8080")));
         assert!(!app.origin_allowed(Some("https://evilshop.test")));
         assert!(!app.origin_allowed(Some("https://shop.test.evil.com")));
-        assert!(!app.origin_allowed(None));
+        assert!(app.origin_allowed(None), "no Origin header: not a browser");
     }
 }

@@ -1,0 +1,124 @@
+//! `raw-fanout`: the reference point for Herald's benchmarks, the practical limit of this machine's
+//! loopback. A WebSocket server with no logic: it answers the Pusher handshake and any subscribe, and an
+//! HTTP POST to `/apps/{id}/events` (unsigned) is encoded once and written to every connection, through a
+//! bounded queue per connection. Herald's overhead is measured against it in the same run.
+
+use bytes::Bytes;
+use fastwebsockets::{upgrade, Frame, OpCode, Payload};
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+type Subscribers = Arc<RwLock<Vec<(u64, mpsc::Sender<Bytes>)>>>;
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    subs: Subscribers,
+    ids: Arc<AtomicU64>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    if upgrade::is_upgrade_request(&req) {
+        let mut req = req;
+        let Ok((response, fut)) = upgrade::upgrade(&mut req) else {
+            return Ok(Response::builder()
+                .status(400)
+                .body(Full::new(Bytes::new()))
+                .expect("response"));
+        };
+        tokio::spawn(async move {
+            let Ok(ws) = fut.await else { return };
+            let id = ids.fetch_add(1, Ordering::Relaxed);
+            let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
+            let (mut read, mut write) = ws.split(tokio::io::split);
+            let established = format!("{{\"event\":\"pusher:connection_established\",\"data\":\"{{\\\"socket_id\\\":\\\"1.{id}\\\",\\\"activity_timeout\\\":120}}\"}}");
+            let _ = tx.send(Bytes::from(established)).await;
+            let writer = tokio::spawn(async move {
+                while let Some(bytes) = rx.recv().await {
+                    if write.write_frame(Frame::text(Payload::Borrowed(&bytes))).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            let mut registered = false;
+            let mut noop = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
+            while let Ok(frame) = read.read_frame(&mut noop).await {
+                if frame.opcode == OpCode::Close {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&frame.payload).into_owned();
+                if text.contains("pusher:subscribe") {
+                    let channel = text
+                        .split("\"channel\":\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .unwrap_or("")
+                        .to_owned();
+                    if !registered {
+                        subs.write().expect("lock").push((id, tx.clone()));
+                        registered = true;
+                    }
+                    let ok = format!("{{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"{channel}\",\"data\":\"{{}}\"}}");
+                    let _ = tx.send(Bytes::from(ok)).await;
+                } else if text.contains("pusher:ping") {
+                    let _ = tx
+                        .send(Bytes::from_static(b"{\"event\":\"pusher:pong\",\"data\":\"{}\"}"))
+                        .await;
+                }
+            }
+            subs.write().expect("lock").retain(|(i, _)| *i != id);
+            writer.abort();
+        });
+        let (parts, _) = response.into_parts();
+        return Ok(Response::from_parts(parts, Full::new(Bytes::new())));
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let channel = event["channel"]
+        .as_str()
+        .or_else(|| event["channels"][0].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let data = event["data"].as_str().unwrap_or("").to_owned();
+    let frame = Bytes::from(herald_protocol::frame::encode(
+        event["name"].as_str().unwrap_or("event"),
+        Some(&channel),
+        herald_protocol::frame::Data::AsString(&data),
+        None,
+    ));
+    for (_, tx) in subs.read().expect("lock").iter() {
+        let _ = tx.try_send(frame.clone());
+    }
+    Ok(Response::new(Full::new(Bytes::from_static(b"{}"))))
+}
+
+#[tokio::main]
+async fn main() {
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:6101".into());
+    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+    eprintln!("raw-fanout listening on {addr}");
+    let subs: Subscribers = Arc::default();
+    let ids = Arc::new(AtomicU64::new(1));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let (subs, ids) = (subs.clone(), ids.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, subs.clone(), ids.clone()));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}

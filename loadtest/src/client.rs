@@ -1,0 +1,153 @@
+//! A Pusher protocol client as lean as the load needs: a hand-written WebSocket handshake, then
+//! fastwebsockets as the client role. It subscribes (signing private and presence channels like an app's
+//! auth endpoint would), answers `pusher:ping`, and hands every event frame to a callback.
+
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
+use herald_protocol::signature;
+use std::net::SocketAddr;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub key: String,
+    pub secret: String,
+}
+
+/// A connected, established client.
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+    pub socket_id: String,
+}
+
+/// Opens a connection from `source` (an address on lo, to spread past one address's ports) and reads
+/// `connection_established`.
+pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Result<Client, String> {
+    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
+    socket.set_recv_buffer_size(16 * 1024).ok();
+    socket.set_send_buffer_size(8 * 1024).ok();
+    if let Some(ip) = source {
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| format!("bind {ip}: {e}"))?;
+    }
+    let mut stream = socket
+        .connect(target.addr)
+        .await
+        .map_err(|e| format!("connect {}: {e}", target.addr))?;
+    stream.set_nodelay(true).ok();
+    let request = format!(
+        "GET /app/{}?protocol=7&client=herald-load&version=1 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: aGVyYWxkLWxvYWR0ZXN0IQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        target.key, target.addr
+    );
+    stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    // Read exactly the response head: peek for its end, then consume it, so no frame bytes are lost.
+    let mut head = [0u8; 1024];
+    loop {
+        let n = stream.peek(&mut head).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("closed during the handshake".into());
+        }
+        if let Some(end) = head[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+            let mut consumed = vec![0u8; end + 4];
+            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut consumed)
+                .await
+                .map_err(|e| e.to_string())?;
+            if !consumed.starts_with(b"HTTP/1.1 101") {
+                return Err(format!(
+                    "handshake refused: {}",
+                    String::from_utf8_lossy(&consumed[..consumed.len().min(80)])
+                ));
+            }
+            break;
+        }
+        if n == head.len() {
+            return Err("handshake response too long".into());
+        }
+        tokio::task::yield_now().await;
+    }
+    let mut ws = WebSocket::after_handshake(stream, Role::Client);
+    ws.set_auto_pong(true);
+    ws.set_auto_close(true);
+    let frame = ws.read_frame().await.map_err(|e| e.to_string())?;
+    let text = std::str::from_utf8(&frame.payload).map_err(|e| e.to_string())?;
+    let socket_id = extract_socket_id(text).ok_or_else(|| format!("no connection_established: {text}"))?;
+    Ok(Client { ws, socket_id })
+}
+
+fn extract_socket_id(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    if v["event"] != "pusher:connection_established" {
+        return None;
+    }
+    let data: serde_json::Value = serde_json::from_str(v["data"].as_str()?).ok()?;
+    Some(data["socket_id"].as_str()?.to_owned())
+}
+
+impl Client {
+    /// Subscribes and waits for `subscription_succeeded` (frames before it are ignored).
+    pub async fn subscribe(&mut self, target: &Target, channel: &str, user_id: Option<&str>) -> Result<(), String> {
+        let mut data = serde_json::json!({ "channel": channel });
+        if channel.starts_with("presence-") {
+            let user = user_id.unwrap_or("load");
+            let channel_data = serde_json::json!({ "user_id": user, "user_info": { "name": user } }).to_string();
+            data["auth"] = signature::sign_channel(
+                &target.key,
+                &target.secret,
+                &self.socket_id,
+                channel,
+                Some(&channel_data),
+            )
+            .into();
+            data["channel_data"] = channel_data.into();
+        } else if channel.starts_with("private-") {
+            data["auth"] = signature::sign_channel(&target.key, &target.secret, &self.socket_id, channel, None).into();
+        }
+        self.send(&serde_json::json!({ "event": "pusher:subscribe", "data": data }).to_string())
+            .await?;
+        loop {
+            let frame = self.ws.read_frame().await.map_err(|e| e.to_string())?;
+            if frame.opcode != OpCode::Text {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&frame.payload);
+            if text.contains("pusher_internal:subscription_succeeded") && text.contains(channel) {
+                return Ok(());
+            }
+            if text.contains("pusher:subscription_error") {
+                return Err(format!("subscription refused: {text}"));
+            }
+        }
+    }
+
+    pub async fn send(&mut self, text: &str) -> Result<(), String> {
+        self.ws
+            .write_frame(Frame::text(Payload::Borrowed(text.as_bytes())))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Reads frames until the connection ends, answering pings; `on_event` gets every other text frame
+    /// and returns false to stop.
+    pub async fn run(mut self, mut on_event: impl FnMut(&[u8]) -> bool) {
+        loop {
+            let frame = match self.ws.read_frame().await {
+                Ok(frame) => frame,
+                Err(_) => return,
+            };
+            match frame.opcode {
+                OpCode::Text => {
+                    if frame.payload.starts_with(b"{\"event\":\"pusher:ping\"") {
+                        let _ = self.send("{\"event\":\"pusher:pong\",\"data\":{}}").await;
+                    } else if !on_event(&frame.payload) {
+                        return;
+                    }
+                }
+                OpCode::Close => return,
+                _ => {}
+            }
+        }
+    }
+}

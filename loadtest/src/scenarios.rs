@@ -1,0 +1,379 @@
+//! The scenarios: `idle` (memory per connection, connect rate), `fanout` (latency, loss, CPU per delivery at a
+//! fixed publish rate), `saturate` (the highest sustained deliveries per second) and `presence` (tabs joining
+//! and leaving; one member event per user). Every scenario takes one or more target nodes, so the same
+//! runs measure a cluster.
+
+use crate::client::{self, Target};
+use crate::latency::{now_micros, Latencies};
+use crate::proc_stats;
+use crate::publisher::{self, Publisher};
+use crate::report::Report;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// What every scenario shares.
+#[derive(Clone)]
+pub struct Common {
+    pub targets: Vec<Target>,
+    pub sources: Vec<IpAddr>,
+    pub server_pids: Vec<u32>,
+    pub connect_concurrency: usize,
+}
+
+impl Common {
+    fn target(&self, i: usize) -> &Target {
+        &self.targets[i % self.targets.len()]
+    }
+
+    fn source(&self, i: usize) -> Option<IpAddr> {
+        (!self.sources.is_empty()).then(|| self.sources[i % self.sources.len()])
+    }
+
+    fn cpu(&self) -> Option<f64> {
+        proc_stats::total(&self.server_pids, proc_stats::cpu_seconds)
+    }
+
+    fn rss(&self) -> Option<u64> {
+        proc_stats::total(&self.server_pids, proc_stats::rss_bytes)
+    }
+}
+
+fn progress(label: &str, done: u64, total: u64, extra: &str) {
+    let width = 30usize;
+    let filled = if total == 0 {
+        width
+    } else {
+        (done as usize * width / total.max(1) as usize).min(width)
+    };
+    eprint!(
+        "\r{label} [{}{}] {done}/{total} {extra}    ",
+        "#".repeat(filled),
+        ".".repeat(width - filled)
+    );
+}
+
+/// Connects and subscribes `n` clients; client `i` gets `channel(i)` (and a user id on presence).
+async fn connect_all(
+    common: &Common,
+    n: usize,
+    channel: impl Fn(usize) -> String,
+    user: impl Fn(usize) -> Option<String>,
+) -> Result<(Vec<(usize, client::Client)>, Duration), String> {
+    let started = Instant::now();
+    let gate = Arc::new(Semaphore::new(common.connect_concurrency));
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let (target, source, gate) = (common.target(i).clone(), common.source(i), gate.clone());
+        let (channel, user) = (channel(i), user(i));
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await;
+            let mut c = client::connect(&target, source).await?;
+            c.subscribe(&target, &channel, user.as_deref()).await?;
+            Ok::<_, String>((i, c))
+        }));
+    }
+    let mut clients = Vec::with_capacity(n);
+    for (done, task) in tasks.into_iter().enumerate() {
+        clients.push(task.await.map_err(|e| e.to_string())??);
+        if done % 500 == 0 || done + 1 == n {
+            progress("connect", done as u64 + 1, n as u64, "");
+        }
+    }
+    eprintln!();
+    Ok((clients, started.elapsed()))
+}
+
+/// `idle`: N connections, each subscribed; the server's memory per connection and the connect rate.
+pub async fn idle(common: &Common, n: usize, kind: &str) -> Result<Report, String> {
+    let before = common.rss();
+    let channel = |i: usize| match kind {
+        "private" => format!("private-idle-{}", i % 100),
+        "presence" => format!("presence-idle-{}", i % 100),
+        _ => format!("idle-{}", i % 100),
+    };
+    let (clients, took) = connect_all(common, n, channel, |i| Some(format!("u{i}"))).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = common.rss();
+    let mut report = Report {
+        scenario: format!("idle ({kind})"),
+        ..Default::default()
+    };
+    report.settings = serde_json::json!({ "connections": n, "kind": kind, "targets": common.targets.len() });
+    report.figure("connections", n as f64, "");
+    report.figure(
+        "connect + subscribe rate",
+        n as f64 / took.as_secs_f64(),
+        "connections/s",
+    );
+    if let (Some(b), Some(a)) = (before, after) {
+        report.figure("server resident memory", a as f64 / 1048576.0, "MiB");
+        report.figure(
+            "server memory per connection",
+            (a.saturating_sub(b)) as f64 / n as f64 / 1024.0,
+            "KiB",
+        );
+    }
+    drop(clients);
+    Ok(report)
+}
+
+/// Per-subscriber counts, merged at the end.
+#[derive(Default)]
+struct Received {
+    delivered: u64,
+    duplicates: u64,
+    latencies: Latencies,
+}
+
+/// Settings of `fanout` and `saturate`.
+#[derive(Clone)]
+pub struct FanoutSettings {
+    pub subscribers: usize,
+    pub channels: usize,
+    /// Publishes per second (0 = as fast as `in_flight` allows: saturate).
+    pub rate: u64,
+    pub in_flight: usize,
+    pub duration: Duration,
+    pub payload: usize,
+}
+
+/// `fanout` and `saturate`.
+pub async fn fanout(common: &Common, publisher: Publisher, s: FanoutSettings, name: &str) -> Result<Report, String> {
+    let (clients, took) = connect_all(
+        common,
+        s.subscribers,
+        |i| format!("fanout-{}", i % s.channels),
+        |_| None,
+    )
+    .await?;
+    let per_channel: Vec<u64> = (0..s.channels)
+        .map(|c| (0..s.subscribers).filter(|i| i % s.channels == c).count() as u64)
+        .collect();
+    let delivered_now = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let mut readers = Vec::with_capacity(clients.len());
+    for (_, c) in clients {
+        let (counter, stop) = (delivered_now.clone(), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let mut got = Received::default();
+            let mut last_seq: Option<u64> = None;
+            let run = c.run(|frame| {
+                if let Some((t, seq)) = publisher::parse_delivery(frame) {
+                    if last_seq.is_some_and(|l| seq <= l) {
+                        got.duplicates += 1;
+                    } else {
+                        last_seq = Some(seq);
+                        got.delivered += 1;
+                        got.latencies.record(now_micros().saturating_sub(t));
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                true
+            });
+            tokio::select! {
+                _ = run => {}
+                _ = stop.notified() => {}
+            }
+            got
+        }));
+    }
+
+    let cpu_before = common.cpu();
+    let published = Arc::new(AtomicU64::new(0));
+    let expected = Arc::new(AtomicU64::new(0));
+    let errors = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(AtomicBool::new(true));
+    // One sample a second of deliveries, with a progress line.
+    let sampler = {
+        let (counter, running) = (delivered_now.clone(), running.clone());
+        let total = s.duration.as_secs();
+        tokio::spawn(async move {
+            let mut series = Vec::new();
+            let mut last = 0;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            while running.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let now = counter.load(Ordering::Relaxed);
+                series.push(now - last);
+                last = now;
+                let rate = series.last().copied().unwrap_or(0);
+                progress("publish", series.len() as u64, total, &format!("{rate} deliveries/s"));
+            }
+            series
+        })
+    };
+    let gate = Arc::new(Semaphore::new(s.in_flight.max(1)));
+    let started = Instant::now();
+    let mut seq = 0u64;
+    let mut tick = (s.rate > 0).then(|| tokio::time::interval(Duration::from_secs_f64(1.0 / s.rate as f64)));
+    if let Some(t) = tick.as_mut() {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    }
+    while started.elapsed() < s.duration {
+        if let Some(t) = tick.as_mut() {
+            t.tick().await;
+        }
+        let permit = gate.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        seq += 1;
+        let channel_index = (seq as usize) % s.channels;
+        let channel = format!("fanout-{channel_index}");
+        let data = publisher::payload(seq, s.payload);
+        let (publisher, published, expected, errors) =
+            (publisher.clone(), published.clone(), expected.clone(), errors.clone());
+        let subscribers = per_channel[channel_index];
+        tokio::spawn(async move {
+            match publisher.publish(&channel, "load", &data).await {
+                Ok(()) => {
+                    published.fetch_add(1, Ordering::Relaxed);
+                    expected.fetch_add(subscribers, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            drop(permit);
+        });
+    }
+    let publish_time = started.elapsed();
+    // Wait for the in-flight publishes, then for deliveries to settle (bounded).
+    let _ = gate.acquire_many(s.in_flight.max(1) as u32).await;
+    let settle = Instant::now();
+    let mut last = u64::MAX;
+    while settle.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = delivered_now.load(Ordering::Relaxed);
+        if now >= expected.load(Ordering::Relaxed) || now == last {
+            break;
+        }
+        last = now;
+    }
+    let cpu_after = common.cpu();
+    running.store(false, Ordering::Relaxed);
+    stop.notify_waiters();
+    let mut total = Received::default();
+    for r in readers {
+        let got = r.await.map_err(|e| e.to_string())?;
+        total.delivered += got.delivered;
+        total.duplicates += got.duplicates;
+        total.latencies.merge(got.latencies);
+    }
+    let series = sampler.await.unwrap_or_default();
+    eprintln!();
+
+    let expected = expected.load(Ordering::Relaxed);
+    let mut report = Report {
+        scenario: name.to_owned(),
+        ..Default::default()
+    };
+    report.settings = serde_json::json!({
+        "subscribers": s.subscribers, "channels": s.channels, "rate": s.rate, "in_flight": s.in_flight,
+        "duration_s": s.duration.as_secs(), "payload_bytes": s.payload, "targets": common.targets.len(),
+    });
+    report.figure(
+        "connect + subscribe rate",
+        s.subscribers as f64 / took.as_secs_f64(),
+        "connections/s",
+    );
+    report.figure("published", published.load(Ordering::Relaxed) as f64, "");
+    report.figure("publish errors", errors.load(Ordering::Relaxed) as f64, "");
+    report.figure("expected deliveries", expected as f64, "");
+    report.figure("delivered", total.delivered as f64, "");
+    report.figure("lost", expected.saturating_sub(total.delivered) as f64, "");
+    report.figure("duplicated", total.duplicates as f64, "");
+    report.figure(
+        "deliveries per second",
+        total.delivered as f64 / publish_time.as_secs_f64(),
+        "/s",
+    );
+    if let (Some(a), Some(b)) = (cpu_before, cpu_after) {
+        report.figure("server CPU time", b - a, "s");
+        if total.delivered > 0 {
+            report.figure("server CPU per delivery", (b - a) / total.delivered as f64 * 1e6, "µs");
+        }
+    }
+    report.latency_ms = Some(total.latencies.percentiles());
+    report.deliveries_per_second = series;
+    Ok(report)
+}
+
+/// `presence`: `users` users with `tabs` tabs each join one presence channel, spread over the targets; an
+/// observer checks one `member_added` per user, then every tab closes and the observer times the leaves.
+pub async fn presence(common: &Common, users: usize, tabs: usize) -> Result<Report, String> {
+    let channel = "presence-load";
+    let observer_target = common.target(0).clone();
+    let mut observer = client::connect(&observer_target, common.source(0)).await?;
+    observer.subscribe(&observer_target, channel, Some("observer")).await?;
+    let added = Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
+    let removed = Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
+    let last_removal = Arc::new(AtomicU64::new(0));
+    let (a, r, l) = (added.clone(), removed.clone(), last_removal.clone());
+    let watcher = tokio::spawn(observer.run(move |frame| {
+        let text = String::from_utf8_lossy(frame);
+        let user = text
+            .split("user_id\\\":\\\"")
+            .nth(1)
+            .and_then(|rest| rest.split('\\').next())
+            .map(str::to_owned);
+        if let Some(user) = user {
+            if text.contains("pusher_internal:member_added") {
+                *a.lock().unwrap().entry(user).or_default() += 1;
+            } else if text.contains("pusher_internal:member_removed") {
+                *r.lock().unwrap().entry(user).or_default() += 1;
+                l.store(now_micros(), Ordering::Relaxed);
+            }
+        }
+        true
+    }));
+    let n = users * tabs;
+    let join_started = Instant::now();
+    let (clients, took) = connect_all(
+        common,
+        n,
+        |_| channel.to_owned(),
+        |i| Some(format!("user-{}", i % users)),
+    )
+    .await?;
+    let joins_per_second = n as f64 / took.as_secs_f64();
+    let wait = Instant::now();
+    while added.lock().unwrap().len() < users && wait.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = join_started;
+    let leave_started = now_micros();
+    drop(clients);
+    let wait = Instant::now();
+    while removed.lock().unwrap().len() < users && wait.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    watcher.abort();
+    let added = added.lock().unwrap().clone();
+    let removed = removed.lock().unwrap().clone();
+    let mut report = Report {
+        scenario: "presence".into(),
+        ..Default::default()
+    };
+    report.settings = serde_json::json!({ "users": users, "tabs": tabs, "targets": common.targets.len() });
+    report.figure("joins per second (tabs)", joins_per_second, "/s");
+    report.figure("users announced (member_added)", added.len() as f64, "");
+    report.figure(
+        "users announced more than once",
+        added.values().filter(|&&c| c > 1).count() as f64,
+        "",
+    );
+    report.figure("users removed (member_removed)", removed.len() as f64, "");
+    report.figure(
+        "users removed more than once",
+        removed.values().filter(|&&c| c > 1).count() as f64,
+        "",
+    );
+    let last = last_removal.load(Ordering::Relaxed);
+    if last > leave_started {
+        report.figure("time to announce every leave", (last - leave_started) as f64 / 1e6, "s");
+    }
+    Ok(report)
+}
