@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 cargo build --release -q -p herald-server -p loadtest
 BIN=target/release
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() { for ((i=${#pids[@]}-1; i>=0; i--)); do kill "${pids[$i]}" 2>/dev/null || true; sleep 0.2; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -40,8 +40,12 @@ if command -v redis-server >/dev/null; then
   redis-server --port "$REDIS" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=("$!")
   sleep 0.5
   N1=$(free_port); N2=$(free_port)
+  # 2,000 users on one presence channel: above Pusher's default limit of 100 members.
+  printf '[[apps]]\nid = "app-id"\nkey = "app-key"\nsecret = "app-secret"\nmax_presence_members = 10000\n' > "$OUT/cluster.toml"
+  export HERALD_CONFIG=$OUT/cluster.toml
   HERALD_HOST=127.0.0.1 HERALD_PORT=$N1 HERALD_REDIS_URL=redis://127.0.0.1:$REDIS RUST_LOG=warn $BIN/herald & P1=$!; pids+=("$P1")
   HERALD_HOST=127.0.0.1 HERALD_PORT=$N2 HERALD_REDIS_URL=redis://127.0.0.1:$REDIS RUST_LOG=warn $BIN/herald & P2=$!; pids+=("$P2")
+  unset HERALD_CONFIG
   wait_http "$N1" /readyz; wait_http "$N2" /readyz
   load presence-cluster --target 127.0.0.1:$N1 --target 127.0.0.1:$N2 --server-pid $P1 --server-pid $P2 presence --users 2000 --tabs 2
   load fanout-cluster-redis --target 127.0.0.1:$N1 --target 127.0.0.1:$N2 --server-pid $P1 --server-pid $P2 fanout --subscribers "$SUBS" --channels 1 --rate 20 --duration "$DURATION" --publish redis --redis-url redis://127.0.0.1:$REDIS

@@ -129,6 +129,36 @@ struct Received {
     latencies: Latencies,
 }
 
+/// The sequence numbers one subscriber has seen. Concurrent publishes may arrive out of order, so a
+/// duplicate is a number seen before, not one below the highest: a window of the last 8192 numbers.
+#[derive(Default)]
+struct SeenWindow {
+    seen: std::collections::HashSet<u64>,
+    highest: u64,
+}
+
+impl SeenWindow {
+    const WINDOW: u64 = 8192;
+
+    /// False when `seq` was seen already (or is too old to tell).
+    fn insert(&mut self, seq: u64) -> bool {
+        if self.highest > Self::WINDOW && seq < self.highest - Self::WINDOW {
+            return false;
+        }
+        if !self.seen.insert(seq) {
+            return false;
+        }
+        if seq > self.highest {
+            self.highest = seq;
+            if self.seen.len() as u64 > 2 * Self::WINDOW {
+                let floor = self.highest.saturating_sub(Self::WINDOW);
+                self.seen.retain(|&s| s >= floor);
+            }
+        }
+        true
+    }
+}
+
 /// Settings of `fanout` and `saturate`.
 #[derive(Clone)]
 pub struct FanoutSettings {
@@ -160,13 +190,12 @@ pub async fn fanout(common: &Common, publisher: Publisher, s: FanoutSettings, na
         let (counter, stop) = (delivered_now.clone(), stop.clone());
         readers.push(tokio::spawn(async move {
             let mut got = Received::default();
-            let mut last_seq: Option<u64> = None;
+            let mut seen = SeenWindow::default();
             let run = c.run(|frame| {
                 if let Some((t, seq)) = publisher::parse_delivery(frame) {
-                    if last_seq.is_some_and(|l| seq <= l) {
+                    if !seen.insert(seq) {
                         got.duplicates += 1;
                     } else {
-                        last_seq = Some(seq);
                         got.delivered += 1;
                         got.latencies.record(now_micros().saturating_sub(t));
                         counter.fetch_add(1, Ordering::Relaxed);
