@@ -46,6 +46,10 @@ pub struct AppConfig {
     pub auth_headers: Vec<String>,
     /// The 32-byte master key of encrypted channels, when Herald signs their auth.
     pub encryption_master_key: Option<[u8; 32]>,
+    /// Where webhooks go (none: no webhooks).
+    pub webhooks: Vec<crate::webhook::WebhookTarget>,
+    /// How long the last event of a cache channel is kept.
+    pub cache_ttl: std::time::Duration,
 }
 
 /// Headers the auth endpoint passes on by default: what Laravel needs to find the session and check CSRF.
@@ -104,6 +108,8 @@ impl AppConfig {
             auth_timeout: std::time::Duration::from_secs(5),
             auth_headers: DEFAULT_AUTH_HEADERS.iter().map(|h| h.to_string()).collect(),
             encryption_master_key: None,
+            webhooks: Vec::new(),
+            cache_ttl: std::time::Duration::from_secs(30 * 60),
         }
     }
 }

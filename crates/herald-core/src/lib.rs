@@ -6,11 +6,13 @@
 
 pub mod app;
 pub mod backbone;
+pub mod cache_store;
 pub mod channel_index;
 pub mod client_event;
 pub mod cluster_stats;
 pub mod connection;
 pub mod memory_backbone;
+pub mod memory_cache;
 pub mod memory_presence;
 pub mod memory_stats;
 pub mod metrics;
@@ -20,6 +22,7 @@ pub mod presence_store;
 pub mod rate_limit;
 pub mod session;
 pub mod socket_ids;
+pub mod webhook;
 
 pub use app::{App, AppConfig, AppRegistry};
 pub use backbone::{user_channel, Backbone, BackboneError, Broadcast};

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 #[derive(Default)]
 pub struct MemoryStats {
     apps: OnceLock<Arc<AppRegistry>>,
+    webhooks: OnceLock<crate::webhook::Webhooks>,
     /// Per app: the current second and the API requests counted in it.
     api: dashmap::DashMap<String, (u64, u64)>,
 }
@@ -17,9 +18,11 @@ impl MemoryStats {
         Self::default()
     }
 
-    /// Connects the counts to the apps they read (once, when the node is built).
-    pub fn attach(&self, apps: Arc<AppRegistry>) {
+    /// Connects the counts to the apps they read and the webhooks their transitions raise (once, when
+    /// the node is built).
+    pub fn attach(&self, apps: Arc<AppRegistry>, webhooks: crate::webhook::Webhooks) {
         let _ = self.apps.set(apps);
+        let _ = self.webhooks.set(webhooks);
     }
 
     fn app(&self, app_id: &str) -> Option<Arc<crate::App>> {
@@ -30,7 +33,22 @@ impl MemoryStats {
 impl ClusterStats for MemoryStats {
     fn connections_changed(&self, _app_id: &str, _delta: i64) {}
 
-    fn subscriptions_changed(&self, _app_id: &str, _channel: &str, _delta: i64) {}
+    /// Called after the channel index changed: this node is the cluster, so its first subscriber occupies
+    /// the channel and its last one vacates it.
+    fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64) {
+        let (Some(app), Some(webhooks)) = (self.app(app_id), self.webhooks.get()) else {
+            return;
+        };
+        if channel.starts_with('#') {
+            return;
+        }
+        let now = app.channels.subscriber_count(channel);
+        if delta > 0 && now as i64 == delta {
+            webhooks.emit(&app, crate::webhook::WebhookEvent::channel_occupied(channel));
+        } else if delta < 0 && now == 0 {
+            webhooks.emit(&app, crate::webhook::WebhookEvent::channel_vacated(channel));
+        }
+    }
 
     fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
         let count = self.app(app_id).map_or(0, |app| app.connection_count() as u64);

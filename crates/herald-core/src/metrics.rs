@@ -24,6 +24,7 @@ pub struct Metrics {
     pub broadcast_latency: Histogram,
     pub slow_client_disconnects: IntCounterVec,
     pub broadcasts_dropped: IntCounterVec,
+    pub webhooks: IntCounterVec,
     pub subscription_rejections: IntCounterVec,
     pub client_events: IntCounterVec,
     pub rate_limited: IntCounterVec,
@@ -134,6 +135,12 @@ impl Metrics {
                 "herald_broadcasts_dropped_total",
                 "Broadcasts refused before fan-out, by reason",
                 &["app", "reason"],
+            ),
+            webhooks: counter(
+                &r,
+                "herald_webhooks_total",
+                "Webhook events, by result (sent, failed after retries, dropped from a full queue)",
+                &["app", "result"],
             ),
             subscription_rejections: counter(
                 &r,

@@ -48,6 +48,8 @@ pub struct Node {
     pub backbone: Arc<dyn Backbone>,
     pub presence: Arc<dyn PresenceStore>,
     pub stats: Arc<dyn ClusterStats>,
+    pub webhooks: crate::webhook::Webhooks,
+    pub cache: Arc<dyn crate::cache_store::CacheStore>,
     pub settings: NodeSettings,
     socket_ids: SocketIdGenerator,
     connections: AtomicUsize,
@@ -67,6 +69,8 @@ impl Node {
         backbone: Arc<dyn Backbone>,
         presence: Arc<dyn PresenceStore>,
         stats: Arc<dyn ClusterStats>,
+        webhooks: crate::webhook::Webhooks,
+        cache: Arc<dyn crate::cache_store::CacheStore>,
         settings: NodeSettings,
     ) -> Arc<Self> {
         Arc::new(Node {
@@ -74,6 +78,8 @@ impl Node {
             backbone,
             presence,
             stats,
+            webhooks,
+            cache,
             settings,
             socket_ids: SocketIdGenerator::random(),
             connections: AtomicUsize::new(0),
@@ -85,10 +91,12 @@ impl Node {
         let apps = Arc::new(AppRegistry::new(apps));
         let backbone = Arc::new(crate::memory_backbone::MemoryBackbone::new());
         backbone.attach(apps.clone());
+        let webhooks = crate::webhook::Webhooks::default();
         let stats = Arc::new(crate::memory_stats::MemoryStats::new());
-        stats.attach(apps.clone());
+        stats.attach(apps.clone(), webhooks.clone());
         let presence = Arc::new(crate::memory_presence::MemoryPresence::new());
-        Node::new(apps, backbone, presence, stats, settings)
+        let cache = Arc::new(crate::memory_cache::MemoryCache::new());
+        Node::new(apps, backbone, presence, stats, webhooks, cache, settings)
     }
 
     /// A new connection to `app`: its session and the queue its socket writer drains.

@@ -34,6 +34,10 @@ pub async fn join(
     metrics().presence_operations.with_label_values(&["join", result]).inc();
     let joined = joined?;
     if joined.first_for_user {
+        node.webhooks.emit(
+            app,
+            crate::webhook::WebhookEvent::member_added(channel, &member.user_id),
+        );
         app.metrics.broadcast("presence");
         let frame = frame::member_added(channel, &member.user_id, member.user_info.as_deref());
         let broadcast = Broadcast {
@@ -60,6 +64,8 @@ pub async fn leave(node: &Node, app: &App, conn: &ConnectionHandle, channel: &st
         .inc();
     match left {
         Ok(left) if left.last_for_user => {
+            node.webhooks
+                .emit(app, crate::webhook::WebhookEvent::member_removed(channel, user_id));
             app.metrics.broadcast("presence");
             let broadcast = Broadcast {
                 frame: Bytes::from(frame::member_removed(channel, user_id)),

@@ -282,6 +282,25 @@ impl Session {
         self.subscriptions.insert(channel.to_owned(), Subscription { member });
         let data = presence_data.as_deref().unwrap_or("{}");
         self.conn.reply(frame::subscription_succeeded(channel, data)).await;
+        if herald_protocol::channel::is_cache(channel) {
+            self.send_cached(channel).await;
+        }
+    }
+
+    /// A cache channel's last event, or `pusher:cache_miss` (and the `cache_miss` webhook) when there is none.
+    async fn send_cached(&self, channel: &str) {
+        match self.node.cache.last(&self.app.config.id, channel).await {
+            Ok(Some(frame)) => {
+                self.conn.send(frame);
+            }
+            Ok(None) => {
+                self.conn.reply(frame::cache_miss(channel)).await;
+                self.node
+                    .webhooks
+                    .emit(&self.app, crate::webhook::WebhookEvent::cache_miss(channel));
+            }
+            Err(e) => tracing::warn!(channel, error = %e, "cache channel's last event not read"),
+        }
     }
 
     async fn resend_succeeded(&self, channel: &str) {
@@ -306,11 +325,11 @@ impl Session {
         let config = &self.app.config;
         let metrics = &self.app.metrics;
         metrics.subscriptions.dec();
-        self.node.stats.subscriptions_changed(&config.id, channel, -1);
         self.app.channels.remove(channel, &self.conn.socket_id, || {
             metrics.channels.dec();
             backbone.unsubscribe(config, channel)
         });
+        self.node.stats.subscriptions_changed(&config.id, channel, -1);
         if let Some(member) = sub.member {
             presence::leave(&self.node, &self.app, &self.conn, channel, &member.user_id).await;
         }
@@ -383,6 +402,9 @@ impl Session {
             frame: Bytes::from(frame),
             except: Some(self.conn.socket_id.clone()),
         };
+        let hook =
+            crate::webhook::WebhookEvent::client_event(channel, event, data, self.conn.socket_id.as_str(), user_id);
+        self.node.webhooks.emit(&self.app, hook);
         self.app.metrics.client_events.inc();
         self.app.metrics.broadcast("client_event");
         if let Err(e) = self.node.publish(&self.app, channel, broadcast).await {

@@ -46,6 +46,19 @@ impl ChannelKind {
     }
 }
 
+/// True for cache channels (`cache-`, `private-cache-`, `presence-cache-`, `private-encrypted-cache-`): the
+/// last event published is kept and sent to each new subscriber.
+pub fn is_cache(name: &str) -> bool {
+    [
+        "cache-",
+        "private-cache-",
+        "presence-cache-",
+        "private-encrypted-cache-",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
+}
+
 /// Why a channel name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelNameError {
@@ -108,6 +121,8 @@ mod tests {
         assert_eq!(ChannelKind::of("#server-to-user-42"), ChannelKind::ServerToUser);
         assert!(!ChannelKind::PrivateEncrypted.allows_client_events());
         assert!(ChannelKind::Presence.requires_auth());
+        assert!(is_cache("cache-prices") && is_cache("presence-cache-room") && is_cache("private-encrypted-cache-x"));
+        assert!(!is_cache("prices-cache") && !is_cache("private-prices"));
     }
 
     #[test]

@@ -212,6 +212,15 @@ pub fn member_removed(channel: &str, user_id: &str) -> Vec<u8> {
     )
 }
 
+/// `pusher:cache_miss`: a cache channel has no last event to give a new subscriber.
+pub fn cache_miss(channel: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + channel.len());
+    out.extend_from_slice(b"{\"event\":\"pusher:cache_miss\",\"channel\":");
+    push_json_string(&mut out, channel);
+    out.push(b'}');
+    out
+}
+
 /// `pusher:signin_success`, echoing the signed `user_data`.
 pub fn signin_success(user_data: &str) -> Vec<u8> {
     let data = format!("{{\"user_data\":{}}}", json_string(user_data));

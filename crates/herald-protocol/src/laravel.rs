@@ -70,6 +70,21 @@ impl<'a> LaravelBroadcast<'a> {
     }
 }
 
+impl LaravelBroadcast<'_> {
+    /// The frame for an encrypted channel: the data sealed with the channel's shared secret, since
+    /// Laravel's RedisBroadcaster publishes it in the clear and pusher-js only accepts it sealed.
+    pub fn to_encrypted_frame(&self, channel: &str, master_key: &[u8; 32], nonce: [u8; 24]) -> Vec<u8> {
+        let raw = self.data.get();
+        let plaintext = if raw.starts_with('"') {
+            serde_json::from_str::<String>(raw).unwrap_or_default()
+        } else {
+            raw.to_owned()
+        };
+        let sealed = crate::encryption::encrypt(channel, master_key, plaintext.as_bytes(), nonce);
+        frame::encode(&self.event, Some(channel), Data::AsString(&sealed), None)
+    }
+}
+
 /// The Pusher channel name inside a Redis channel name, for the first of `prefixes` that matches.
 pub fn strip_prefix<'a>(redis_channel: &'a str, prefixes: &[String]) -> Option<&'a str> {
     prefixes.iter().find_map(|p| redis_channel.strip_prefix(p.as_str()))

@@ -50,6 +50,11 @@ pub fn api_requests(app_id: &str, second: u64) -> String {
     format!("herald:{app_id}:api:{second}")
 }
 
+/// The last event of a cache channel (the frame as sent), with the app's expiry: `herald:{app_id}:cache:{channel}`.
+pub fn cache(app_id: &str, channel: &str) -> String {
+    format!("herald:{app_id}:cache:{channel}")
+}
+
 /// Sorted set of live nodes, scored by lease expiry (Redis server time, milliseconds).
 pub const NODES: &str = "herald:nodes";
 

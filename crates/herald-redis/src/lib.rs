@@ -9,9 +9,11 @@ pub mod envelope;
 pub mod keys;
 pub mod liveness;
 pub mod redis_backbone;
+pub mod redis_cache;
 pub mod redis_presence;
 pub mod redis_stats;
 
 pub use redis_backbone::RedisBackbone;
+pub use redis_cache::RedisCache;
 pub use redis_presence::RedisPresence;
 pub use redis_stats::RedisStats;

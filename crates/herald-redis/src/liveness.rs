@@ -4,10 +4,11 @@
 //! A node that finds Redis emptied puts its entries and counts back silently; one that finds itself reaped
 //! puts them back and announces its users again.
 
-use crate::redis_presence::{LeaseStatus, RedisPresence};
+use crate::redis_presence::{LeaseStatus, Reaped, RedisPresence};
 use crate::redis_stats::RedisStats;
 use bytes::Bytes;
 use herald_core::metrics::metrics;
+use herald_core::webhook::WebhookEvent;
 use herald_core::{Broadcast, Node};
 use herald_protocol::frame;
 use std::sync::Arc;
@@ -65,15 +66,12 @@ impl Liveness {
         let result = if reaped.is_ok() { "ok" } else { "error" };
         metrics().presence_operations.with_label_values(&["reap", result]).inc();
         match reaped {
-            Ok((nodes, removed)) => {
-                if !nodes.is_empty() {
-                    tracing::warn!(
-                        ?nodes,
-                        members_removed = removed.len(),
-                        "reaped nodes whose lease expired"
-                    );
+            Ok(reaped) => {
+                if !reaped.nodes.is_empty() {
+                    let (nodes, members_removed) = (&reaped.nodes, reaped.removed.len());
+                    tracing::warn!(?nodes, members_removed, "reaped nodes whose lease expired");
                 }
-                self.announce_removed(removed).await;
+                self.announce(reaped).await;
             }
             Err(e) => tracing::warn!(error = %e, "reaping dead nodes failed"),
         }
@@ -82,8 +80,18 @@ impl Liveness {
     /// Gives the lease up at the end of a clean shutdown.
     pub async fn retire(&self) {
         match self.presence.retire().await {
-            Ok(removed) => self.announce_removed(removed).await,
+            Ok(reaped) => self.announce(reaped).await,
             Err(e) => tracing::warn!(error = %e, "could not give the lease up; other nodes will reap it"),
+        }
+    }
+
+    /// Tells clients and webhooks what reaping took back.
+    async fn announce(&self, reaped: Reaped) {
+        self.announce_removed(reaped.removed).await;
+        for (app_id, channel) in reaped.vacated {
+            if let Some(app) = self.node.apps.by_id(&app_id) {
+                self.node.webhooks.emit(app, WebhookEvent::channel_vacated(&channel));
+            }
         }
     }
 
@@ -93,6 +101,9 @@ impl Liveness {
                 continue;
             };
             app.metrics.broadcast("presence");
+            self.node
+                .webhooks
+                .emit(app, WebhookEvent::member_removed(&channel, &user_id));
             let broadcast = Broadcast {
                 frame: Bytes::from(frame::member_removed(&channel, &user_id)),
                 except: None,

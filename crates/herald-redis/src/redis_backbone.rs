@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use herald_core::app::AppRegistry;
 use herald_core::backbone::{Backbone, BackboneError, Broadcast};
+use herald_core::cache_store::CacheStore;
 use herald_core::metrics::metrics;
 use herald_core::{AppConfig, BoxFuture};
 use herald_protocol::laravel::LaravelBroadcast;
@@ -66,7 +67,13 @@ pub struct RedisBackbone {
 impl RedisBackbone {
     /// Starts the backbone's tasks. Fails only on a malformed URL: an unreachable Redis is retried, and
     /// the node stays unready until it answers.
-    pub fn start(url: &str, apps: Arc<AppRegistry>, node_id: &str) -> Result<Arc<Self>, redis::RedisError> {
+    /// Laravel broadcasts on cache channels are also kept in `cache`.
+    pub fn start(
+        url: &str,
+        apps: Arc<AppRegistry>,
+        node_id: &str,
+        cache: Arc<dyn CacheStore>,
+    ) -> Result<Arc<Self>, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let (commands, rx) = mpsc::unbounded_channel();
         let backbone = Arc::new_cyclic(|me| RedisBackbone {
@@ -83,6 +90,7 @@ impl RedisBackbone {
             reconnects: backbone.reconnects.clone(),
             heartbeat: keys::heartbeat_channel(node_id),
             routes: HashMap::new(),
+            cache,
         };
         tokio::spawn(subscriber.run(rx));
         let weak = Arc::downgrade(&backbone);
@@ -190,6 +198,7 @@ struct Subscriber {
     heartbeat: String,
     /// Redis channel to the app channels it feeds.
     routes: HashMap<String, Vec<Route>>,
+    cache: Arc<dyn CacheStore>,
 }
 
 impl Subscriber {
@@ -345,10 +354,23 @@ impl Subscriber {
             };
             let broadcast = match route.source {
                 Source::Laravel => match std::str::from_utf8(payload).ok().map(LaravelBroadcast::parse) {
-                    Some(Ok(b)) => Broadcast {
-                        frame: Bytes::from(b.to_frame(&route.channel)),
-                        except: b.socket.as_deref().and_then(SocketId::parse),
-                    },
+                    Some(Ok(b)) => {
+                        let encrypted = route.channel.starts_with("private-encrypted-");
+                        let frame = match (&app.config.encryption_master_key, encrypted) {
+                            (Some(master), true) => {
+                                let mut nonce = [0u8; 24];
+                                if getrandom::getrandom(&mut nonce).is_err() {
+                                    continue;
+                                }
+                                b.to_encrypted_frame(&route.channel, master, nonce)
+                            }
+                            _ => b.to_frame(&route.channel),
+                        };
+                        Broadcast {
+                            frame: Bytes::from(frame),
+                            except: b.socket.as_deref().and_then(SocketId::parse),
+                        }
+                    }
                     _ => {
                         tracing::warn!(redis_channel, "ignored a Redis message that is not a Laravel broadcast");
                         continue;
@@ -366,18 +388,26 @@ impl Subscriber {
                 },
             };
             if route.source == Source::Laravel {
-                if route.channel.starts_with("private-encrypted-") {
-                    // Laravel's RedisBroadcaster does not encrypt: pusher-js would drop the plaintext
-                    // silently, so refuse it loudly instead.
+                if route.channel.starts_with("private-encrypted-") && app.config.encryption_master_key.is_none() {
+                    // Laravel's RedisBroadcaster does not encrypt and this app has no master key to do it
+                    // here: pusher-js would drop the plaintext silently, so refuse it loudly instead.
                     tracing::warn!(
                         app = %route.app_id,
                         channel = %route.channel,
-                        "dropped a plaintext Laravel broadcast on an encrypted channel; publish encrypted channels through the HTTP API"
+                        "dropped a plaintext Laravel broadcast on an encrypted channel; configure the app's encryption_master_key"
                     );
                     app.metrics.dropped("encrypted_plaintext");
                     continue;
                 }
                 app.metrics.broadcast("laravel");
+                if herald_protocol::channel::is_cache(&route.channel) {
+                    self.cache.store(
+                        &app.config.id,
+                        &route.channel,
+                        broadcast.frame.clone(),
+                        app.config.cache_ttl,
+                    );
+                }
             }
             app.fan_out(&route.channel, &broadcast, started);
         }

@@ -34,6 +34,17 @@ struct Scripts {
     reap: Script,
 }
 
+/// What reaping dead nodes took back.
+#[derive(Debug, Default)]
+pub struct Reaped {
+    /// The nodes reaped.
+    pub nodes: Vec<String>,
+    /// `(app, channel, user)` for each user whose last connection was on them: member_removed is due.
+    pub removed: Vec<(String, String, String)>,
+    /// `(app, channel)` for each channel they left with no subscriber anywhere: channel_vacated is due.
+    pub vacated: Vec<(String, String)>,
+}
+
 /// One presence entry held by this node.
 #[derive(Debug, Clone)]
 pub struct LocalEntry {
@@ -126,13 +137,13 @@ impl RedisPresence {
 
     /// Removes the entries of nodes whose lease expired; returns their ids and `(app, channel, user)` for
     /// each user whose last connection was on one of them.
-    pub async fn reap(&self) -> Result<(Vec<String>, Vec<(String, String, String)>), String> {
+    pub async fn reap(&self) -> Result<Reaped, String> {
         self.reap_skipping(&self.node_id).await
     }
 
-    async fn reap_skipping(&self, skip: &str) -> Result<(Vec<String>, Vec<(String, String, String)>), String> {
+    async fn reap_skipping(&self, skip: &str) -> Result<Reaped, String> {
         let script = &self.scripts;
-        let (nodes, flat): (Vec<String>, Vec<String>) = self
+        let (nodes, flat, vacated): (Vec<String>, Vec<String>, Vec<String>) = self
             .conn
             .run("reap", |mut c| async move {
                 script.reap.key(keys::NODES).arg(skip).invoke_async(&mut c).await
@@ -142,13 +153,18 @@ impl RedisPresence {
             .chunks_exact(3)
             .map(|t| (t[0].clone(), t[1].clone(), t[2].clone()))
             .collect();
-        Ok((nodes, removed))
+        let vacated = vacated.chunks_exact(2).map(|t| (t[0].clone(), t[1].clone())).collect();
+        Ok(Reaped {
+            nodes,
+            removed,
+            vacated,
+        })
     }
 
     /// Gives up the lease on a clean shutdown: whatever this node still holds in Redis (presence entries
     /// whose grace had not run out, counts not yet flushed) is taken back at once, as for a dead node.
     /// Returns the users for whom `member_removed` is due.
-    pub async fn retire(&self) -> Result<Vec<(String, String, String)>, String> {
+    pub async fn retire(&self) -> Result<Reaped, String> {
         let node_id = &self.node_id;
         self.conn
             .run("retire", |mut c| async move {
@@ -160,7 +176,7 @@ impl RedisPresence {
                     .await
             })
             .await?;
-        Ok(self.reap_skipping("").await?.1)
+        self.reap_skipping("").await
     }
 
     /// Retries the leaves that failed; returns `(app, channel, user)` for those that were a user's last.

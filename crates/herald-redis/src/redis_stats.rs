@@ -4,7 +4,9 @@
 
 use crate::connection::RedisConnection;
 use crate::keys;
+use herald_core::app::AppRegistry;
 use herald_core::cluster_stats::{ClusterStats, StatsError};
+use herald_core::webhook::{WebhookEvent, Webhooks};
 use herald_core::BoxFuture;
 use redis::Script;
 use std::collections::HashMap;
@@ -21,19 +23,29 @@ pub struct RedisStats {
 }
 
 impl RedisStats {
-    pub fn new(url: &str, node_id: &str) -> Result<Arc<Self>, redis::RedisError> {
+    /// Counts in Redis; cluster-wide transitions of a channel (first subscriber anywhere, last one anywhere)
+    /// raise the `channel_occupied` / `channel_vacated` webhooks of `apps`.
+    pub fn new(
+        url: &str,
+        node_id: &str,
+        apps: Arc<AppRegistry>,
+        webhooks: Webhooks,
+    ) -> Result<Arc<Self>, redis::RedisError> {
         let client = redis::Client::open(url)?;
         let (changes, rx) = mpsc::unbounded_channel();
+        let conn = RedisConnection::new(client.clone());
         let stats = Arc::new_cyclic(|me| RedisStats {
             me: me.clone(),
-            conn: RedisConnection::new(client.clone()),
+            conn,
             changes,
         });
-        tokio::spawn(apply_changes(
-            RedisConnection::new(client),
-            keys::node_counts(node_id),
-            rx,
-        ));
+        let applier = Applier {
+            conn: RedisConnection::new(client),
+            node_key: keys::node_counts(node_id),
+            apps,
+            webhooks,
+        };
+        tokio::spawn(applier.run(rx));
         Ok(stats)
     }
 
@@ -52,36 +64,66 @@ impl RedisStats {
     }
 }
 
-async fn apply_changes(conn: RedisConnection, node_key: String, mut rx: mpsc::UnboundedReceiver<(String, i64)>) {
-    let script = Script::new(include_str!("lua/count.lua"));
-    let mut pending: HashMap<String, i64> = HashMap::new();
-    while let Some((field, delta)) = rx.recv().await {
-        *pending.entry(field).or_default() += delta;
-        while pending.len() < BATCH {
-            match rx.try_recv() {
-                Ok((field, delta)) => *pending.entry(field).or_default() += delta,
-                Err(_) => break,
-            }
-        }
-        pending.retain(|_, d| *d != 0);
-        if pending.is_empty() {
-            continue;
-        }
-        let batch: Vec<(String, i64)> = pending.drain().collect();
-        let (script, node_key, batch) = (&script, &node_key, &batch);
-        let result = conn
-            .run("counts", |mut c| async move {
-                let mut invocation = script.key(node_key);
-                for (field, delta) in batch {
-                    invocation.arg(field).arg(delta);
+/// The task that applies queued changes in batches.
+struct Applier {
+    conn: RedisConnection,
+    node_key: String,
+    apps: Arc<AppRegistry>,
+    webhooks: Webhooks,
+}
+
+impl Applier {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<(String, i64)>) {
+        let Applier {
+            conn,
+            node_key,
+            apps,
+            webhooks,
+        } = self;
+        let script = Script::new(include_str!("lua/count.lua"));
+        let mut pending: HashMap<String, i64> = HashMap::new();
+        while let Some((field, delta)) = rx.recv().await {
+            *pending.entry(field).or_default() += delta;
+            while pending.len() < BATCH {
+                match rx.try_recv() {
+                    Ok((field, delta)) => *pending.entry(field).or_default() += delta,
+                    Err(_) => break,
                 }
-                invocation.invoke_async::<i64>(&mut c).await
-            })
-            .await;
-        if let Err(e) = result {
-            // The counts are not lost for good: the next lease renewal that finds Redis emptied, or a
-            // restart, restores them from this node's own state.
-            tracing::warn!(error = %e, changes = batch.len(), "cluster counts not updated");
+            }
+            pending.retain(|_, d| *d != 0);
+            if pending.is_empty() {
+                continue;
+            }
+            let batch: Vec<(String, i64)> = pending.drain().collect();
+            let (script, node_key, batch) = (&script, &node_key, &batch);
+            let result = conn
+                .run("counts", |mut c| async move {
+                    let mut invocation = script.key(node_key);
+                    for (field, delta) in batch {
+                        invocation.arg(field).arg(delta);
+                    }
+                    invocation.invoke_async::<Vec<String>>(&mut c).await
+                })
+                .await;
+            if let Ok(transitions) = &result {
+                for t in transitions.chunks_exact(3) {
+                    let Some(app) = apps.by_id(&t[0]) else { continue };
+                    if t[1].starts_with('#') {
+                        continue;
+                    }
+                    let event = if t[2] == "occupied" {
+                        WebhookEvent::channel_occupied(&t[1])
+                    } else {
+                        WebhookEvent::channel_vacated(&t[1])
+                    };
+                    webhooks.emit(app, event);
+                }
+            }
+            if let Err(e) = result {
+                // The counts are not lost for good: the next lease renewal that finds Redis emptied, or a
+                // restart, restores them from this node's own state.
+                tracing::warn!(error = %e, changes = batch.len(), "cluster counts not updated");
+            }
         }
     }
 }

@@ -180,7 +180,9 @@ async fn run(seed: u64, steps: usize) {
                 }
                 let expected: BTreeSet<String> = before.difference(&model.users()).cloned().collect();
                 let survivor = *live.iter().find(|&&i| i != victim).unwrap();
-                let (reaped, removed) = nodes[survivor].reap().await.unwrap();
+                let herald_redis::redis_presence::Reaped {
+                    nodes: reaped, removed, ..
+                } = nodes[survivor].reap().await.unwrap();
                 assert_eq!(
                     reaped,
                     vec![nodes[victim].node_id().to_string()],
@@ -191,7 +193,7 @@ async fn run(seed: u64, steps: usize) {
                     removed, expected,
                     "seed {seed} step {step}: users removed with the dead node"
                 );
-                let (again, _) = nodes[survivor].reap().await.unwrap();
+                let again = nodes[survivor].reap().await.unwrap().nodes;
                 assert!(again.is_empty(), "a dead node is reaped once");
                 // A replacement node joins the cluster.
                 let node = add_node(nodes.len());

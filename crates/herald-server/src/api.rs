@@ -133,6 +133,10 @@ async fn publish(node: &Arc<Node>, app: &Arc<App>, event: &TriggerEvent) -> Resu
             frame: Bytes::from(frame),
             except: except.clone(),
         };
+        if herald_protocol::channel::is_cache(channel) {
+            node.cache
+                .store(&app.config.id, channel, broadcast.frame.clone(), app.config.cache_ttl);
+        }
         node.publish(app, channel, broadcast).await.map_err(|e| {
             tracing::warn!(app = %app.config.id, channel, error = %e, "HTTP API event not published");
             ApiError::new(503, "The backbone is unavailable; retry")

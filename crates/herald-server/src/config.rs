@@ -3,6 +3,7 @@
 //! default app. A bad value fails the start with a message naming the key.
 
 use clap::Parser;
+use herald_core::webhook::WebhookTarget;
 use herald_core::{AppConfig, NodeSettings};
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -99,6 +100,12 @@ pub struct DefaultAppFlags {
     /// Base64 32-byte master key for private-encrypted- channels.
     #[arg(long, env = "HERALD_ENCRYPTION_MASTER_KEY")]
     pub encryption_master_key: Option<String>,
+    /// Where the default app's webhooks go (http://...).
+    #[arg(long, env = "HERALD_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Which webhook events to send, comma-separated (default: all).
+    #[arg(long, env = "HERALD_WEBHOOK_EVENTS")]
+    pub webhook_events: Option<String>,
 }
 
 impl DefaultAppFlags {
@@ -120,6 +127,19 @@ impl DefaultAppFlags {
         config.user_auth_url = given(&self.user_auth_url).or(config.user_auth_url.take());
         if let Some(key) = given(&self.encryption_master_key) {
             config.encryption_master_key = Some(master_key(&key, "HERALD_ENCRYPTION_MASTER_KEY")?);
+        }
+        if let Some(url) = given(&self.webhook_url) {
+            let events = given(&self.webhook_events)
+                .map(|e| {
+                    e.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            config
+                .webhooks
+                .push(webhook_target(url, events, None, "HERALD_WEBHOOK_URL")?);
         }
         Ok(())
     }
@@ -194,6 +214,49 @@ struct FileApp {
     auth_timeout_ms: Option<u64>,
     auth_headers: Option<Vec<String>>,
     encryption_master_key: Option<String>,
+    webhooks: Option<Vec<FileWebhook>>,
+    cache_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWebhook {
+    url: String,
+    #[serde(default)]
+    events: Vec<String>,
+    channel_prefix: Option<String>,
+}
+
+/// Webhook event names Herald sends.
+const WEBHOOK_EVENTS: &[&str] = &[
+    "channel_occupied",
+    "channel_vacated",
+    "member_added",
+    "member_removed",
+    "client_event",
+    "cache_miss",
+];
+
+fn webhook_target(
+    url: String,
+    events: Vec<String>,
+    channel_prefix: Option<String>,
+    at: &str,
+) -> Result<WebhookTarget, String> {
+    if !url.starts_with("http://") || url.parse::<hyper::Uri>().is_err() {
+        return Err(format!("{at}.url {url:?} must be an http:// URL"));
+    }
+    if let Some(bad) = events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
+        return Err(format!(
+            "{at}.events: unknown event {bad:?} (known: {})",
+            WEBHOOK_EVENTS.join(", ")
+        ));
+    }
+    Ok(WebhookTarget {
+        url,
+        events,
+        channel_prefix,
+    })
 }
 
 /// The log output format.
@@ -286,6 +349,18 @@ impl Config {
             }
             if let Some(headers) = app.auth_headers {
                 config.auth_headers = headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+            }
+            for (j, hook) in app.webhooks.unwrap_or_default().into_iter().enumerate() {
+                let target = webhook_target(
+                    hook.url,
+                    hook.events,
+                    hook.channel_prefix,
+                    &format!("{at}.webhooks[{j}]"),
+                )?;
+                config.webhooks.push(target);
+            }
+            if let Some(secs) = app.cache_ttl_secs {
+                config.cache_ttl = Duration::from_secs(secs);
             }
             if let Some(key) = app.encryption_master_key {
                 config.encryption_master_key = Some(master_key(&key, &format!("{at}.encryption_master_key"))?);

@@ -6,6 +6,7 @@ mod auth_proxy;
 mod config;
 mod http;
 mod shutdown;
+mod webhook_sender;
 mod websocket;
 
 use config::{Config, LogFormat};
@@ -55,10 +56,23 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         Some(url) => {
             let node_id = format!("{:016x}", herald_redis::redis_backbone::rand_u64());
             let bad_url = |e: redis::RedisError| format!("redis url (HERALD_REDIS_URL): {e}");
-            let backbone = herald_redis::RedisBackbone::start(url, apps.clone(), &node_id).map_err(bad_url)?;
+            let cache = herald_redis::RedisCache::new(url).map_err(bad_url)?;
+            let backbone =
+                herald_redis::RedisBackbone::start(url, apps.clone(), &node_id, cache.clone()).map_err(bad_url)?;
             let presence = herald_redis::RedisPresence::new(url, node_id.clone(), config.lease).map_err(bad_url)?;
-            let stats = herald_redis::RedisStats::new(url, &node_id).map_err(bad_url)?;
-            let node = Node::new(apps, backbone, presence.clone(), stats.clone(), config.settings.clone());
+            let webhooks = herald_core::webhook::Webhooks::default();
+            let stats =
+                herald_redis::RedisStats::new(url, &node_id, apps.clone(), webhooks.clone()).map_err(bad_url)?;
+            let settings = config.settings.clone();
+            let node = Node::new(
+                apps,
+                backbone,
+                presence.clone(),
+                stats.clone(),
+                webhooks,
+                cache,
+                settings,
+            );
             let keeper = herald_redis::liveness::Liveness {
                 node: node.clone(),
                 presence,
@@ -89,6 +103,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("no app configured: using the development app (id app-id, key app-key, secret app-secret)");
     }
 
+    webhook_sender::spawn(node.clone(), auth_proxy::client());
     let shutdown = shutdown::Shutdown::default();
     let drain = websocket::DrainPolicy {
         window: config.drain_window,

@@ -2,6 +2,9 @@
 -- KEYS: 1 the node's own counts (herald:node:{id}:counts), so a dead node's share can be taken back.
 -- ARGV: pairs of (field, delta); a field is 'c|{app}' (connections) or 's|{app}|{channel}' (subscriptions).
 -- Cluster totals: herald:{app}:connections (string) and herald:{app}:channels (hash channel -> count).
+-- Returns {app1, channel1, 'occupied'|'vacated', ...}: the channels whose cluster-wide count crossed zero in
+-- this batch (the channel_occupied / channel_vacated webhooks, decided once for the cluster).
+local transitions = {}
 for i = 1, #ARGV, 2 do
   local field, delta = ARGV[i], tonumber(ARGV[i + 1])
   local n = redis.call('HINCRBY', KEYS[1], field, delta)
@@ -13,6 +16,16 @@ for i = 1, #ARGV, 2 do
   elseif kind == 's' then
     local total = redis.call('HINCRBY', 'herald:' .. app .. ':channels', channel, delta)
     if total <= 0 then redis.call('HDEL', 'herald:' .. app .. ':channels', channel) end
+    local before = total - delta
+    if before <= 0 and total > 0 then
+      transitions[#transitions + 1] = app
+      transitions[#transitions + 1] = channel
+      transitions[#transitions + 1] = 'occupied'
+    elseif before > 0 and total <= 0 then
+      transitions[#transitions + 1] = app
+      transitions[#transitions + 1] = channel
+      transitions[#transitions + 1] = 'vacated'
+    end
   end
 end
-return 1
+return transitions

@@ -1,12 +1,12 @@
 -- Removes the presence entries and the connection/subscription counts of every node whose lease has expired, exactly once for the cluster
 -- (the script is atomic, and the node leaves the sorted set in the same step).
 -- KEYS: 1 the node sorted set. ARGV: 1 the calling node's id (never reaped by itself).
--- Returns {reaped node ids, {app1, channel1, user1, app2, ...}}: the users whose last connection was on
--- a dead node, for whom member_removed is due.
+-- Returns {reaped node ids, {app1, channel1, user1, app2, ...}, {app1, channel1, ...}}: the users whose last
+-- connection was on a dead node, for whom member_removed is due, and the channels the dead nodes left empty.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-local reaped, removed = {}, {}
+local reaped, removed, vacated = {}, {}, {}
 for _, node in ipairs(dead) do
   if node ~= ARGV[1] then
     redis.call('ZREM', KEYS[1], node)
@@ -39,10 +39,16 @@ for _, node in ipairs(dead) do
         if total <= 0 then redis.call('DEL', 'herald:' .. app .. ':connections') end
       elseif kind == 's' then
         local total = redis.call('HINCRBY', 'herald:' .. app .. ':channels', channel, delta)
-        if total <= 0 then redis.call('HDEL', 'herald:' .. app .. ':channels', channel) end
+        if total <= 0 then
+          redis.call('HDEL', 'herald:' .. app .. ':channels', channel)
+          if total - delta > 0 then
+            vacated[#vacated + 1] = app
+            vacated[#vacated + 1] = channel
+          end
+        end
       end
     end
     redis.call('DEL', counts)
   end
 end
-return {reaped, removed}
+return {reaped, removed, vacated}
