@@ -4,6 +4,7 @@
 mod api;
 mod auth_proxy;
 mod config;
+mod frame_writer;
 mod http;
 mod shutdown;
 mod webhook_sender;

@@ -2,6 +2,7 @@
 //! session and a writer that drains the connection's bounded queue and keeps the client alive with
 //! `pusher:ping`. Whatever ends first ends both, and the session then leaves every channel.
 
+use crate::frame_writer::{self, FrameWriter};
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
 use herald_core::connection::{ConnectionHandle, Outbound};
@@ -126,7 +127,14 @@ pub async fn serve(
         epoch: Instant::now(),
         last_seen_ms: AtomicU64::new(0),
     });
-    let (mut read, write) = ws.split(tokio::io::split);
+    // The read side stays with fastwebsockets; the write side is ours, to coalesce queued frames.
+    let write_half = std::sync::Mutex::new(None);
+    let (mut read, _) = ws.split(|io| {
+        let (r, w) = tokio::io::split(io);
+        *write_half.lock().expect("write half") = Some(w);
+        (r, tokio::io::sink())
+    });
+    let write = FrameWriter::new(write_half.into_inner().expect("write half").expect("split ran"));
     session.established();
     let mut writer = tokio::spawn(write_loop(
         write,
@@ -244,7 +252,7 @@ pub async fn serve(
 }
 
 async fn write_loop(
-    mut write: fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
+    mut write: FrameWriter<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
     mut rx: mpsc::Receiver<Outbound>,
     conn: Arc<ConnectionHandle>,
     activity: Arc<Activity>,
@@ -260,7 +268,7 @@ async fn write_loop(
             Some(at) => at + settings.pong_timeout,
             None => seen + settings.activity_timeout,
         };
-        let message = tokio::select! {
+        let first = tokio::select! {
             biased;
             _ = conn.overflow() => Outbound::Close(ConnectionHandle::OVERFLOW_CODE, "Client too slow: outbound queue full".into()),
             message = rx.recv() => match message {
@@ -273,7 +281,7 @@ async fn write_loop(
                 }
                 if pinged_at.is_some() {
                     tracing::debug!(socket_id = %conn.socket_id, "no pong; closing");
-                    let _ = send(&mut write, Frame::text(Payload::Owned(frame::error(close_code::PONG_NOT_RECEIVED, "Pong reply not received")))).await;
+                    write.text(&frame::error(close_code::PONG_NOT_RECEIVED, "Pong reply not received"));
                     Outbound::Close(close_code::PONG_NOT_RECEIVED, "Pong reply not received".into())
                 } else {
                     pinged_at = Some(Instant::now());
@@ -281,34 +289,34 @@ async fn write_loop(
                 }
             }
         };
-        let ok = match &message {
-            Outbound::Pong => send(&mut write, Frame::pong(Payload::Borrowed(&[]))).await,
-            Outbound::Frame(bytes) => send(&mut write, Frame::text(Payload::Borrowed(bytes))).await,
-            Outbound::Close(code, reason) => {
-                let _ = send(&mut write, Frame::close(*code, reason.as_bytes())).await;
-                return;
+        // Everything already queued goes out in the same write.
+        let mut next = Some(first);
+        let mut closing = None;
+        while let Some(message) = next.take() {
+            match message {
+                Outbound::Frame(bytes) => write.text(&bytes),
+                Outbound::Pong => write.pong(),
+                Outbound::Close(code, reason) => {
+                    closing = Some((code, reason));
+                    break;
+                }
             }
-        };
-        if !ok {
-            return;
+            if write.batch_len() < frame_writer::BATCH_BYTES {
+                next = rx.try_recv().ok();
+            }
         }
-        if conn.overflowed() {
-            let _ = send(
-                &mut write,
-                Frame::close(ConnectionHandle::OVERFLOW_CODE, b"Client too slow: outbound queue full"),
-            )
-            .await;
+        if conn.overflowed() && closing.is_none() {
+            closing = Some((
+                ConnectionHandle::OVERFLOW_CODE,
+                "Client too slow: outbound queue full".into(),
+            ));
+        }
+        if let Some((code, reason)) = &closing {
+            write.close(*code, reason);
+        }
+        let written = tokio::time::timeout(WRITE_TIMEOUT, write.flush()).await;
+        if closing.is_some() || !matches!(written, Ok(Ok(()))) {
             return;
         }
     }
-}
-
-async fn send(
-    write: &mut fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
-    frame: Frame<'_>,
-) -> bool {
-    matches!(
-        tokio::time::timeout(WRITE_TIMEOUT, write.write_frame(frame)).await,
-        Ok(Ok(()))
-    )
 }
