@@ -20,6 +20,10 @@ pub trait ClusterStats: Send + Sync + 'static {
     fn connections_changed(&self, app_id: &str, delta: i64);
     /// Subscriptions to `channel` on this node changed by `delta`. Never waits.
     fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64);
+    /// The channel got its first subscriber on this node (`occupied`) or lost its last one; called under the
+    /// channel index's lock, so calls for one channel come in order. A store that is the whole cluster (the
+    /// embedded default) raises `channel_occupied` / `channel_vacated` here. Never waits.
+    fn local_transition(&self, _app_id: &str, _channel: &str, _occupied: bool) {}
     /// Open connections to `app` on every node.
     fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>>;
     /// Subscriptions to `channel` on every node.

@@ -33,21 +33,22 @@ impl MemoryStats {
 impl ClusterStats for MemoryStats {
     fn connections_changed(&self, _app_id: &str, _delta: i64) {}
 
-    /// Called after the channel index changed: this node is the cluster, so its first subscriber occupies
-    /// the channel and its last one vacates it.
-    fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64) {
+    fn subscriptions_changed(&self, _app_id: &str, _channel: &str, _delta: i64) {}
+
+    /// This node is the cluster: its first subscriber occupies the channel and its last one vacates it.
+    fn local_transition(&self, app_id: &str, channel: &str, occupied: bool) {
         let (Some(app), Some(webhooks)) = (self.app(app_id), self.webhooks.get()) else {
             return;
         };
         if channel.starts_with('#') {
             return;
         }
-        let now = app.channels.subscriber_count(channel);
-        if delta > 0 && now as i64 == delta {
-            webhooks.emit(&app, crate::webhook::WebhookEvent::channel_occupied(channel));
-        } else if delta < 0 && now == 0 {
-            webhooks.emit(&app, crate::webhook::WebhookEvent::channel_vacated(channel));
-        }
+        let event = if occupied {
+            crate::webhook::WebhookEvent::channel_occupied(channel)
+        } else {
+            crate::webhook::WebhookEvent::channel_vacated(channel)
+        };
+        webhooks.emit(&app, event);
     }
 
     fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {

@@ -268,10 +268,11 @@ impl Session {
             None => None,
         };
 
-        let backbone = &self.node.backbone;
+        let (backbone, stats) = (&self.node.backbone, &self.node.stats);
         let metrics = &self.app.metrics;
         let ready = self.app.channels.add(channel, &self.conn, || {
             metrics.channels.inc();
+            stats.local_transition(&config.id, channel, true);
             backbone.subscribe(config, channel)
         });
         metrics.subscriptions.inc();
@@ -321,12 +322,13 @@ impl Session {
     }
 
     async fn leave(&self, channel: &str, sub: Subscription) {
-        let backbone = &self.node.backbone;
+        let (backbone, stats) = (&self.node.backbone, &self.node.stats);
         let config = &self.app.config;
         let metrics = &self.app.metrics;
         metrics.subscriptions.dec();
         self.app.channels.remove(channel, &self.conn.socket_id, || {
             metrics.channels.dec();
+            stats.local_transition(&config.id, channel, false);
             backbone.unsubscribe(config, channel)
         });
         self.node.stats.subscriptions_changed(&config.id, channel, -1);

@@ -104,6 +104,8 @@ pub type Queued = (Arc<str>, WebhookEvent);
 pub struct Webhooks {
     tx: mpsc::Sender<Queued>,
     rx: Arc<Mutex<Option<mpsc::Receiver<Queued>>>>,
+    /// Events queued or being delivered, so a stopping node can wait for them.
+    pending: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for Webhooks {
@@ -112,6 +114,7 @@ impl Default for Webhooks {
         Webhooks {
             tx,
             rx: Arc::new(Mutex::new(Some(rx))),
+            pending: Arc::default(),
         }
     }
 }
@@ -122,9 +125,21 @@ impl Webhooks {
         if !app.config.webhooks.iter().any(|t| t.wants(&event)) {
             return;
         }
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if self.tx.try_send((Arc::from(app.config.id.as_str()), event)).is_err() {
+            self.done(1);
             metrics().webhooks.with_label_values(&[&app.config.id, "dropped"]).inc();
         }
+    }
+
+    /// The deliverer finished with `n` events (sent or given up).
+    pub fn done(&self, n: usize) {
+        self.pending.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Events queued or being delivered.
+    pub fn pending(&self) -> usize {
+        self.pending.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The queue's receiving end, for the one task that delivers (None after the first call).

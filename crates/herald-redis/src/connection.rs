@@ -42,8 +42,26 @@ impl RedisConnection {
         F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        self.measured(command, self.run_retrying(&f)).await
+    }
+
+    /// Runs a command once, for work that must not be applied twice; the caller decides about retrying.
+    pub async fn run_once_only<T, F, Fut>(&self, command: &'static str, f: F) -> Result<T, String>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        self.measured(command, async { self.run_once(&f).await.map_err(|(e, _)| e) })
+            .await
+    }
+
+    async fn measured<T>(
+        &self,
+        command: &'static str,
+        work: impl std::future::Future<Output = Result<T, String>>,
+    ) -> Result<T, String> {
         let started = std::time::Instant::now();
-        let result = self.run_retrying(&f).await;
+        let result = work.await;
         let m = metrics();
         m.redis_command_duration
             .with_label_values(&[command])

@@ -89,6 +89,9 @@ impl Liveness {
     async fn announce(&self, reaped: Reaped) {
         self.announce_removed(reaped.removed).await;
         for (app_id, channel) in reaped.vacated {
+            if channel.starts_with('#') {
+                continue;
+            }
             if let Some(app) = self.node.apps.by_id(&app_id) {
                 self.node.webhooks.emit(app, WebhookEvent::channel_vacated(&channel));
             }
@@ -131,6 +134,9 @@ impl Liveness {
                         continue;
                     };
                     let member = &entry.member;
+                    self.node
+                        .webhooks
+                        .emit(app, WebhookEvent::member_added(&entry.channel, &member.user_id));
                     let frame = frame::member_added(&entry.channel, &member.user_id, member.user_info.as_deref());
                     let broadcast = Broadcast {
                         frame: Bytes::from(frame),

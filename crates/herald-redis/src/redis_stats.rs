@@ -97,7 +97,7 @@ impl Applier {
             let batch: Vec<(String, i64)> = pending.drain().collect();
             let (script, node_key, batch) = (&script, &node_key, &batch);
             let result = conn
-                .run("counts", |mut c| async move {
+                .run_once_only("counts", |mut c| async move {
                     let mut invocation = script.key(node_key);
                     for (field, delta) in batch {
                         invocation.arg(field).arg(delta);
@@ -120,9 +120,13 @@ impl Applier {
                 }
             }
             if let Err(e) = result {
-                // The counts are not lost for good: the next lease renewal that finds Redis emptied, or a
-                // restart, restores them from this node's own state.
-                tracing::warn!(error = %e, changes = batch.len(), "cluster counts not updated");
+                // Kept and tried again with the next batch (a failed call is not retried at once: it may
+                // have been applied before the connection broke, and counting twice is worse than late).
+                tracing::warn!(error = %e, changes = batch.len(), "cluster counts not updated; retrying");
+                for (field, delta) in batch.iter() {
+                    *pending.entry(field.clone()).or_default() += delta;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             }
         }
     }

@@ -20,7 +20,10 @@ use std::sync::Arc;
 pub type AppClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 pub fn client() -> AppClient {
-    Client::builder(TokioExecutor::new()).build_http()
+    // Title-case header names (`X-Pusher-Signature`): some PHP code looks headers up case-sensitively.
+    Client::builder(TokioExecutor::new())
+        .http1_title_case_headers(true)
+        .build_http()
 }
 
 /// Which of Herald's auth endpoints was called.
@@ -192,8 +195,10 @@ fn sign_channel(app: &App, socket_id: &str, channel: &str, kind: ChannelKind, gr
         // The app signs itself (it also has a pusher-driver connection): pass its answer on.
         return (StatusCode::OK, granted.to_string());
     }
-    if granted.is_null() || granted == serde_json::Value::Bool(false) {
-        return fail(StatusCode::FORBIDDEN, "The app refused");
+    // Only an explicit yes grants: Laravel's RedisBroadcaster answers `true` (private) or channel_data.
+    let yes = granted == serde_json::Value::Bool(true) || granted.get("channel_data").is_some();
+    if !yes {
+        return fail(StatusCode::FORBIDDEN, "The app did not grant this channel");
     }
     let mut out = serde_json::Map::new();
     if kind == ChannelKind::Presence {
@@ -313,8 +318,15 @@ mod tests {
             None,
             v["auth"].as_str().unwrap()
         ));
-        let (status, _) = sign_channel(&app, "1.2", "private-a", ChannelKind::Private, serde_json::json!(false));
-        assert_eq!(status, StatusCode::FORBIDDEN);
+        for no in [
+            serde_json::json!(false),
+            serde_json::json!({}),
+            serde_json::json!({"error": "x"}),
+            serde_json::json!(null),
+        ] {
+            let (status, _) = sign_channel(&app, "1.2", "private-a", ChannelKind::Private, no);
+            assert_eq!(status, StatusCode::FORBIDDEN);
+        }
         let granted = serde_json::json!({"channel_data": {"user_id": 42, "user_info": {"name": "Ada"}}});
         let (_, body) = sign_channel(&app, "1.2", "presence-a", ChannelKind::Presence, granted);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -121,12 +121,16 @@ impl DefaultAppFlags {
                 .collect();
         }
         if let Some(secs) = self.signin_timeout {
+            positive(secs, "HERALD_SIGNIN_TIMEOUT")?;
             config.signin_timeout = Some(Duration::from_secs(secs));
         }
         config.auth_url = given(&self.auth_url).or(config.auth_url.take());
         config.user_auth_url = given(&self.user_auth_url).or(config.user_auth_url.take());
         if let Some(key) = given(&self.encryption_master_key) {
             config.encryption_master_key = Some(master_key(&key, "HERALD_ENCRYPTION_MASTER_KEY")?);
+        }
+        if self.webhook_events.is_some() && given(&self.webhook_url).is_none() {
+            return Err("HERALD_WEBHOOK_EVENTS is set but HERALD_WEBHOOK_URL is not".into());
         }
         if let Some(url) = given(&self.webhook_url) {
             let events = given(&self.webhook_events)
@@ -341,6 +345,9 @@ impl Config {
             config.max_connections = app.max_connections;
             config.max_api_requests_per_second = app.max_api_requests_per_second;
             config.allowed_origins = app.allowed_origins.unwrap_or_default();
+            if app.signin_timeout_secs == Some(0) {
+                return Err(format!("{at}.signin_timeout_secs must be greater than 0"));
+            }
             config.signin_timeout = app.signin_timeout_secs.map(Duration::from_secs);
             config.auth_url = app.auth_url;
             config.user_auth_url = app.user_auth_url;
@@ -393,6 +400,7 @@ impl Config {
             let mut config = AppConfig::new("app-id", "app-key", "app-secret");
             config.redis_prefixes = global_prefixes;
             flags.default_app.apply(&mut config)?;
+            validate_app(&config, "the development app")?;
             apps.push(config);
         }
         if let Some(enabled) = flags.client_events {

@@ -144,6 +144,11 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(liveness) = liveness {
         liveness.retire().await;
     }
+    // Webhooks raised by the last connections leaving (or by the retirement) still go out.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.node.webhooks.pending() > 0 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -48,6 +48,8 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
                 }
             }
             for (app_id, events) in batch {
+                // The app's events stay pending until every target that wants them is done.
+                let done = Done::new(&node, events.len());
                 let Some(app) = node.apps.by_id(&app_id).cloned() else {
                     continue;
                 };
@@ -69,6 +71,7 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
                     );
                     let permit = gate.clone().acquire_owned().await.expect("the gate is never closed");
                     let n = wanted.len() as u64;
+                    let done = done.clone();
                     tokio::spawn(async move {
                         let delivered = deliver(&client, &url, &key, &signature, Bytes::from(body)).await;
                         let result = if delivered { "sent" } else { "failed" };
@@ -77,11 +80,33 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
                             tracing::warn!(app = %app_id, url, events = n, "webhook batch given up after retries");
                         }
                         drop(permit);
+                        drop(done);
                     });
                 }
             }
         }
     });
+}
+
+/// Marks a batch's events done (for a stopping node's wait) when the last delivery holding it drops it.
+struct Done {
+    webhooks: herald_core::webhook::Webhooks,
+    events: usize,
+}
+
+impl Done {
+    fn new(node: &Node, events: usize) -> Arc<Self> {
+        Arc::new(Done {
+            webhooks: node.webhooks.clone(),
+            events,
+        })
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.webhooks.done(self.events);
+    }
 }
 
 /// POSTs one batch, retrying with backoff; true once the endpoint answered 2xx.
