@@ -190,6 +190,7 @@ describe('cluster of three nodes', { skip }, () => {
 
 describe('two apps on one Redis', { skip }, () => {
   let cluster;
+  let configDir;
   const config = `
 [[apps]]
 id = "app-a"
@@ -207,11 +208,16 @@ redis_prefix = "b_database_"
     const fs = await import('node:fs');
     const os = await import('node:os');
     const path = await import('node:path');
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'herald-apps-')), 'herald.toml');
+    configDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-apps-'));
+    const file = path.join(configDir, 'herald.toml');
     fs.writeFileSync(file, config);
     cluster = await startCluster({ n: 2, lb: false, env: { HERALD_CONFIG: file, HERALD_APP_ID: '', HERALD_APP_KEY: '', HERALD_APP_SECRET: '' } });
   });
-  after(async () => { await closeClients(); await cluster?.stop(); });
+  after(async () => {
+    await closeClients();
+    await cluster?.stop();
+    if (configDir) (await import('node:fs')).rmSync(configDir, { recursive: true, force: true });
+  });
   autoCloseClients();
 
   e2e('events and presence never cross between apps', async () => {

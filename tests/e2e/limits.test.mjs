@@ -69,8 +69,10 @@ describe('per-app policies on one node', () => {
 
 describe('cluster-wide limits', { skip: skipCluster }, () => {
   let cluster;
+  let configDir;
   before(async () => {
-    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'herald-limits-')), 'herald.toml');
+    configDir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-limits-'));
+    const file = path.join(configDir, 'herald.toml');
     fs.writeFileSync(file, `
 [[apps]]
 id = "app-id"
@@ -82,7 +84,11 @@ max_member_size = 200
 `);
     cluster = await startCluster({ n: 2, lb: false, env: { HERALD_CONFIG: file, HERALD_APP_ID: '', HERALD_APP_KEY: '', HERALD_APP_SECRET: '' } });
   });
-  after(async () => { await closeClients(); await cluster?.stop(); });
+  after(async () => {
+    await closeClients();
+    await cluster?.stop();
+    if (configDir) fs.rmSync(configDir, { recursive: true, force: true });
+  });
   autoCloseClients();
 
   e2e('presence member limit counts users across nodes and tabs; oversized channel_data is refused', async () => {
