@@ -20,6 +20,15 @@ impl Latencies {
         self.micros.push(micros.min(u32::MAX as u64) as u32);
     }
 
+    /// The raw samples, for a worker process to hand to its parent.
+    pub fn samples(&self) -> &[u32] {
+        &self.micros
+    }
+
+    pub fn from_samples(micros: Vec<u32>) -> Self {
+        Latencies { micros }
+    }
+
     pub fn merge(&mut self, other: Latencies) {
         self.micros.extend(other.micros);
     }

@@ -76,6 +76,16 @@ enum Scenario {
         #[arg(long, default_value_t = 32)]
         in_flight: usize,
     },
+    /// (internal) A subscriber process started by `--workers`.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        subscribers: usize,
+        #[arg(long)]
+        offset: usize,
+        #[arg(long)]
+        channels: usize,
+    },
     /// Users with several tabs join and leave a presence channel across the targets.
     Presence {
         #[arg(long, default_value_t = 200)]
@@ -96,6 +106,10 @@ struct Load {
     /// Extra payload bytes per event.
     #[arg(long, default_value_t = 0)]
     payload: usize,
+    /// Subscriber processes (a process holds at most ~19,000 sockets here); each takes the next --sources
+    /// address.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
     /// api (signed HTTP API) or redis (Laravel's RedisBroadcaster format).
     #[arg(long, default_value = "api")]
     publish: String,
@@ -142,15 +156,48 @@ async fn run(cli: Cli) -> Result<(), String> {
         server_pids: cli.server_pids.clone(),
         connect_concurrency: cli.connect_concurrency,
     };
+    let mut global = Vec::new();
+    for t in &cli.targets {
+        global.extend(["--target".to_string(), t.clone()]);
+    }
+    global.extend([
+        "--app-id".into(),
+        cli.app_id.clone(),
+        "--key".into(),
+        cli.key.clone(),
+        "--secret".into(),
+        cli.secret.clone(),
+    ]);
+    global.extend(["--connect-concurrency".into(), cli.connect_concurrency.to_string()]);
+    let worker_args = scenarios::WorkerArgs {
+        global,
+        sources: cli.sources.clone(),
+    };
+    if let Scenario::Worker {
+        subscribers,
+        offset,
+        channels,
+    } = &cli.scenario
+    {
+        return scenarios::worker(&common, *subscribers, *offset, *channels).await;
+    }
     let report = match &cli.scenario {
+        Scenario::Worker { .. } => unreachable!("handled above"),
         Scenario::Idle { connections, kind } => scenarios::idle(&common, *connections, kind).await?,
         Scenario::Fanout { load, rate } => {
             let settings = settings(load, *rate, 256);
-            scenarios::fanout(&common, publisher(&cli, load).await?, settings, "fanout").await?
+            scenarios::fanout(&common, &worker_args, publisher(&cli, load).await?, settings, "fanout").await?
         }
         Scenario::Saturate { load, in_flight } => {
             let settings = settings(load, 0, *in_flight);
-            scenarios::fanout(&common, publisher(&cli, load).await?, settings, "saturate").await?
+            scenarios::fanout(
+                &common,
+                &worker_args,
+                publisher(&cli, load).await?,
+                settings,
+                "saturate",
+            )
+            .await?
         }
         Scenario::Presence { users, tabs } => scenarios::presence(&common, *users, *tabs).await?,
     };
@@ -178,6 +225,7 @@ fn settings(load: &Load, rate: u64, in_flight: usize) -> scenarios::FanoutSettin
         in_flight,
         duration: Duration::from_secs(load.duration),
         payload: load.payload,
+        workers: load.workers,
     }
 }
 

@@ -169,48 +169,48 @@ pub struct FanoutSettings {
     pub in_flight: usize,
     pub duration: Duration,
     pub payload: usize,
+    /// Subscriber processes (0 or 1: this one). A process holds at most ~19,000 sockets here.
+    pub workers: usize,
+}
+
+/// The global arguments a worker process is started with (targets, credentials, source addresses).
+#[derive(Clone, Default)]
+pub struct WorkerArgs {
+    pub global: Vec<String>,
+    pub sources: Vec<IpAddr>,
 }
 
 /// `fanout` and `saturate`.
-pub async fn fanout(common: &Common, publisher: Publisher, s: FanoutSettings, name: &str) -> Result<Report, String> {
-    let (clients, took) = connect_all(
-        common,
-        s.subscribers,
-        |i| format!("fanout-{}", i % s.channels),
-        |_| None,
-    )
-    .await?;
+pub async fn fanout(
+    common: &Common,
+    worker_args: &WorkerArgs,
+    publisher: Publisher,
+    s: FanoutSettings,
+    name: &str,
+) -> Result<Report, String> {
+    let delivered_now = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let (readers, took) = if s.workers > 1 {
+        spawn_workers(worker_args, &s, delivered_now.clone(), stop.clone()).await?
+    } else {
+        let (clients, took) = connect_all(
+            common,
+            s.subscribers,
+            |i| format!("fanout-{}", i % s.channels),
+            |_| None,
+        )
+        .await?;
+        (
+            clients
+                .into_iter()
+                .map(|(_, c)| read_deliveries(c, delivered_now.clone(), stop.clone()))
+                .collect(),
+            took,
+        )
+    };
     let per_channel: Vec<u64> = (0..s.channels)
         .map(|c| (0..s.subscribers).filter(|i| i % s.channels == c).count() as u64)
         .collect();
-    let delivered_now = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let mut readers = Vec::with_capacity(clients.len());
-    for (_, c) in clients {
-        let (counter, stop) = (delivered_now.clone(), stop.clone());
-        readers.push(tokio::spawn(async move {
-            let mut got = Received::default();
-            let mut seen = SeenWindow::default();
-            let run = c.run(|frame| {
-                if let Some((t, seq)) = publisher::parse_delivery(frame) {
-                    if !seen.insert(seq) {
-                        got.duplicates += 1;
-                    } else {
-                        got.delivered += 1;
-                        got.latencies.record(now_micros().saturating_sub(t));
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                true
-            });
-            tokio::select! {
-                _ = run => {}
-                _ = stop.notified() => {}
-            }
-            got
-        }));
-    }
-
     let cpu_before = common.cpu();
     let published = Arc::new(AtomicU64::new(0));
     let expected = Arc::new(AtomicU64::new(0));
@@ -301,7 +301,7 @@ pub async fn fanout(common: &Common, publisher: Publisher, s: FanoutSettings, na
     };
     report.settings = serde_json::json!({
         "subscribers": s.subscribers, "channels": s.channels, "rate": s.rate, "in_flight": s.in_flight,
-        "duration_s": s.duration.as_secs(), "payload_bytes": s.payload, "targets": common.targets.len(),
+        "duration_s": s.duration.as_secs(), "payload_bytes": s.payload, "targets": common.targets.len(), "workers": s.workers,
     });
     report.figure(
         "connect + subscribe rate",
@@ -328,6 +328,165 @@ pub async fn fanout(common: &Common, publisher: Publisher, s: FanoutSettings, na
     report.latency_ms = Some(total.latencies.percentiles());
     report.deliveries_per_second = series;
     Ok(report)
+}
+
+/// Counts one subscriber's deliveries until `stop`.
+fn read_deliveries(
+    c: client::Client,
+    counter: Arc<AtomicU64>,
+    stop: Arc<tokio::sync::Notify>,
+) -> tokio::task::JoinHandle<Received> {
+    tokio::spawn(async move {
+        let mut got = Received::default();
+        let mut seen = SeenWindow::default();
+        let run = c.run(|frame| {
+            if let Some((t, seq)) = publisher::parse_delivery(frame) {
+                if !seen.insert(seq) {
+                    got.duplicates += 1;
+                } else {
+                    got.delivered += 1;
+                    got.latencies.record(now_micros().saturating_sub(t));
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            true
+        });
+        tokio::select! {
+            _ = run => {}
+            _ = stop.notified() => {}
+        }
+        got
+    })
+}
+
+/// Starts `s.workers` subscriber processes (`herald-load worker`), each with its share of the subscribers
+/// and a source address of its own; returns when all are connected. Their deliveries count into `counter`
+/// as they report them; their latencies come back when `stop` fires.
+async fn spawn_workers(
+    args: &WorkerArgs,
+    s: &FanoutSettings,
+    counter: Arc<AtomicU64>,
+    stop: Arc<tokio::sync::Notify>,
+) -> Result<(Vec<tokio::task::JoinHandle<Received>>, Duration), String> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let started = Instant::now();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut handles = Vec::new();
+    let mut ready = Vec::new();
+    for w in 0..s.workers {
+        let (from, to) = (s.subscribers * w / s.workers, s.subscribers * (w + 1) / s.workers);
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.args(&args.global);
+        if !args.sources.is_empty() {
+            cmd.arg("--sources")
+                .arg(args.sources[w % args.sources.len()].to_string());
+        }
+        cmd.args([
+            "worker",
+            "--subscribers",
+            &(to - from).to_string(),
+            "--offset",
+            &from.to_string(),
+        ]);
+        cmd.args(["--channels", &s.channels.to_string()]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| format!("worker: {e}"))?;
+        let stdin = child.stdin.take();
+        let mut lines = BufReader::new(child.stdout.take().ok_or("no worker stdout")?).lines();
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<Result<(), String>>();
+        ready.push(ready_rx);
+        let (counter, stop) = (counter.clone(), stop.clone());
+        handles.push(tokio::spawn(async move {
+            let mut ready_tx = Some(ready_tx);
+            let mut reported = 0u64;
+            let mut stdin = stdin;
+            let stopped = stop.notified();
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    line = lines.next_line() => match line {
+                        Ok(Some(line)) if line == "READY" => {
+                            if let Some(tx) = ready_tx.take() { let _ = tx.send(Ok(())); }
+                        }
+                        Ok(Some(line)) if line.starts_with("D ") => {
+                            let now: u64 = line[2..].parse().unwrap_or(reported);
+                            counter.fetch_add(now.saturating_sub(reported), Ordering::Relaxed);
+                            reported = now;
+                        }
+                        Ok(Some(line)) if line.starts_with("R ") => {
+                            let v: serde_json::Value = serde_json::from_str(&line[2..]).unwrap_or_default();
+                            let samples: Vec<u32> = serde_json::from_value(v["latencies"].clone()).unwrap_or_default();
+                            let _ = child.wait().await;
+                            return Received {
+                                delivered: v["delivered"].as_u64().unwrap_or(0),
+                                duplicates: v["duplicates"].as_u64().unwrap_or(0),
+                                latencies: Latencies::from_samples(samples),
+                            };
+                        }
+                        Ok(Some(_)) => {}
+                        _ => {
+                            if let Some(tx) = ready_tx.take() { let _ = tx.send(Err("a worker exited before connecting".into())); }
+                            return Received::default();
+                        }
+                    },
+                    _ = &mut stopped, if stdin.is_some() => { stdin = None; }
+                }
+            }
+        }));
+    }
+    for r in ready {
+        r.await.map_err(|_| "a worker vanished".to_string())??;
+    }
+    eprintln!("{} workers connected {} subscribers", s.workers, s.subscribers);
+    Ok((handles, started.elapsed()))
+}
+
+/// The worker side: connects `n` subscribers (channel = (offset + i) % channels), says READY, reports its
+/// delivery count every half second, and when its stdin closes prints its counts and latency samples.
+pub async fn worker(common: &Common, n: usize, offset: usize, channels: usize) -> Result<(), String> {
+    use std::io::Write;
+    let (clients, _) = connect_all(
+        common,
+        n,
+        |i| format!("fanout-{}", (offset + i) % channels.max(1)),
+        |_| None,
+    )
+    .await?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|(_, c)| read_deliveries(c, counter.clone(), stop.clone()))
+        .collect();
+    println!("READY");
+    let _ = std::io::stdout().flush();
+    let reporter = {
+        let counter = counter.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                println!("D {}", counter.load(Ordering::Relaxed));
+                let _ = std::io::stdout().flush();
+            }
+        })
+    };
+    let mut sink = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+    reporter.abort();
+    stop.notify_waiters();
+    let mut total = Received::default();
+    for r in readers {
+        let got = r.await.map_err(|e| e.to_string())?;
+        total.delivered += got.delivered;
+        total.duplicates += got.duplicates;
+        total.latencies.merge(got.latencies);
+    }
+    let out = serde_json::json!({ "delivered": total.delivered, "duplicates": total.duplicates, "latencies": total.latencies.samples() });
+    println!("R {out}");
+    let _ = std::io::stdout().flush();
+    Ok(())
 }
 
 /// `presence`: `users` users with `tabs` tabs each join one presence channel, spread over the targets; an
