@@ -1,7 +1,7 @@
 //! `raw-fanout`: the reference point for Herald's benchmarks, the practical limit of this machine's
-//! loopback. A WebSocket server with no logic: it answers the Pusher handshake and any subscribe, and an
-//! HTTP POST to `/apps/{id}/events` (unsigned) is encoded once and written to every connection, through a
-//! bounded queue per connection. Herald's overhead is measured against it in the same run.
+//! loopback. A WebSocket server with no logic: it answers the Pusher handshake and any subscribe (no auth),
+//! and an HTTP POST to `/apps/{id}/events` (not checked) is encoded once and written to every subscriber
+//! of its channel, through a bounded queue per connection, one write per frame. Herald's overhead is measured against it in the same run.
 
 use bytes::Bytes;
 use fastwebsockets::{upgrade, Frame, OpCode, Payload};
@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
-type Subscribers = Arc<RwLock<Vec<(u64, mpsc::Sender<Bytes>)>>>;
+/// Channel name to its subscribers' queues.
+type Subscribers = Arc<RwLock<std::collections::HashMap<String, Vec<(u64, mpsc::Sender<Bytes>)>>>>;
 
 async fn handle(
     req: Request<hyper::body::Incoming>,
@@ -43,7 +44,7 @@ async fn handle(
                     }
                 }
             });
-            let mut registered = false;
+            let mut channels: Vec<String> = Vec::new();
             let mut noop = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
             while let Ok(frame) = read.read_frame(&mut noop).await {
                 if frame.opcode == OpCode::Close {
@@ -57,9 +58,9 @@ async fn handle(
                         .and_then(|r| r.split('"').next())
                         .unwrap_or("")
                         .to_owned();
-                    if !registered {
-                        subs.write().expect("lock").push((id, tx.clone()));
-                        registered = true;
+                    if !channels.contains(&channel) {
+                        subs.write().expect("lock").entry(channel.clone()).or_default().push((id, tx.clone()));
+                        channels.push(channel.clone());
                     }
                     let ok = format!("{{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"{channel}\",\"data\":\"{{}}\"}}");
                     let _ = tx.send(Bytes::from(ok)).await;
@@ -69,7 +70,13 @@ async fn handle(
                         .await;
                 }
             }
-            subs.write().expect("lock").retain(|(i, _)| *i != id);
+            let mut all = subs.write().expect("lock");
+            for channel in &channels {
+                if let Some(list) = all.get_mut(channel) {
+                    list.retain(|(i, _)| *i != id);
+                }
+            }
+            drop(all);
             writer.abort();
         });
         let (parts, _) = response.into_parts();
@@ -94,8 +101,10 @@ async fn handle(
         herald_protocol::frame::Data::AsString(&data),
         None,
     ));
-    for (_, tx) in subs.read().expect("lock").iter() {
-        let _ = tx.try_send(frame.clone());
+    if let Some(list) = subs.read().expect("lock").get(&channel) {
+        for (_, tx) in list {
+            let _ = tx.try_send(frame.clone());
+        }
     }
     Ok(Response::new(Full::new(Bytes::from_static(b"{}"))))
 }
