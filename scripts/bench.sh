@@ -47,7 +47,8 @@ if command -v redis-server >/dev/null; then
   HERALD_HOST=127.0.0.1 HERALD_PORT=$N2 HERALD_REDIS_URL=redis://127.0.0.1:$REDIS RUST_LOG=warn $BIN/herald & P2=$!; pids+=("$P2")
   unset HERALD_CONFIG
   wait_http "$N1" /readyz; wait_http "$N2" /readyz
-  load presence-cluster --target 127.0.0.1:$N1 --target 127.0.0.1:$N2 --server-pid $P1 --server-pid $P2 presence --users 2000 --tabs 2
+  load presence-cluster --target 127.0.0.1:$N1 --target 127.0.0.1:$N2 --server-pid $P1 --server-pid $P2 presence --users 2000 --tabs 2 --channels 100
+  load presence-one-channel --target 127.0.0.1:$N1 --target 127.0.0.1:$N2 --server-pid $P1 --server-pid $P2 presence --users 2000 --tabs 2 --channels 1
   load fanout-cluster-redis --target 127.0.0.1:$N1 --target 127.0.0.1:$N2 --server-pid $P1 --server-pid $P2 fanout --subscribers "$SUBS" --channels 1 --rate 20 --duration "$DURATION" --publish redis --redis-url redis://127.0.0.1:$REDIS
 fi
 echo "results in $OUT/" >&2

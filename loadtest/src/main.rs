@@ -92,6 +92,9 @@ enum Scenario {
         users: usize,
         #[arg(long, default_value_t = 2)]
         tabs: usize,
+        /// Presence channels the users are spread over (1 to 100; a user's tabs share one).
+        #[arg(long, default_value_t = 1)]
+        channels: usize,
     },
 }
 
@@ -199,7 +202,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await?
         }
-        Scenario::Presence { users, tabs } => scenarios::presence(&common, *users, *tabs).await?,
+        Scenario::Presence { users, tabs, channels } => scenarios::presence(&common, *users, *tabs, *channels).await?,
     };
     let chart = cli.svg.as_ref().map(|p| {
         p.file_name()

@@ -491,11 +491,16 @@ pub async fn worker(common: &Common, n: usize, offset: usize, channels: usize) -
 
 /// `presence`: `users` users with `tabs` tabs each join one presence channel, spread over the targets; an
 /// observer checks one `member_added` per user, then every tab closes and the observer times the leaves.
-pub async fn presence(common: &Common, users: usize, tabs: usize) -> Result<Report, String> {
-    let channel = "presence-load";
+pub async fn presence(common: &Common, users: usize, tabs: usize, channels: usize) -> Result<Report, String> {
+    let channels = channels.clamp(1, 100);
+    let channel_of = move |user: usize| format!("presence-load-{}", user % channels);
     let observer_target = common.target(0).clone();
     let mut observer = client::connect(&observer_target, common.source(0)).await?;
-    observer.subscribe(&observer_target, channel, Some("observer")).await?;
+    for c in 0..channels {
+        observer
+            .subscribe(&observer_target, &channel_of(c), Some("observer"))
+            .await?;
+    }
     let added = Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
     let removed = Arc::new(std::sync::Mutex::new(HashMap::<String, u32>::new()));
     let last_removal = Arc::new(AtomicU64::new(0));
@@ -522,7 +527,7 @@ pub async fn presence(common: &Common, users: usize, tabs: usize) -> Result<Repo
     let (clients, took) = connect_all(
         common,
         n,
-        |_| channel.to_owned(),
+        |i| channel_of(i % users),
         |i| Some(format!("user-{}", i % users)),
     )
     .await?;
@@ -545,7 +550,8 @@ pub async fn presence(common: &Common, users: usize, tabs: usize) -> Result<Repo
         scenario: "presence".into(),
         ..Default::default()
     };
-    report.settings = serde_json::json!({ "users": users, "tabs": tabs, "targets": common.targets.len() });
+    report.settings =
+        serde_json::json!({ "users": users, "tabs": tabs, "channels": channels, "targets": common.targets.len() });
     report.figure("joins per second (tabs)", joins_per_second, "/s");
     report.figure("users announced (member_added)", added.len() as f64, "");
     report.figure(

@@ -59,7 +59,11 @@ async fn handle(
                         .unwrap_or("")
                         .to_owned();
                     if !channels.contains(&channel) {
-                        subs.write().expect("lock").entry(channel.clone()).or_default().push((id, tx.clone()));
+                        subs.write()
+                            .expect("lock")
+                            .entry(channel.clone())
+                            .or_default()
+                            .push((id, tx.clone()));
                         channels.push(channel.clone());
                     }
                     let ok = format!("{{\"event\":\"pusher_internal:subscription_succeeded\",\"channel\":\"{channel}\",\"data\":\"{{}}\"}}");
