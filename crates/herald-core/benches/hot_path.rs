@@ -58,10 +58,11 @@ fn protocol(c: &mut Criterion) {
 
 fn fan_out(c: &mut Criterion) {
     let index = ChannelIndex::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let mut queues = Vec::new();
     for i in 0..1000 {
         let (conn, rx) = ConnectionHandle::new(SocketId::new(1, i), 1 << 20);
-        index.add("news", &Arc::new(conn), || ());
+        runtime.block_on(index.add("news", &Arc::new(conn), || Box::pin(async {})));
         queues.push(rx);
     }
     let broadcast = Broadcast {

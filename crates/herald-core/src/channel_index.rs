@@ -4,7 +4,9 @@
 
 use crate::backbone::Broadcast;
 use crate::connection::ConnectionHandle;
+use crate::BoxFuture;
 use dashmap::DashMap;
+use futures_util::future::{FutureExt, Shared};
 use herald_protocol::SocketId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,10 +14,19 @@ use std::sync::Arc;
 /// The local subscribers of one channel, by socket id.
 pub type Subscribers = HashMap<SocketId, Arc<ConnectionHandle>>;
 
+/// Resolves once the backbone delivers the channel to this node; shared by every subscriber that joins
+/// while the first one's backbone subscribe is still on its way, so none is told "subscribed" too early.
+pub type Ready = Shared<BoxFuture<'static, ()>>;
+
+struct Channel {
+    subscribers: Subscribers,
+    ready: Ready,
+}
+
 /// Channel name to local subscribers, for one app.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct ChannelIndex {
-    channels: DashMap<Box<str>, Subscribers>,
+    channels: DashMap<Box<str>, Channel>,
 }
 
 /// What a fan-out did.
@@ -28,20 +39,28 @@ pub struct Delivery {
 }
 
 impl ChannelIndex {
-    /// Adds a subscriber. `on_first` runs, under the channel's lock, when it is the channel's first one here,
-    /// so that backbone subscribe and unsubscribe calls for a channel are made in order.
-    pub fn add<R>(&self, channel: &str, conn: &Arc<ConnectionHandle>, on_first: impl FnOnce() -> R) -> Option<R> {
-        let mut entry = self.channels.entry(channel.into()).or_default();
-        let first = entry.is_empty();
-        entry.insert(conn.socket_id.clone(), conn.clone());
-        first.then(on_first)
+    /// Adds a subscriber. `on_first` runs, under the channel's lock, when it is the channel's first one here
+    /// (so backbone subscribe and unsubscribe calls for a channel are made in order) and returns the
+    /// backbone's readiness; every subscriber gets that readiness to await.
+    pub fn add(
+        &self,
+        channel: &str,
+        conn: &Arc<ConnectionHandle>,
+        on_first: impl FnOnce() -> BoxFuture<'static, ()>,
+    ) -> Ready {
+        let mut entry = self.channels.entry(channel.into()).or_insert_with(|| Channel {
+            subscribers: HashMap::new(),
+            ready: on_first().shared(),
+        });
+        entry.subscribers.insert(conn.socket_id.clone(), conn.clone());
+        entry.ready.clone()
     }
 
     /// Removes a subscriber; `on_last` runs under the channel's lock when it was the last one here.
     pub fn remove(&self, channel: &str, socket_id: &SocketId, on_last: impl FnOnce()) -> bool {
-        let removed = self.channels.remove_if_mut(channel, |_, subs| {
-            subs.remove(socket_id);
-            if subs.is_empty() {
+        let removed = self.channels.remove_if_mut(channel, |_, entry| {
+            entry.subscribers.remove(socket_id);
+            if entry.subscribers.is_empty() {
                 on_last();
                 true
             } else {
@@ -54,7 +73,8 @@ impl ChannelIndex {
     /// Queues the broadcast's shared bytes to every local subscriber but the excluded one.
     pub fn deliver(&self, channel: &str, broadcast: &Broadcast) -> Delivery {
         let mut delivery = Delivery::default();
-        if let Some(subs) = self.channels.get(channel) {
+        if let Some(entry) = self.channels.get(channel) {
+            let subs = &entry.subscribers;
             if broadcast.is_terminate() {
                 for conn in subs.values() {
                     conn.close(
@@ -80,7 +100,7 @@ impl ChannelIndex {
 
     /// Local subscribers of a channel.
     pub fn subscriber_count(&self, channel: &str) -> usize {
-        self.channels.get(channel).map_or(0, |s| s.len())
+        self.channels.get(channel).map_or(0, |c| c.subscribers.len())
     }
 
     /// Channels with at least one local subscriber.
@@ -92,7 +112,7 @@ impl ChannelIndex {
     pub fn counts(&self) -> Vec<(String, u64)> {
         self.channels
             .iter()
-            .map(|e| (e.key().to_string(), e.value().len() as u64))
+            .map(|e| (e.key().to_string(), e.value().subscribers.len() as u64))
             .collect()
     }
 
@@ -108,14 +128,23 @@ mod tests {
     use crate::connection::Outbound;
     use bytes::Bytes;
 
-    #[test]
-    fn fan_out_skips_the_sender_and_tracks_first_and_last() {
+    #[tokio::test]
+    async fn fan_out_skips_the_sender_and_tracks_first_and_last() {
         let index = ChannelIndex::default();
         let (a, mut rx_a) = ConnectionHandle::new(SocketId::new(1, 1), 8);
         let (b, mut rx_b) = ConnectionHandle::new(SocketId::new(1, 2), 8);
         let (a, b) = (Arc::new(a), Arc::new(b));
-        assert_eq!(index.add("c", &a, || "first"), Some("first"));
-        assert_eq!(index.add("c", &b, || "first"), None);
+        let mut firsts = 0;
+        let ready_a = index.add("c", &a, || {
+            firsts += 1;
+            Box::pin(async {})
+        });
+        let ready_b = index.add("c", &b, || {
+            firsts += 1;
+            Box::pin(async {})
+        });
+        tokio::join!(ready_a, ready_b);
+        assert_eq!(firsts, 1, "the backbone is asked once per channel");
         let frame = Bytes::from_static(b"{}");
         let d = index.deliver(
             "c",

@@ -277,9 +277,7 @@ impl Session {
         });
         metrics.subscriptions.inc();
         self.node.stats.subscriptions_changed(&config.id, channel, 1);
-        if let Some(ready) = ready {
-            ready.await;
-        }
+        ready.await;
         self.subscriptions.insert(channel.to_owned(), Subscription { member });
         let data = presence_data.as_deref().unwrap_or("{}");
         self.conn.reply(frame::subscription_succeeded(channel, data)).await;
@@ -371,13 +369,10 @@ impl Session {
                 self.leave_user_channel();
                 let channel = crate::backbone::user_channel(&member.user_id);
                 let backbone = &self.node.backbone;
-                if let Some(ready) = self
-                    .app
+                self.app
                     .channels
                     .add(&channel, &self.conn, || backbone.subscribe(config, &channel))
-                {
-                    ready.await;
-                }
+                    .await;
                 self.user = Some(member);
                 self.conn.reply(frame::signin_success(&signin.user_data)).await;
             }
