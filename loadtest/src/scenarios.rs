@@ -159,6 +159,20 @@ impl SeenWindow {
     }
 }
 
+impl Received {
+    /// Waits for every reader and adds their counts up.
+    async fn merge_all(readers: Vec<tokio::task::JoinHandle<Received>>) -> Result<Received, String> {
+        let mut total = Received::default();
+        for r in readers {
+            let got = r.await.map_err(|e| e.to_string())?;
+            total.delivered += got.delivered;
+            total.duplicates += got.duplicates;
+            total.latencies.merge(got.latencies);
+        }
+        Ok(total)
+    }
+}
+
 /// Settings of `fanout` and `saturate`.
 #[derive(Clone)]
 pub struct FanoutSettings {
@@ -284,13 +298,7 @@ pub async fn fanout(
     let cpu_after = common.cpu();
     running.store(false, Ordering::Relaxed);
     stop.notify_waiters();
-    let mut total = Received::default();
-    for r in readers {
-        let got = r.await.map_err(|e| e.to_string())?;
-        total.delivered += got.delivered;
-        total.duplicates += got.duplicates;
-        total.latencies.merge(got.latencies);
-    }
+    let mut total = Received::merge_all(readers).await?;
     let series = sampler.await.unwrap_or_default();
     eprintln!();
 
@@ -476,13 +484,7 @@ pub async fn worker(common: &Common, n: usize, offset: usize, channels: usize) -
     let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
     reporter.abort();
     stop.notify_waiters();
-    let mut total = Received::default();
-    for r in readers {
-        let got = r.await.map_err(|e| e.to_string())?;
-        total.delivered += got.delivered;
-        total.duplicates += got.duplicates;
-        total.latencies.merge(got.latencies);
-    }
+    let total = Received::merge_all(readers).await?;
     let out = serde_json::json!({ "delivered": total.delivered, "duplicates": total.duplicates, "latencies": total.latencies.samples() });
     println!("R {out}");
     let _ = std::io::stdout().flush();

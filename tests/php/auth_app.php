@@ -34,20 +34,14 @@ ini_set('display_errors', '0');
 ini_set('log_errors', '1');
 ini_set('error_log', 'php://stderr');
 
-require_once '/usr/share/php/Illuminate/autoload.php';
-require_once '/usr/share/php/Illuminate/Foundation/helpers.php';
+require_once __DIR__ . '/laravel_app.php';
 
 use Illuminate\Auth\GenericUser;
 use Illuminate\Broadcasting\BroadcastManager;
 use Illuminate\Broadcasting\Broadcasters\RedisBroadcaster;
-use Illuminate\Config\Repository as Config;
-use Illuminate\Container\Container;
 use Illuminate\Http\JsonResponse;
 use Illuminate\Http\Request;
-use Illuminate\Redis\RedisManager;
 use Illuminate\Routing\Router;
-use Illuminate\Support\Arr;
-use Illuminate\Support\Facades\Facade;
 use Symfony\Component\HttpFoundation\Response as SymfonyResponse;
 use Symfony\Component\HttpKernel\Exception\HttpExceptionInterface;
 
@@ -70,42 +64,8 @@ set_error_handler(function (int $level, string $message, string $file = '', int 
 // ---------------------------------------------------------------------------
 // Container + config, wired the way the framework's service providers do it.
 // ---------------------------------------------------------------------------
-$app = new Container();
-Container::setInstance($app);
-Facade::setFacadeApplication($app);
-
-$app->instance('config', new Config([
-    'broadcasting' => [
-        'default' => 'redis',
-        'connections' => [
-            'redis' => ['driver' => 'redis', 'connection' => 'default'],
-        ],
-    ],
-    'database' => [
-        'redis' => [
-            'client' => 'phpredis',
-            'options' => ['prefix' => 'laravel_database_'],
-            // Never contacted: auth() does not touch Redis.
-            'default' => [
-                'host' => '127.0.0.1',
-                'password' => null,
-                'port' => 6379,
-                'database' => 0,
-                'read_timeout' => 1,
-                'timeout' => 1,
-            ],
-        ],
-    ],
-]));
-
-$app->singleton('redis', function ($app) {
-    $config = $app->make('config')->get('database.redis', []);
-    return new RedisManager($app, Arr::pull($config, 'client', 'phpredis'), $config);
-});
-$app->bind('redis.connection', fn ($app) => $app['redis']->connection());
-$app->singleton(BroadcastManager::class, fn ($app) => new BroadcastManager($app));
-$app->alias(BroadcastManager::class, \Illuminate\Contracts\Broadcasting\Factory::class);
-$app->singleton(\Illuminate\Contracts\Broadcasting\Broadcaster::class, fn ($app) => $app->make(BroadcastManager::class)->connection());
+// Never contacted: auth() does not touch Redis.
+$app = laravel_app('laravel_database_', 6379, 1);
 
 /** @var RedisBroadcaster $broadcaster */
 $broadcaster = $app->make(BroadcastManager::class)->connection();

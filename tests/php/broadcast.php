@@ -19,18 +19,10 @@
 
 declare(strict_types=1);
 
-require_once '/usr/share/php/Illuminate/autoload.php';
-require_once '/usr/share/php/Illuminate/Foundation/helpers.php';
+require_once __DIR__ . '/laravel_app.php';
 
 use Illuminate\Broadcasting\BroadcastManager;
-use Illuminate\Bus\Dispatcher as BusDispatcher;
-use Illuminate\Config\Repository as Config;
-use Illuminate\Container\Container;
-use Illuminate\Events\Dispatcher as EventDispatcher;
 use Illuminate\Http\Request;
-use Illuminate\Redis\RedisManager;
-use Illuminate\Support\Arr;
-use Illuminate\Support\Facades\Facade;
 
 function fail(string $msg): void
 {
@@ -69,52 +61,7 @@ $socket = $opts['socket'] ?? null;
 // ---------------------------------------------------------------------------
 // A minimal application container, wired the way Laravel's service providers do it.
 // ---------------------------------------------------------------------------
-$app = new Container();
-Container::setInstance($app);
-Facade::setFacadeApplication($app);
-
-$app->instance('config', new Config([
-    'broadcasting' => [
-        'default' => 'redis',
-        'connections' => [
-            'redis' => ['driver' => 'redis', 'connection' => 'default'],
-        ],
-    ],
-    'database' => [
-        'redis' => [
-            'client' => 'phpredis',
-            'options' => ['prefix' => $prefix],
-            'default' => [
-                'host' => '127.0.0.1',
-                'password' => null,
-                'port' => $port,
-                'database' => 0,
-                'read_timeout' => 5,
-                'timeout' => 5,
-            ],
-        ],
-    ],
-]));
-
-// RedisServiceProvider
-$app->singleton('redis', function ($app) {
-    $config = $app->make('config')->get('database.redis', []);
-    return new RedisManager($app, Arr::pull($config, 'client', 'phpredis'), $config);
-});
-$app->bind('redis.connection', fn ($app) => $app['redis']->connection());
-
-// EventServiceProvider
-$app->singleton('events', fn ($app) => new EventDispatcher($app));
-$app->alias('events', \Illuminate\Contracts\Events\Dispatcher::class);
-
-// BusServiceProvider
-$app->singleton(BusDispatcher::class, fn ($app) => new BusDispatcher($app));
-$app->alias(BusDispatcher::class, \Illuminate\Contracts\Bus\Dispatcher::class);
-
-// BroadcastServiceProvider
-$app->singleton(BroadcastManager::class, fn ($app) => new BroadcastManager($app));
-$app->singleton(\Illuminate\Contracts\Broadcasting\Broadcaster::class, fn ($app) => $app->make(BroadcastManager::class)->connection());
-$app->alias(BroadcastManager::class, \Illuminate\Contracts\Broadcasting\Factory::class);
+$app = laravel_app($prefix, $port, 5);
 
 // The current HTTP request, carrying the sender's socket id (what Echo's axios interceptor sets).
 if ($socket !== null) {

@@ -231,12 +231,7 @@ impl RedisPresence {
         let reply: Result<Vec<Value>, String> = self
             .conn
             .run("presence_join", |mut c| async move {
-                script
-                    .join
-                    .key(format!("{base}:conns"))
-                    .key(format!("{base}:users"))
-                    .key(format!("{base}:info"))
-                    .key(node_set)
+                presence_keys(&script.join, base, node_set)
                     .arg(socket)
                     .arg(user)
                     .arg(info)
@@ -272,12 +267,7 @@ impl RedisPresence {
         let last: i64 = self
             .conn
             .run("presence_leave", |mut c| async move {
-                script
-                    .leave
-                    .key(format!("{base}:conns"))
-                    .key(format!("{base}:users"))
-                    .key(format!("{base}:info"))
-                    .key(node_set)
+                presence_keys(&script.leave, base, node_set)
                     .arg(socket)
                     .arg(user)
                     .arg(entry)
@@ -318,6 +308,16 @@ impl RedisPresence {
         )
         .await
     }
+}
+
+/// The keys join.lua and leave.lua take: the channel's three hashes and the node's entry set.
+fn presence_keys<'a>(script: &'a Script, base: &str, node_set: &str) -> redis::ScriptInvocation<'a> {
+    let mut invocation = script.key(format!("{base}:conns"));
+    invocation
+        .key(format!("{base}:users"))
+        .key(format!("{base}:info"))
+        .key(node_set);
+    invocation
 }
 
 fn member(user_id: String, info: String) -> Member {
