@@ -105,6 +105,15 @@ describe('webhooks and cache channels on a cluster', { skip }, () => {
     const later = await rawClient(port(1));
     await later.subscribeOk('cache-prices');
     assert.deepEqual(dataOf(await later.next('App\\Events\\OrderShipped')), { eur: 3, socket: null });
+    // a Laravel broadcast on a cache channel nobody is subscribed to, anywhere, is kept too
+    await laravelBroadcast(cluster.redis.port, { channels: [{ type: 'public', name: 'cache-unwatched' }], data: { eur: 4 } });
+    await waitFor(async () => {
+      const probe = await rawClient(port(2));
+      await probe.subscribeOk('cache-unwatched');
+      const first = await probe.next((f) => f.channel === 'cache-unwatched', 2000);
+      await probe.close();
+      return first.event === 'App\\Events\\OrderShipped' && dataOf(first).eur === 4;
+    }, { timeout: 10000, interval: 100, what: 'the unwatched cache channel\'s last event' });
     const empty = await rawClient(port(1));
     await empty.subscribeOk('cache-empty');
     const miss = await empty.next('pusher:cache_miss');

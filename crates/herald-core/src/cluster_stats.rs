@@ -18,8 +18,11 @@ impl std::fmt::Display for StatsError {
 pub trait ClusterStats: Send + Sync + 'static {
     /// Connections to `app` on this node changed by `delta`. Never waits.
     fn connections_changed(&self, app_id: &str, delta: i64);
-    /// Subscriptions to `channel` on this node changed by `delta`. Never waits.
-    fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64);
+    /// Subscriptions to `channel` on this node changed by `delta`. The change is queued at once; the future
+    /// resolves when it counts for the cluster. A subscribe awaits it before the client hears
+    /// `subscription_succeeded`, so a subscription that overlaps another on another node is never seen as
+    /// the channel emptying in between; an unsubscribe need not wait.
+    fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64) -> BoxFuture<'static, ()>;
     /// The channel got its first subscriber on this node (`occupied`) or lost its last one; called under the
     /// channel index's lock, so calls for one channel come in order. A store that is the whole cluster (the
     /// embedded default) raises `channel_occupied` / `channel_vacated` here. Never waits.

@@ -33,7 +33,9 @@ impl MemoryStats {
 impl ClusterStats for MemoryStats {
     fn connections_changed(&self, _app_id: &str, _delta: i64) {}
 
-    fn subscriptions_changed(&self, _app_id: &str, _channel: &str, _delta: i64) {}
+    fn subscriptions_changed(&self, _app_id: &str, _channel: &str, _delta: i64) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 
     /// This node is the cluster: its first subscriber occupies the channel and its last one vacates it.
     fn local_transition(&self, app_id: &str, channel: &str, occupied: bool) {

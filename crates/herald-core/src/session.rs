@@ -276,8 +276,8 @@ impl Session {
             backbone.subscribe(config, channel)
         });
         metrics.subscriptions.inc();
-        self.node.stats.subscriptions_changed(&config.id, channel, 1);
-        ready.await;
+        let counted = self.node.stats.subscriptions_changed(&config.id, channel, 1);
+        tokio::join!(ready, counted);
         self.subscriptions.insert(channel.to_owned(), Subscription { member });
         let data = presence_data.as_deref().unwrap_or("{}");
         self.conn.reply(frame::subscription_succeeded(channel, data)).await;
@@ -329,7 +329,8 @@ impl Session {
             stats.local_transition(&config.id, channel, false);
             backbone.unsubscribe(config, channel)
         });
-        self.node.stats.subscriptions_changed(&config.id, channel, -1);
+        // Counted without waiting: an unsubscribe that arrives late only delays `channel_vacated`.
+        drop(self.node.stats.subscriptions_changed(&config.id, channel, -1));
         if let Some(member) = sub.member {
             presence::leave(&self.node, &self.app, &self.conn, channel, &member.user_id).await;
         }

@@ -7,7 +7,7 @@ use crate::envelope::Envelope;
 use crate::keys;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use herald_core::app::AppRegistry;
+use herald_core::app::{App, AppRegistry};
 use herald_core::backbone::{Backbone, BackboneError, Broadcast};
 use herald_core::cache_store::CacheStore;
 use herald_core::metrics::metrics;
@@ -277,6 +277,13 @@ impl Subscriber {
                     break;
                 }
             }
+            let patterns = cache_patterns(&self.apps);
+            if ok && !patterns.is_empty() {
+                ok = matches!(
+                    tokio::time::timeout(COMMAND_TIMEOUT, sink.psubscribe(&patterns)).await,
+                    Ok(Ok(()))
+                );
+            }
             if !ok {
                 tracing::warn!("Redis subscriber could not resubscribe; reconnecting");
                 continue;
@@ -299,6 +306,8 @@ impl Subscriber {
                             let started = Instant::now();
                             if msg.get_channel_name() == self.heartbeat {
                                 last_beat = Instant::now();
+                            } else if msg.from_pattern() {
+                                self.keep_cache_event(msg.get_channel_name(), msg.get_payload_bytes());
                             } else {
                                 self.route(msg.get_channel_name(), msg.get_payload_bytes(), started);
                             }
@@ -353,29 +362,13 @@ impl Subscriber {
                 continue;
             };
             let broadcast = match route.source {
-                Source::Laravel => match std::str::from_utf8(payload).ok().map(LaravelBroadcast::parse) {
-                    Some(Ok(b)) => {
-                        let encrypted = route.channel.starts_with("private-encrypted-");
-                        let frame = match (&app.config.encryption_master_key, encrypted) {
-                            (Some(master), true) => {
-                                let mut nonce = [0u8; 24];
-                                if getrandom::getrandom(&mut nonce).is_err() {
-                                    continue;
-                                }
-                                b.to_encrypted_frame(&route.channel, master, nonce)
-                            }
-                            _ => b.to_frame(&route.channel),
-                        };
-                        Broadcast {
-                            frame: Bytes::from(frame),
-                            except: b.socket.as_deref().and_then(SocketId::parse),
-                        }
-                    }
-                    _ => {
-                        tracing::warn!(redis_channel, "ignored a Redis message that is not a Laravel broadcast");
+                Source::Laravel => {
+                    let Some(broadcast) = laravel_broadcast(app, &route.channel, redis_channel, payload) else {
                         continue;
-                    }
-                },
+                    };
+                    app.metrics.broadcast("laravel");
+                    broadcast
+                }
                 Source::Herald => match Envelope::decode(payload) {
                     Some(e) => Broadcast {
                         frame: Bytes::copy_from_slice(e.frame),
@@ -387,31 +380,90 @@ impl Subscriber {
                     }
                 },
             };
-            if route.source == Source::Laravel {
-                if route.channel.starts_with("private-encrypted-") && app.config.encryption_master_key.is_none() {
-                    // Laravel's RedisBroadcaster does not encrypt and this app has no master key to do it
-                    // here: pusher-js would drop the plaintext silently, so refuse it loudly instead.
-                    tracing::warn!(
-                        app = %route.app_id,
-                        channel = %route.channel,
-                        "dropped a plaintext Laravel broadcast on an encrypted channel; configure the app's encryption_master_key"
-                    );
-                    app.metrics.dropped("encrypted_plaintext");
-                    continue;
-                }
-                app.metrics.broadcast("laravel");
-                if herald_protocol::channel::is_cache(&route.channel) {
-                    self.cache.store(
-                        &app.config.id,
-                        &route.channel,
-                        broadcast.frame.clone(),
-                        app.config.cache_ttl,
-                    );
-                }
-            }
             app.fan_out(&route.channel, &broadcast, started);
         }
     }
+
+    /// A Laravel broadcast on a cache channel, seen through the cache patterns every node listens to
+    /// (whether or not anyone here is subscribed): kept as the channel's last event.
+    fn keep_cache_event(&self, redis_channel: &str, payload: &[u8]) {
+        for app in self.apps.iter() {
+            for prefix in &app.config.redis_prefixes {
+                let Some(channel) = redis_channel.strip_prefix(prefix.as_str()) else {
+                    continue;
+                };
+                if !herald_protocol::channel::is_cache(channel) {
+                    continue;
+                }
+                if let Some(broadcast) = laravel_broadcast(app, channel, redis_channel, payload) {
+                    self.cache
+                        .store(&app.config.id, channel, broadcast.frame, app.config.cache_ttl);
+                }
+            }
+        }
+    }
+}
+
+/// The patterns of the cache channels of every app: `<prefix>cache-*`, `<prefix>private-cache-*`, ...
+fn cache_patterns(apps: &AppRegistry) -> Vec<String> {
+    let escape = |p: &str| {
+        p.chars().fold(String::new(), |mut out, c| {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+            out
+        })
+    };
+    let mut patterns = Vec::new();
+    for app in apps.iter() {
+        for prefix in &app.config.redis_prefixes {
+            for kind in [
+                "cache-",
+                "private-cache-",
+                "presence-cache-",
+                "private-encrypted-cache-",
+            ] {
+                patterns.push(format!("{}{kind}*", escape(prefix)));
+            }
+        }
+    }
+    patterns.sort();
+    patterns.dedup();
+    patterns
+}
+
+/// Turns a Laravel payload into the broadcast for `channel`: sealed for encrypted channels when the app has
+/// a master key, refused (with a warning and a metric) when it has none, since pusher-js would drop the
+/// plaintext silently.
+fn laravel_broadcast(app: &App, channel: &str, redis_channel: &str, payload: &[u8]) -> Option<Broadcast> {
+    let parsed = match std::str::from_utf8(payload).ok().map(LaravelBroadcast::parse) {
+        Some(Ok(b)) => b,
+        _ => {
+            tracing::warn!(redis_channel, "ignored a Redis message that is not a Laravel broadcast");
+            return None;
+        }
+    };
+    let frame = if channel.starts_with("private-encrypted-") {
+        let Some(master) = &app.config.encryption_master_key else {
+            tracing::warn!(
+                app = %app.config.id,
+                channel,
+                "dropped a plaintext Laravel broadcast on an encrypted channel; configure the app's encryption_master_key"
+            );
+            app.metrics.dropped("encrypted_plaintext");
+            return None;
+        };
+        let mut nonce = [0u8; 24];
+        getrandom::getrandom(&mut nonce).ok()?;
+        parsed.to_encrypted_frame(channel, master, nonce)
+    } else {
+        parsed.to_frame(channel)
+    };
+    Some(Broadcast {
+        frame: Bytes::from(frame),
+        except: parsed.socket.as_deref().and_then(SocketId::parse),
+    })
 }
 
 fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
@@ -430,4 +482,23 @@ fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
 
 fn timeout_error() -> redis::RedisError {
     redis::RedisError::from((redis::ErrorKind::IoError, "timed out"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_core::AppConfig;
+
+    #[test]
+    fn cache_patterns_cover_every_prefix_and_kind_with_globs_escaped() {
+        let mut a = AppConfig::new("a", "ka", "s");
+        a.redis_prefixes = vec!["laravel_database_".into(), String::new()];
+        let mut b = AppConfig::new("b", "kb", "s");
+        b.redis_prefixes = vec!["odd*[x]_".into()];
+        let patterns = cache_patterns(&AppRegistry::new(vec![a, b]));
+        assert!(patterns.contains(&"laravel_database_cache-*".to_string()));
+        assert!(patterns.contains(&"private-encrypted-cache-*".to_string()));
+        assert!(patterns.contains(&"odd\\*\\[x\\]_presence-cache-*".to_string()));
+        assert_eq!(patterns.len(), 12);
+    }
 }

@@ -11,7 +11,7 @@ use herald_core::BoxFuture;
 use redis::Script;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Most changes applied in one script call.
 const BATCH: usize = 512;
@@ -19,7 +19,7 @@ const BATCH: usize = 512;
 pub struct RedisStats {
     me: Weak<RedisStats>,
     conn: RedisConnection,
-    changes: mpsc::UnboundedSender<(String, i64)>,
+    changes: mpsc::UnboundedSender<Change>,
 }
 
 impl RedisStats {
@@ -59,9 +59,16 @@ impl RedisStats {
             self.connections_changed(app, *n as i64);
         }
         for (app, channel, n) in subscriptions {
-            self.subscriptions_changed(app, channel, *n as i64);
+            drop(self.subscriptions_changed(app, channel, *n as i64));
         }
     }
+}
+
+/// One queued change; `applied` is told once it is in Redis (or failed and was kept for the next batch).
+struct Change {
+    field: String,
+    delta: i64,
+    applied: Option<oneshot::Sender<()>>,
 }
 
 /// The task that applies queued changes in batches.
@@ -73,7 +80,7 @@ struct Applier {
 }
 
 impl Applier {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<(String, i64)>) {
+    async fn run(self, mut rx: mpsc::UnboundedReceiver<Change>) {
         let Applier {
             conn,
             node_key,
@@ -82,16 +89,21 @@ impl Applier {
         } = self;
         let script = Script::new(include_str!("lua/count.lua"));
         let mut pending: HashMap<String, i64> = HashMap::new();
-        while let Some((field, delta)) = rx.recv().await {
-            *pending.entry(field).or_default() += delta;
-            while pending.len() < BATCH {
-                match rx.try_recv() {
-                    Ok((field, delta)) => *pending.entry(field).or_default() += delta,
-                    Err(_) => break,
+        let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(change) = next.take() {
+                *pending.entry(change.field).or_default() += change.delta;
+                waiters.extend(change.applied);
+                if pending.len() < BATCH {
+                    next = rx.try_recv().ok();
                 }
             }
             pending.retain(|_, d| *d != 0);
             if pending.is_empty() {
+                waiters.drain(..).for_each(|w| {
+                    let _ = w.send(());
+                });
                 continue;
             }
             let batch: Vec<(String, i64)> = pending.drain().collect();
@@ -126,8 +138,15 @@ impl Applier {
                 for (field, delta) in batch.iter() {
                     *pending.entry(field.clone()).or_default() += delta;
                 }
+                waiters.drain(..).for_each(|w| {
+                    let _ = w.send(());
+                });
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                continue;
             }
+            waiters.drain(..).for_each(|w| {
+                let _ = w.send(());
+            });
         }
     }
 }
@@ -138,11 +157,24 @@ fn map_err(e: String) -> StatsError {
 
 impl ClusterStats for RedisStats {
     fn connections_changed(&self, app_id: &str, delta: i64) {
-        let _ = self.changes.send((format!("c|{app_id}"), delta));
+        let _ = self.changes.send(Change {
+            field: format!("c|{app_id}"),
+            delta,
+            applied: None,
+        });
     }
 
-    fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64) {
-        let _ = self.changes.send((format!("s|{app_id}|{channel}"), delta));
+    fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64) -> BoxFuture<'static, ()> {
+        let (tx, rx) = oneshot::channel();
+        let change = Change {
+            field: format!("s|{app_id}|{channel}"),
+            delta,
+            applied: Some(tx),
+        };
+        let _ = self.changes.send(change);
+        Box::pin(async move {
+            let _ = tokio::time::timeout(crate::connection::COMMAND_TIMEOUT, rx).await;
+        })
     }
 
     fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
