@@ -3,7 +3,7 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   e2e, modes, useServer, stopServer, autoCloseClients, rawClient, makeEcho, echoConnected,
-  echoSubscribed, recorder, expectNothing, pusherServer, dataOf,
+  echoSubscribed, recorder, expectNothing, pusherServer, dataOf, twoEchoListeners,
 } from '../lib/harness.mjs';
 
 async function rejection(promise) {
@@ -52,16 +52,7 @@ for (const mode of modes()) {
     });
 
     e2e('socket_id excludes that connection only', async () => {
-      const a = makeEcho({ port: ctx.port });
-      const b = makeEcho({ port: ctx.port });
-      const socketA = await echoConnected(a);
-      await echoConnected(b);
-      const recA = recorder();
-      const recB = recorder();
-      const chA = a.channel('excl').listen('.ev', recA.fn);
-      const chB = b.channel('excl').listen('.ev', recB.fn);
-      await echoSubscribed(chA);
-      await echoSubscribed(chB);
+      const { socketA, recA, recB } = await twoEchoListeners(ctx.port, (echo, fn) => echo.channel('excl').listen('.ev', fn));
       const api = pusherServer(ctx.port);
       await api.trigger('excl', 'ev', { n: 1 }, { socket_id: socketA });
       assert.deepEqual(await recB.next(1), { n: 1 });

@@ -3,7 +3,7 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   e2e, autoCloseClients, closeClients, useServer, stopServer, startRedis, startHerald, makeEcho, echoConnected,
-  echoSubscribed, recorder, expectNothing, rawClient,
+  echoSubscribed, recorder, expectNothing, rawClient, twoEchoListeners,
 } from '../lib/harness.mjs';
 import { laravelBroadcast } from '../lib/laravel.mjs';
 
@@ -80,16 +80,7 @@ describe('laravel redis ingest', { skip: !runRedis && 'HERALD_TEST_MODE=embedded
   });
 
   e2e('toOthers(): the sender socket is skipped, another client gets it', async () => {
-    const a = makeEcho({ port: ctx.port });
-    const b = makeEcho({ port: ctx.port });
-    const socketA = await echoConnected(a);
-    await echoConnected(b);
-    const recA = recorder();
-    const recB = recorder();
-    const chA = a.private('orders.9').listen('OrderShipped', recA.fn);
-    const chB = b.private('orders.9').listen('OrderShipped', recB.fn);
-    await echoSubscribed(chA);
-    await echoSubscribed(chB);
+    const { socketA, recA, recB } = await twoEchoListeners(ctx.port, (echo, fn) => echo.private('orders.9').listen('OrderShipped', fn));
     const channels = [{ type: 'private', name: 'orders.9' }];
     await broadcast({ channels, data: { order: { id: 1 } }, socket: socketA });
     assert.deepEqual((await recB.next(1)).order, { id: 1 });

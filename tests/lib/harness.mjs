@@ -399,6 +399,22 @@ export function echoSubscribed(channel, timeout = 10000) {
   }), { timeout, what: `subscription to ${channel.name}` });
 }
 
+/**
+ * Two Echo clients listening on the same channel: `listen(echo, fn)` subscribes one and returns its channel.
+ * Resolves once both are subscribed, with the first one's socket id (for toOthers / socket_id checks).
+ */
+export async function twoEchoListeners(port, listen) {
+  const a = makeEcho({ port });
+  const b = makeEcho({ port });
+  const socketA = await echoConnected(a);
+  await echoConnected(b);
+  const recA = recorder();
+  const recB = recorder();
+  await echoSubscribed(listen(a, recA.fn));
+  await echoSubscribed(listen(b, recB.fn));
+  return { socketA, recA, recB };
+}
+
 /** Collects listener calls: `const rec = recorder(); channel.listen('X', rec.fn); await rec.next()`. */
 export function recorder() {
   const calls = [];
