@@ -119,12 +119,12 @@ max_member_size = 200
       if (closed?.code === 4004) return true;
       await extra.close();
       return false;
-    }, { timeout: 10000, interval: 200, what: 'a fourth connection to be refused with 4004' });
+    }, { timeout: 20000, interval: 200, what: 'a fourth connection to be refused with 4004' });
     await held[2].close();
     await waitFor(async () => {
       const again = await rawClient(cluster.nodes[0].port, APP_KEY, 'protocol=7', { established: false });
       const first = await again.next(() => true, 3000).catch(() => null);
       return first?.event === 'pusher:connection_established';
-    }, { timeout: 10000, interval: 200, what: 'room for a connection after one closed' });
+    }, { timeout: 20000, interval: 200, what: 'room for a connection after one closed' });
   });
 });

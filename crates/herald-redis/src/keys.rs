@@ -12,9 +12,10 @@ pub fn heartbeat_channel(node_id: &str) -> String {
     format!("herald:node:{node_id}:heartbeat")
 }
 
-/// The Laravel channels for one app channel: `<prefix><channel>` for each configured prefix.
-pub fn laravel_channels<'a>(prefixes: &'a [String], channel: &'a str) -> impl Iterator<Item = String> + 'a {
-    prefixes.iter().map(move |p| format!("{p}{channel}"))
+/// The Laravel channels for one app channel: `<prefix><channel>` for each configured prefix, with the
+/// length of the prefix used.
+pub fn laravel_channels<'a>(prefixes: &'a [String], channel: &'a str) -> impl Iterator<Item = (String, usize)> + 'a {
+    prefixes.iter().map(move |p| (format!("{p}{channel}"), p.len()))
 }
 
 /// Presence of one channel: `{base}:conns` (socket id -> user id), `{base}:users` (user id -> connection
@@ -69,7 +70,7 @@ mod tests {
     fn names() {
         assert_eq!(broadcast_channel("app-1", "private-a"), "herald:app-1:c:private-a");
         let prefixes = vec!["laravel_database_".to_string(), String::new()];
-        let all: Vec<_> = laravel_channels(&prefixes, "orders").collect();
+        let all: Vec<_> = laravel_channels(&prefixes, "orders").map(|(c, _)| c).collect();
         assert_eq!(all, vec!["laravel_database_orders", "orders"]);
         assert_eq!(presence_base("a", "presence-x"), "herald:a:presence:presence-x");
     }

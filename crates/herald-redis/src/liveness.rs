@@ -11,6 +11,7 @@ use herald_core::metrics::metrics;
 use herald_core::webhook::WebhookEvent;
 use herald_core::{Broadcast, Node};
 use herald_protocol::frame;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,22 +23,59 @@ pub struct Liveness {
     pub stats: Arc<RedisStats>,
 }
 
+/// The liveness tasks of a node; stopped before the node gives its lease up.
+pub struct Running(Vec<tokio::task::JoinHandle<()>>);
+
+impl Running {
+    pub fn stop(&self) {
+        self.0.iter().for_each(|t| t.abort());
+    }
+}
+
 impl Liveness {
-    /// Renews and reaps until the process ends; returns at once after spawning.
-    pub fn spawn(self, lease: Duration) -> tokio::task::JoinHandle<()> {
-        let every = (lease / 3).max(Duration::from_millis(100));
-        tokio::spawn(async move {
+    /// Starts renewing (every lease/4, each attempt bounded to lease/3, on a task of its own so nothing
+    /// else can make it late) and reaping (every lease/4). A node reaps only after its own renewals have
+    /// succeeded for a whole lease: after a Redis stall every lease has expired, and the first node back must
+    /// not reap the others before they had their turn to renew.
+    pub fn spawn(self, lease: Duration) -> Running {
+        let every = (lease / 4).max(Duration::from_millis(50));
+        let started = std::time::Instant::now();
+        // Milliseconds since `started` at which the renewals became healthy; u64::MAX while they are not.
+        let healthy_since = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
+        let renewing = {
+            let (this, healthy_since) = (self.clone(), healthy_since.clone());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let ok = matches!(tokio::time::timeout(lease / 3, this.renew()).await, Ok(true));
+                    let now = started.elapsed().as_millis() as u64;
+                    if !ok {
+                        healthy_since.store(u64::MAX, Ordering::Release);
+                    } else if healthy_since.load(Ordering::Acquire) == u64::MAX {
+                        healthy_since.store(now, Ordering::Release);
+                    }
+                }
+            })
+        };
+        let reaping = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                self.round().await;
+                let since = healthy_since.load(Ordering::Acquire);
+                let now = started.elapsed().as_millis() as u64;
+                if since != u64::MAX && now.saturating_sub(since) >= lease.as_millis() as u64 {
+                    self.reap_round().await;
+                }
             }
-        })
+        });
+        Running(vec![renewing, reaping])
     }
 
-    /// One renewal and one reap.
-    pub async fn round(&self) {
+    /// One renewal (and the re-registration it may call for); true when the lease is held.
+    async fn renew(&self) -> bool {
         let renewed = self.presence.renew().await;
         let result = match &renewed {
             Ok(LeaseStatus::Ok) => "ok",
@@ -47,7 +85,7 @@ impl Liveness {
         };
         metrics().lease_renewals.with_label_values(&[result]).inc();
         match renewed {
-            Ok(LeaseStatus::Ok) => {}
+            Ok(LeaseStatus::Ok) => true,
             Ok(status) => {
                 let announce = status == LeaseStatus::Reaped;
                 let node_id = self.presence.node_id();
@@ -56,10 +94,20 @@ impl Liveness {
                     node_id,
                     "this node's state was lost in Redis; registering it again"
                 );
-                self.reregister(announce).await;
+                let this = self.clone();
+                // Re-registration may take a while; the lease is held again already.
+                tokio::spawn(async move { this.reregister(announce).await });
+                true
             }
-            Err(e) => tracing::warn!(error = %e, "lease renewal failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "lease renewal failed");
+                false
+            }
         }
+    }
+
+    /// Retries failed leaves and reaps dead nodes.
+    async fn reap_round(&self) {
         let retried = self.presence.retry_leaves().await;
         self.announce_removed(retried).await;
         let reaped = self.presence.reap().await;
@@ -122,7 +170,7 @@ impl Liveness {
         let mut subscriptions = Vec::new();
         for app in self.node.apps.iter() {
             connections.push((app.config.id.clone(), app.connection_count() as u64));
-            for (channel, n) in app.channels.counts() {
+            for (channel, n) in app.channels.counts().into_iter().filter(|(c, _)| !c.starts_with('#')) {
                 subscriptions.push((app.config.id.clone(), channel, n));
             }
         }

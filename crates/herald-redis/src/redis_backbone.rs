@@ -285,7 +285,20 @@ impl Subscriber {
                 );
             }
             if !ok {
-                tracing::warn!("Redis subscriber could not resubscribe; reconnecting");
+                tracing::warn!(
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "Redis subscriber could not resubscribe; reconnecting"
+                );
+                drop((sink, stream));
+                let sleep = tokio::time::sleep(backoff);
+                tokio::pin!(sleep);
+                loop {
+                    tokio::select! {
+                        _ = &mut sleep => break,
+                        Some(command) = commands.recv() => self.apply_offline(command),
+                    }
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
             backoff = BACKOFF_MIN;
@@ -474,7 +487,15 @@ fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
         &app.redis_prefixes[..]
     };
     let mut out: Vec<(String, Source)> = keys::laravel_channels(laravel, channel)
-        .map(|c| (c, Source::Laravel))
+        // With prefixes like "" and "laravel_database_", a channel named "laravel_database_private-a" would,
+        // through the empty prefix, be Laravel's `private-a` under the longer prefix: a public name reading a
+        // private channel. A Redis name that a longer prefix of the app claims belongs to that prefix only.
+        .filter(|(redis_channel, prefix_len)| {
+            !app.redis_prefixes
+                .iter()
+                .any(|q| q.len() > *prefix_len && redis_channel.starts_with(q.as_str()))
+        })
+        .map(|(c, _)| (c, Source::Laravel))
         .collect();
     out.push((keys::broadcast_channel(&app.id, channel), Source::Herald));
     out
@@ -500,5 +521,27 @@ mod tests {
         assert!(patterns.contains(&"private-encrypted-cache-*".to_string()));
         assert!(patterns.contains(&"odd\\*\\[x\\]_presence-cache-*".to_string()));
         assert_eq!(patterns.len(), 12);
+    }
+
+    #[test]
+    fn a_public_name_never_maps_onto_another_prefix_channel() {
+        let mut app = AppConfig::new("a", "k", "s");
+        app.redis_prefixes = vec!["laravel_database_".into(), String::new()];
+        let names = |channel: &str| -> Vec<String> {
+            redis_channels(&app, channel)
+                .into_iter()
+                .filter(|(_, s)| *s == Source::Laravel)
+                .map(|(c, _)| c)
+                .collect()
+        };
+        assert_eq!(
+            names("private-orders.1"),
+            vec!["laravel_database_private-orders.1", "private-orders.1"]
+        );
+        // through "" this would be Laravel's private-orders.1 under "laravel_database_": not subscribed
+        assert_eq!(
+            names("laravel_database_private-orders.1"),
+            vec!["laravel_database_laravel_database_private-orders.1"]
+        );
     }
 }

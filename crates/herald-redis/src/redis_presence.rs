@@ -94,6 +94,11 @@ impl RedisPresence {
         self.me.upgrade().expect("the presence store outlives its calls")
     }
 
+    /// How long this node's lease lasts.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     pub fn node_id(&self) -> &str {
         &self.node_id
     }
@@ -138,15 +143,22 @@ impl RedisPresence {
     /// Removes the entries of nodes whose lease expired; returns their ids and `(app, channel, user)` for
     /// each user whose last connection was on one of them.
     pub async fn reap(&self) -> Result<Reaped, String> {
-        self.reap_skipping(&self.node_id).await
+        self.reap_skipping(&self.node_id, self.lease.as_millis() as u64 / 2)
+            .await
     }
 
-    async fn reap_skipping(&self, skip: &str) -> Result<Reaped, String> {
+    async fn reap_skipping(&self, skip: &str, grace_ms: u64) -> Result<Reaped, String> {
         let script = &self.scripts;
         let (nodes, flat, vacated): (Vec<String>, Vec<String>, Vec<String>) = self
             .conn
             .run("reap", |mut c| async move {
-                script.reap.key(keys::NODES).arg(skip).invoke_async(&mut c).await
+                script
+                    .reap
+                    .key(keys::NODES)
+                    .arg(skip)
+                    .arg(grace_ms)
+                    .invoke_async(&mut c)
+                    .await
             })
             .await?;
         let removed = flat
@@ -176,7 +188,7 @@ impl RedisPresence {
                     .await
             })
             .await?;
-        self.reap_skipping("").await
+        self.reap_skipping("", 0).await
     }
 
     /// Retries the leaves that failed; returns `(app, channel, user)` for those that were a user's last.

@@ -55,6 +55,11 @@ impl RedisStats {
 
     /// Queues absolute counts again (after Redis lost them, or this node was reaped).
     pub fn restore(&self, connections: &[(String, u64)], subscriptions: &[(String, String, u64)]) {
+        let _ = self.changes.send(Change {
+            field: String::new(),
+            delta: 0,
+            applied: None,
+        });
         for (app, n) in connections {
             self.connections_changed(app, *n as i64);
         }
@@ -90,63 +95,72 @@ impl Applier {
         let script = Script::new(include_str!("lua/count.lua"));
         let mut pending: HashMap<String, i64> = HashMap::new();
         let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
-        while let Some(first) = rx.recv().await {
-            let mut next = Some(first);
-            while let Some(change) = next.take() {
-                *pending.entry(change.field).or_default() += change.delta;
-                waiters.extend(change.applied);
-                if pending.len() < BATCH {
-                    next = rx.try_recv().ok();
+        // Batch numbers rise from the clock; count.lua applies each number once, so a batch that timed out
+        // (and may have been applied) is retried as it was, never counted twice.
+        let mut seq: u64 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        let mut failed: Option<Vec<(String, i64)>> = None;
+        loop {
+            if failed.is_none() {
+                let Some(first) = rx.recv().await else { return };
+                let mut next = Some(first);
+                while let Some(change) = next.take() {
+                    if change.field.is_empty() {
+                        // A reset before a restore from this node's own state, which already holds all this.
+                        pending.clear();
+                    }
+                    *pending.entry(change.field).or_default() += change.delta;
+                    waiters.extend(change.applied);
+                    if pending.len() < BATCH {
+                        next = rx.try_recv().ok();
+                    }
                 }
+                pending.retain(|_, d| *d != 0);
+                if pending.is_empty() {
+                    waiters.drain(..).for_each(|w| {
+                        let _ = w.send(());
+                    });
+                    continue;
+                }
+                seq += 1;
             }
-            pending.retain(|_, d| *d != 0);
-            if pending.is_empty() {
-                waiters.drain(..).for_each(|w| {
-                    let _ = w.send(());
-                });
-                continue;
-            }
-            let batch: Vec<(String, i64)> = pending.drain().collect();
-            let (script, node_key, batch) = (&script, &node_key, &batch);
+            let batch: Vec<(String, i64)> = failed.take().unwrap_or_else(|| pending.drain().collect());
+            let (script, node_key, batch_ref) = (&script, &node_key, &batch);
             let result = conn
                 .run_once_only("counts", |mut c| async move {
                     let mut invocation = script.key(node_key);
-                    for (field, delta) in batch {
+                    invocation.arg(seq);
+                    for (field, delta) in batch_ref {
                         invocation.arg(field).arg(delta);
                     }
                     invocation.invoke_async::<Vec<String>>(&mut c).await
                 })
                 .await;
-            if let Ok(transitions) = &result {
-                for t in transitions.chunks_exact(3) {
-                    let Some(app) = apps.by_id(&t[0]) else { continue };
-                    if t[1].starts_with('#') {
-                        continue;
-                    }
-                    let event = if t[2] == "occupied" {
-                        WebhookEvent::channel_occupied(&t[1])
-                    } else {
-                        WebhookEvent::channel_vacated(&t[1])
-                    };
-                    webhooks.emit(app, event);
-                }
-            }
-            if let Err(e) = result {
-                // Kept and tried again with the next batch (a failed call is not retried at once: it may
-                // have been applied before the connection broke, and counting twice is worse than late).
-                tracing::warn!(error = %e, changes = batch.len(), "cluster counts not updated; retrying");
-                for (field, delta) in batch.iter() {
-                    *pending.entry(field.clone()).or_default() += delta;
-                }
-                waiters.drain(..).for_each(|w| {
-                    let _ = w.send(());
-                });
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-                continue;
-            }
             waiters.drain(..).for_each(|w| {
                 let _ = w.send(());
             });
+            match result {
+                Ok(transitions) => {
+                    for t in transitions.chunks_exact(3) {
+                        let Some(app) = apps.by_id(&t[0]) else { continue };
+                        if t[1].starts_with('#') {
+                            continue;
+                        }
+                        let event = if t[2] == "occupied" {
+                            WebhookEvent::channel_occupied(&t[1])
+                        } else {
+                            WebhookEvent::channel_vacated(&t[1])
+                        };
+                        webhooks.emit(app, event);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, changes = batch.len(), "cluster counts not updated; retrying");
+                    failed = Some(batch);
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                }
+            }
         }
     }
 }

@@ -429,7 +429,7 @@ impl Config {
             positive(n as u64, "max_outbound_queue (HERALD_MAX_OUTBOUND_QUEUE)")?;
             settings.outbound_queue = n;
         }
-        let lease_ms = flags.lease_ms.or(file.lease_ms).unwrap_or(3000);
+        let lease_ms = flags.lease_ms.or(file.lease_ms).unwrap_or(2000);
         if lease_ms < 300 {
             return Err(format!(
                 "lease_ms (HERALD_LEASE_MS) is {lease_ms}; it must be at least 300"

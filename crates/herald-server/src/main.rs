@@ -79,9 +79,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 presence,
                 stats,
             };
-            keeper.clone().spawn(config.lease);
+            let running = keeper.clone().spawn(config.lease);
             tracing::info!(node_id, lease_ms = config.lease.as_millis() as u64, "cluster mode");
-            liveness = Some(keeper);
+            liveness = Some((keeper, running));
             node
         }
         None => {
@@ -141,7 +141,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .drain(config.drain_window + config.presence_grace + Duration::from_secs(5))
         .await;
     accepting.abort();
-    if let Some(liveness) = liveness {
+    if let Some((liveness, running)) = liveness {
+        // Stop renewing first, or the next renewal would find the lease gone and register the node again.
+        running.stop();
         liveness.retire().await;
     }
     // Webhooks raised by the last connections leaving (or by the retirement) still go out.
@@ -176,7 +178,10 @@ async fn accept_loop(
         let server = server.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| server.clone().handle(req));
+            // A client that never finishes its request headers is dropped (slowloris).
             let _ = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades()
                 .await;

@@ -1,11 +1,12 @@
 -- Removes the presence entries and the connection/subscription counts of every node whose lease has expired, exactly once for the cluster
 -- (the script is atomic, and the node leaves the sorted set in the same step).
--- KEYS: 1 the node sorted set. ARGV: 1 the calling node's id (never reaped by itself).
+-- KEYS: 1 the node sorted set. ARGV: 1 the calling node's id (never reaped by itself), 2 a grace in ms:
+-- only leases expired for longer than that are reaped, so a node that was merely slow renews first.
 -- Returns {reaped node ids, {app1, channel1, user1, app2, ...}, {app1, channel1, ...}}: the users whose last
 -- connection was on a dead node, for whom member_removed is due, and the channels the dead nodes left empty.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2] or '0'))
 local reaped, removed, vacated = {}, {}, {}
 for _, node in ipairs(dead) do
   if node ~= ARGV[1] then
@@ -34,6 +35,7 @@ for _, node in ipairs(dead) do
     for i = 1, #flat, 2 do
       local delta = -tonumber(flat[i + 1])
       local kind, app, channel = string.match(flat[i], '^(%a)|([^|]*)|?(.*)$')
+      if flat[i] == '#seq' then kind = nil end
       if kind == 'c' then
         local total = redis.call('INCRBY', 'herald:' .. app .. ':connections', delta)
         if total <= 0 then redis.call('DEL', 'herald:' .. app .. ':connections') end
