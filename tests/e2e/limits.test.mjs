@@ -112,7 +112,16 @@ max_member_size = 200
 
   e2e('the connection quota holds across nodes: 4004 once the app has max_connections anywhere', async () => {
     await closeClients();
-    const held = [await rawClient(cluster.nodes[0].port), await rawClient(cluster.nodes[1].port), await rawClient(cluster.nodes[1].port)];
+    // The previous test's connections leave the cluster-wide count a moment after they close: hold three
+    // connections as soon as there is room for them.
+    const admitted = (port) => waitFor(async () => {
+      const c = await rawClient(port, APP_KEY, 'protocol=7', { established: false });
+      const first = await c.next(() => true, 3000).catch(() => null);
+      if (first?.event === 'pusher:connection_established') return c;
+      await c.close();
+      return false;
+    }, { timeout: 20000, interval: 200, what: 'a connection admitted under the quota' });
+    const held = [await admitted(cluster.nodes[0].port), await admitted(cluster.nodes[1].port), await admitted(cluster.nodes[1].port)];
     await waitFor(async () => {
       const extra = await rawClient(cluster.nodes[0].port, APP_KEY, 'protocol=7', { established: false });
       const closed = await extra.waitClosed(3000).catch(() => null);
