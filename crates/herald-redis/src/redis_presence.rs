@@ -196,6 +196,12 @@ impl RedisPresence {
         let pending = std::mem::take(&mut *self.pending_leaves.lock().expect("pending lock"));
         let mut last = Vec::new();
         for entry in pending {
+            if self
+                .local
+                .contains_key(&(entry.app_id.clone(), entry.channel.clone(), entry.socket_id.clone()))
+            {
+                continue; // joined again since: the entry is wanted
+            }
             let user = entry.member.user_id.clone();
             match self
                 .leave_in_redis(&entry.app_id, &entry.channel, &entry.socket_id, &user)
@@ -376,9 +382,25 @@ impl PresenceStore for RedisPresence {
         let (app_id, channel, socket_id, member) =
             (app_id.to_owned(), channel.to_owned(), socket_id.clone(), member.clone());
         Box::pin(async move {
-            let joined = this.join_in_redis(&app_id, &channel, &socket_id, &member, max).await?;
-            this.local.insert((app_id, channel, socket_id), member);
-            Ok(joined)
+            match this.join_in_redis(&app_id, &channel, &socket_id, &member, max).await {
+                Ok(joined) => {
+                    this.local.insert((app_id, channel, socket_id), member);
+                    Ok(joined)
+                }
+                Err(PresenceError::Unavailable(e)) => {
+                    // The script may have run before the reply was lost: take the entry back later (leave.lua
+                    // is harmless when there is nothing to remove), or it would stay until this node dies.
+                    let entry = LocalEntry {
+                        app_id,
+                        channel,
+                        socket_id,
+                        member,
+                    };
+                    this.pending_leaves.lock().expect("pending lock").push(entry);
+                    Err(PresenceError::Unavailable(e))
+                }
+                Err(e) => Err(e),
+            }
         })
     }
 
