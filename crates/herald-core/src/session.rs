@@ -245,8 +245,25 @@ impl Session {
             }
         }
 
-        // On the channel first (and live on the backbone), then in presence: a member who joins meanwhile on
-        // another node is either in this connection's member list or reaches it as member_added.
+        // Presence first, then the channel: a connection must not hear member_added about its own user from
+        // another tab of it that joins at the same moment (a joiner on another node within the backbone's
+        // subscribe round trip may be missed instead; see docs/architecture.md).
+        let presence_data = match &member {
+            Some(m) => match presence::join(&self.node, &self.app, &self.conn, channel, m).await {
+                Ok(data) => Some(data),
+                Err(PresenceError::MemberLimit(n)) => {
+                    let message = format!("Presence channel is full: {n} members");
+                    return self.refuse(channel, "LimitReached", &message, 403).await;
+                }
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "presence join failed");
+                    return self
+                        .refuse(channel, "ServiceUnavailable", "Presence is unavailable, try again", 503)
+                        .await;
+                }
+            },
+            None => None,
+        };
         let (backbone, stats) = (&self.node.backbone, &self.node.stats);
         let metrics = &self.app.metrics;
         let ready = self.app.channels.add(channel, &self.conn, || {
@@ -257,27 +274,6 @@ impl Session {
         metrics.subscriptions.inc();
         let counted = self.node.stats.subscriptions_changed(&config.id, channel, 1);
         tokio::join!(ready, counted);
-
-        let presence_data = match &member {
-            Some(m) => match presence::join(&self.node, &self.app, &self.conn, channel, m).await {
-                Ok(data) => Some(data),
-                Err(e) => {
-                    self.leave(channel, Subscription { member: None }).await;
-                    return match e {
-                        PresenceError::MemberLimit(n) => {
-                            let message = format!("Presence channel is full: {n} members");
-                            self.refuse(channel, "LimitReached", &message, 403).await
-                        }
-                        e => {
-                            tracing::warn!(channel, error = %e, "presence join failed");
-                            self.refuse(channel, "ServiceUnavailable", "Presence is unavailable, try again", 503)
-                                .await
-                        }
-                    };
-                }
-            },
-            None => None,
-        };
         self.subscriptions.insert(channel.to_owned(), Subscription { member });
         let data = presence_data.as_deref().unwrap_or("{}");
         self.conn.reply(frame::subscription_succeeded(channel, data)).await;
