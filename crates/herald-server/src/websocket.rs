@@ -74,20 +74,21 @@ pub async fn refuse(mut ws: Socket, code: u16, message: String) {
     let _ = ws.write_frame(Frame::close(code, message.as_bytes())).await;
 }
 
-/// Milliseconds since a fixed start, shared by the reader (which records activity) and the writer (which pings).
+/// Time since a fixed start, shared by the reader (which records activity) and the writer (which pings).
 struct Activity {
     epoch: Instant,
-    last_seen_ms: AtomicU64,
+    /// Microseconds, not milliseconds: a pong read within the millisecond of its ping must count as after it.
+    last_seen_us: AtomicU64,
 }
 
 impl Activity {
     fn touch(&self) {
-        self.last_seen_ms
-            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.last_seen_us
+            .store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 
     fn last_seen(&self) -> Instant {
-        self.epoch + Duration::from_millis(self.last_seen_ms.load(Ordering::Relaxed))
+        self.epoch + Duration::from_micros(self.last_seen_us.load(Ordering::Relaxed))
     }
 }
 
@@ -125,7 +126,7 @@ pub async fn serve(
     tracing::debug!(%socket_id, app = %session.app().config.id, "connected");
     let activity = Arc::new(Activity {
         epoch: Instant::now(),
-        last_seen_ms: AtomicU64::new(0),
+        last_seen_us: AtomicU64::new(0),
     });
     // The read side stays with fastwebsockets; the write side is ours, to coalesce queued frames.
     let write_half = std::sync::Mutex::new(None);
