@@ -252,15 +252,7 @@ impl Subscriber {
                 Ok(pubsub) => pubsub,
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Redis subscriber cannot connect");
-                    let sleep = tokio::time::sleep(backoff);
-                    tokio::pin!(sleep);
-                    loop {
-                        tokio::select! {
-                            _ = &mut sleep => break,
-                            Some(command) = commands.recv() => self.apply_offline(command),
-                        }
-                    }
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    backoff = self.back_off(backoff, &mut commands).await;
                     continue;
                 }
             };
@@ -290,15 +282,7 @@ impl Subscriber {
                     "Redis subscriber could not resubscribe; reconnecting"
                 );
                 drop((sink, stream));
-                let sleep = tokio::time::sleep(backoff);
-                tokio::pin!(sleep);
-                loop {
-                    tokio::select! {
-                        _ = &mut sleep => break,
-                        Some(command) = commands.recv() => self.apply_offline(command),
-                    }
-                }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                backoff = self.back_off(backoff, &mut commands).await;
                 continue;
             }
             backoff = BACKOFF_MIN;
@@ -357,6 +341,20 @@ impl Subscriber {
             metrics().redis_subscription_up.set(0);
             tracing::warn!(reason = why, "Redis subscription lost; reconnecting");
         }
+    }
+
+    /// Waits `backoff` before the next connection attempt, still taking (and acknowledging) subscribe
+    /// commands meanwhile; returns the next, doubled backoff.
+    async fn back_off(&mut self, backoff: Duration, commands: &mut mpsc::UnboundedReceiver<Command>) -> Duration {
+        let sleep = tokio::time::sleep(backoff);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                Some(command) = commands.recv() => self.apply_offline(command),
+            }
+        }
+        (backoff * 2).min(BACKOFF_MAX)
     }
 
     fn apply_offline(&mut self, command: Command) {
