@@ -62,13 +62,13 @@ fn fan_out(c: &mut Criterion) {
     let mut queues = Vec::new();
     for i in 0..1000 {
         let (conn, rx) = ConnectionHandle::new(SocketId::new(1, i), 1 << 20);
-        runtime.block_on(index.add("news", &Arc::new(conn), || Box::pin(async {})));
+        runtime.block_on(index.add("news", &Arc::new(conn), None, || Box::pin(async {})));
         queues.push(rx);
     }
-    let broadcast = Broadcast {
-        frame: Bytes::from_static(br#"{"event":"e","channel":"news","data":"{}"}"#),
-        except: None,
-    };
+    let broadcast = Broadcast::new(
+        Bytes::from_static(br#"{"event":"e","channel":"news","data":"{}"}"#),
+        None,
+    );
     let mut group = c.benchmark_group("channel index");
     group.throughput(Throughput::Elements(1000));
     group.bench_function("deliver one broadcast to 1,000 subscribers", |b| {

@@ -1,7 +1,6 @@
 //! Apps: the tenants of a node. Each has its credentials, its policies and its own channel index, so two
 //! apps can never see each other's channels.
 
-use crate::backbone::Broadcast;
 use crate::channel_index::{ChannelIndex, Delivery};
 use crate::metrics::{metrics, AppMetrics};
 use std::collections::HashMap;
@@ -119,7 +118,6 @@ pub struct App {
     pub config: AppConfig,
     pub channels: ChannelIndex,
     pub metrics: AppMetrics,
-    connections: std::sync::atomic::AtomicUsize,
 }
 
 impl App {
@@ -129,28 +127,12 @@ impl App {
             config,
             channels: ChannelIndex::default(),
             metrics,
-            connections: Default::default(),
-        }
-    }
-
-    /// Open connections to this app on this node.
-    pub fn connection_count(&self) -> usize {
-        self.connections.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    pub(crate) fn connection_delta(&self, delta: isize) {
-        if delta >= 0 {
-            self.connections
-                .fetch_add(delta as usize, std::sync::atomic::Ordering::Relaxed);
-        } else {
-            self.connections
-                .fetch_sub(delta.unsigned_abs(), std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     /// Delivers a broadcast to this node's subscribers of `channel` and records the fan-out;
     /// `started` is when the broadcast entered the node.
-    pub fn fan_out(&self, channel: &str, broadcast: &Broadcast, started: std::time::Instant) -> Delivery {
+    pub fn fan_out(&self, channel: &str, broadcast: &crate::Broadcast, started: std::time::Instant) -> Delivery {
         let delivery = self.channels.deliver(channel, broadcast);
         if delivery.sent > 0 {
             self.metrics.messages_sent.inc_by(delivery.sent as u64);

@@ -1,50 +1,21 @@
 //! The backbone: how a broadcast reaches every node, this one included. The node tells it which channels
-//! have local subscribers; it delivers what is published on those channels to [`AppRegistry`] fan-out.
-//! In memory it is a direct call; over Redis it is pub/sub (`herald-redis`).
+//! have local subscribers; it reports what arrives on them to the node's [`BackendEvents`] handler. In
+//! memory it is a direct call; over Redis it is pub/sub (`herald-redis`).
+//!
+//! [`BackendEvents`]: crate::backend_events::BackendEvents
 
-use crate::{AppConfig, BoxFuture};
-use bytes::Bytes;
-use herald_protocol::SocketId;
-
-/// One broadcast on one channel: the frame, encoded once, and the connection to skip (`toOthers()`).
-#[derive(Debug, Clone)]
-pub struct Broadcast {
-    pub frame: Bytes,
-    pub except: Option<SocketId>,
-}
-
-impl Broadcast {
-    /// A broadcast that closes its recipients instead of sending them a frame (the HTTP API's
-    /// `terminate_connections`). It travels like any broadcast; its frame is empty, which no real frame is.
-    pub fn terminate() -> Self {
-        Broadcast {
-            frame: Bytes::new(),
-            except: None,
-        }
-    }
-
-    pub fn is_terminate(&self) -> bool {
-        self.frame.is_empty()
-    }
-}
-
-/// The internal channel every connection signed in as `user_id` is on, so the user can be reached on
-/// every node. Clients cannot subscribe to it: `#` starts no channel name they may use but `#server-to-user-`.
-pub fn user_channel(user_id: &str) -> String {
-    format!("#herald-user-{user_id}")
-}
+use crate::{AppConfig, BoxFuture, Broadcast};
 
 /// Why a publish did not go out.
-#[derive(Debug)]
-pub struct BackboneError(pub String);
-
-impl std::fmt::Display for BackboneError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "backbone unavailable: {}", self.0)
-    }
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BackboneError {
+    /// Redis did not take the message (unreachable, timed out, refused).
+    #[error("Redis did not take the message: {0}")]
+    Unavailable(String),
+    /// The node is stopping and no longer publishes.
+    #[error("the node is shutting down")]
+    ShuttingDown,
 }
-
-impl std::error::Error for BackboneError {}
 
 /// Cluster-wide delivery. `subscribe` and `unsubscribe` are called in order, once per transition of a
 /// channel between "no local subscriber" and "some"; the future `subscribe` returns resolves once

@@ -1,18 +1,25 @@
 //! The channel index: which local connections are subscribed to which channel of one app. It is sharded
 //! (DashMap), so fan-out on one channel never waits on a lock held for another, and a broadcast costs one
-//! lookup plus a non-blocking queue push per recipient, with no allocation.
+//! lookup plus a non-blocking queue push per recipient, with no allocation. Each subscriber remembers the
+//! presence user it joined the channel as, so member events about a user skip that user's own tabs.
 
-use crate::backbone::Broadcast;
 use crate::connection::ConnectionHandle;
-use crate::BoxFuture;
+use crate::{BoxFuture, Broadcast};
 use dashmap::DashMap;
 use futures_util::future::{FutureExt, Shared};
 use herald_protocol::SocketId;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// One local subscriber of a channel.
+struct Subscriber {
+    conn: Arc<ConnectionHandle>,
+    /// The presence user this connection is on the channel as (None off presence channels).
+    user: Option<Arc<str>>,
+}
+
 /// The local subscribers of one channel, by socket id.
-pub type Subscribers = HashMap<SocketId, Arc<ConnectionHandle>>;
+type Subscribers = HashMap<SocketId, Subscriber>;
 
 /// Resolves once the backbone delivers the channel to this node; shared by every subscriber that joins
 /// while the first one's backbone subscribe is still on its way, so none is told "subscribed" too early.
@@ -39,20 +46,25 @@ pub struct Delivery {
 }
 
 impl ChannelIndex {
-    /// Adds a subscriber. `on_first` runs, under the channel's lock, when it is the channel's first one here
-    /// (so backbone subscribe and unsubscribe calls for a channel are made in order) and returns the
-    /// backbone's readiness; every subscriber gets that readiness to await.
+    /// Adds a subscriber (on presence channels, as `user`). `on_first` runs, under the channel's lock, when
+    /// it is the channel's first one here (so backbone subscribe and unsubscribe calls for a channel are made
+    /// in order) and returns the backbone's readiness; every subscriber gets that readiness to await.
     pub fn add(
         &self,
         channel: &str,
         conn: &Arc<ConnectionHandle>,
+        user: Option<Arc<str>>,
         on_first: impl FnOnce() -> BoxFuture<'static, ()>,
     ) -> Ready {
         let mut entry = self.channels.entry(channel.into()).or_insert_with(|| Channel {
             subscribers: HashMap::new(),
             ready: on_first().shared(),
         });
-        entry.subscribers.insert(conn.socket_id.clone(), conn.clone());
+        let subscriber = Subscriber {
+            conn: conn.clone(),
+            user,
+        };
+        entry.subscribers.insert(conn.socket_id.clone(), subscriber);
         entry.ready.clone()
     }
 
@@ -70,25 +82,30 @@ impl ChannelIndex {
         removed.is_some()
     }
 
-    /// Queues the broadcast's shared bytes to every local subscriber but the excluded one.
+    /// Queues the broadcast's shared bytes to every local subscriber but the excluded connection and, for
+    /// member events, the connections of the user they are about.
     pub fn deliver(&self, channel: &str, broadcast: &Broadcast) -> Delivery {
         let mut delivery = Delivery::default();
         if let Some(entry) = self.channels.get(channel) {
             let subs = &entry.subscribers;
             if broadcast.is_terminate() {
-                for conn in subs.values() {
-                    conn.close(
+                for sub in subs.values() {
+                    sub.conn.close(
                         herald_protocol::close_code::UNAUTHORIZED,
                         "Connection terminated by the app",
                     );
                 }
                 return delivery;
             }
-            for (socket_id, conn) in subs.iter() {
+            let skip_user = broadcast.skip_user.as_deref();
+            for (socket_id, sub) in subs.iter() {
                 if broadcast.except.as_ref() == Some(socket_id) {
                     continue;
                 }
-                if conn.send(broadcast.frame.clone()) {
+                if skip_user.is_some() && sub.user.as_deref() == skip_user {
+                    continue;
+                }
+                if sub.conn.send(broadcast.frame.clone()) {
                     delivery.sent += 1;
                 } else {
                     delivery.dropped += 1;
@@ -135,24 +152,18 @@ mod tests {
         let (b, mut rx_b) = ConnectionHandle::new(SocketId::new(1, 2), 8);
         let (a, b) = (Arc::new(a), Arc::new(b));
         let mut firsts = 0;
-        let ready_a = index.add("c", &a, || {
+        let ready_a = index.add("c", &a, None, || {
             firsts += 1;
             Box::pin(async {})
         });
-        let ready_b = index.add("c", &b, || {
+        let ready_b = index.add("c", &b, None, || {
             firsts += 1;
             Box::pin(async {})
         });
         tokio::join!(ready_a, ready_b);
         assert_eq!(firsts, 1, "the backbone is asked once per channel");
         let frame = Bytes::from_static(b"{}");
-        let d = index.deliver(
-            "c",
-            &Broadcast {
-                frame: frame.clone(),
-                except: Some(a.socket_id.clone()),
-            },
-        );
+        let d = index.deliver("c", &Broadcast::new(frame.clone(), Some(a.socket_id.clone())));
         assert_eq!(d, Delivery { sent: 1, dropped: 0 });
         assert!(rx_a.try_recv().is_err());
         match rx_b.try_recv().unwrap() {
@@ -167,5 +178,25 @@ mod tests {
         index.remove("c", &b.socket_id, || last = true);
         assert!(last);
         assert_eq!(index.channel_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn member_events_skip_every_tab_of_the_user_they_are_about() {
+        let index = ChannelIndex::default();
+        let (a, mut rx_a) = ConnectionHandle::new(SocketId::new(1, 1), 8);
+        let (b, mut rx_b) = ConnectionHandle::new(SocketId::new(1, 2), 8);
+        let (c, mut rx_c) = ConnectionHandle::new(SocketId::new(1, 3), 8);
+        for (conn, user) in [(a, "u1"), (b, "u1"), (c, "u2")] {
+            index
+                .add("presence-x", &Arc::new(conn), Some(Arc::from(user)), || {
+                    Box::pin(async {})
+                })
+                .await;
+        }
+        let mut event = Broadcast::new(Bytes::from_static(b"{}"), None);
+        event.skip_user = Some(Arc::from("u1"));
+        assert_eq!(index.deliver("presence-x", &event).sent, 1);
+        assert!(rx_a.try_recv().is_err() && rx_b.try_recv().is_err());
+        assert!(rx_c.try_recv().is_ok());
     }
 }

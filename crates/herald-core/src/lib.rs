@@ -1,36 +1,45 @@
-//! The node core: everything a Herald node decides, with no sockets and no Redis in sight. Connections are
-//! handles with a bounded outbound queue; the channel index fans a broadcast's shared bytes out to them; the
-//! session applies the Pusher rules to what a client sends. Other nodes and shared presence state are reached
-//! only through the [`Backbone`] and [`PresenceStore`] traits, each with an in-memory implementation here
-//! (the embedded default) and a Redis one in `herald-redis`.
+//! The node core: everything a Herald node decides, with no sockets and no Redis in sight. The [`Node`]
+//! owns every effect the cluster sees (subscriptions, member events, occupied/vacated, webhooks, metrics);
+//! a [`Session`] applies the Pusher rules to what one client sends and calls the node. Other nodes and
+//! shared state are reached only through four backend traits ([`Backbone`], [`PresenceStore`],
+//! [`ClusterStats`], [`CacheStore`]), with in-memory implementations in [`memory`] (the embedded default)
+//! and Redis ones in `herald-redis`; backends report what they observe through [`BackendEvents`].
 
 pub mod app;
+pub mod authorize;
 pub mod backbone;
+pub mod backend_events;
+pub mod backends;
+pub mod broadcast;
 pub mod cache_store;
 pub mod channel_index;
 pub mod client_event;
 pub mod cluster_stats;
 pub mod connection;
-pub mod memory_backbone;
-pub mod memory_cache;
-pub mod memory_presence;
-pub mod memory_stats;
+pub mod internal_channel;
+pub mod memory;
 pub mod metrics;
 pub mod node;
-pub mod presence;
 pub mod presence_store;
 pub mod rate_limit;
+pub mod refusal;
 pub mod session;
 pub mod socket_ids;
 pub mod webhook;
+pub mod webhook_queue;
 
 pub use app::{App, AppConfig, AppRegistry};
-pub use backbone::{user_channel, Backbone, BackboneError, Broadcast};
+pub use backbone::{Backbone, BackboneError};
+pub use backend_events::{BackendEvents, Events};
+pub use backends::Backends;
+pub use broadcast::Broadcast;
+pub use cache_store::CacheStore;
 pub use cluster_stats::ClusterStats;
 pub use connection::{ConnectionHandle, Outbound};
-pub use node::{Node, NodeSettings};
+pub use node::{Node, NodeSettings, Source};
 pub use presence_store::PresenceStore;
+pub use refusal::Refusal;
 pub use session::Session;
 
-/// A boxed future, so the backbone and presence-store traits stay object safe.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+/// A boxed future, so the backend traits stay object safe.
+pub use futures_util::future::BoxFuture;

@@ -1,7 +1,7 @@
 //! Where presence membership lives. Entries are per connection, so a user with several tabs (on any nodes)
 //! is one member: `join` reports whether this was the user's first connection and `leave` whether it was
-//! the last, which is exactly when `member_added` and `member_removed` go out. In memory for one node;
-//! in Redis hashes for a cluster.
+//! the last. The store only stores and answers; the node decides what a join or a leave means
+//! (`member_added`, `member_removed`, webhooks). In memory for one node; in Redis hashes for a cluster.
 
 use crate::BoxFuture;
 use herald_protocol::presence_data::Member;
@@ -20,22 +20,15 @@ pub struct Left {
     pub last_for_user: bool,
 }
 
-/// Why a join failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a join or a read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PresenceError {
     /// The channel already has the app's maximum number of users.
+    #[error("presence channel is full ({0} members)")]
     MemberLimit(usize),
     /// The store could not be reached.
+    #[error("presence store unavailable: {0}")]
     Unavailable(String),
-}
-
-impl std::fmt::Display for PresenceError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PresenceError::MemberLimit(n) => write!(f, "presence channel is full ({n} members)"),
-            PresenceError::Unavailable(why) => write!(f, "presence store unavailable: {why}"),
-        }
-    }
 }
 
 /// Presence membership, per app and channel, with one entry per connection.

@@ -1,45 +1,42 @@
 //! A session: one client connection's protocol state (its subscriptions, presence memberships, sign-in and
-//! rate limits) and the rules for every frame it sends. The server feeds it text frames; it answers
-//! through the connection's queue. When the socket ends, [`Session::close`] undoes everything it joined.
+//! rate limits). It parses what the client sends, applies the pure rules (`authorize`, `client_event`), and
+//! asks the [`Node`] to carry them out; it answers the client through the connection's queue. When the
+//! socket ends, [`Session::close`] undoes everything it joined.
 
 use crate::app::App;
-use crate::backbone::Broadcast;
+use crate::authorize::authorize;
 use crate::client_event;
-use crate::connection::ConnectionHandle;
+use crate::connection::{ConnectionHandle, Outbound};
 use crate::node::Node;
-use crate::presence;
-use crate::presence_store::PresenceError;
 use crate::rate_limit::RateLimiter;
-use bytes::Bytes;
-use herald_protocol::channel::validate_name;
+use crate::refusal::Refusal;
 use herald_protocol::frame::{self, ClientFrame, SigninData, SubscribeData, UnsubscribeData};
 use herald_protocol::presence_data::Member;
-use herald_protocol::{close_code, signature, ChannelKind};
+use herald_protocol::{close_code, signature};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// One subscription of this connection; presence ones remember the member they joined as.
-#[derive(Debug)]
-struct Subscription {
-    member: Option<Member>,
-}
+use tokio::sync::mpsc;
 
 /// The protocol state of one connection.
 pub struct Session {
     node: Arc<Node>,
     app: Arc<App>,
     conn: Arc<ConnectionHandle>,
-    subscriptions: HashMap<String, Subscription>,
+    /// Channel name to the presence member this connection joined it as (None off presence channels).
+    subscriptions: HashMap<String, Option<Member>>,
     user: Option<Member>,
     messages: RateLimiter,
     client_events: RateLimiter,
 }
 
 impl Session {
-    pub(crate) fn new(node: Arc<Node>, app: Arc<App>, conn: Arc<ConnectionHandle>) -> Self {
-        let messages = RateLimiter::new(node.settings.message_rate, node.settings.message_burst);
+    /// A new connection to `app`: its session and the queue its socket writer drains.
+    pub fn open(node: Arc<Node>, app: Arc<App>) -> (Session, mpsc::Receiver<Outbound>) {
+        let (conn, rx) = node.connect(&app);
+        let settings = node.settings();
+        let messages = RateLimiter::new(settings.message_rate, settings.message_burst);
         let rate = app.config.client_event_rate;
-        Session {
+        let session = Session {
             node,
             app,
             conn,
@@ -47,7 +44,8 @@ impl Session {
             user: None,
             messages,
             client_events: RateLimiter::new(rate, rate),
-        }
+        };
+        (session, rx)
     }
 
     pub fn connection(&self) -> &Arc<ConnectionHandle> {
@@ -62,24 +60,17 @@ impl Session {
     pub fn established(&self) {
         let frame = frame::connection_established(
             self.conn.socket_id.as_str(),
-            self.node.settings.activity_timeout.as_secs(),
+            self.node.settings().activity_timeout.as_secs(),
         );
         self.conn.send_vec(frame);
     }
 
-    async fn refuse(&self, channel: &str, kind: &str, message: &str, status: u16) {
-        let reason = match kind {
-            "AuthError" => "auth",
-            "InvalidChannel" | "InvalidChannelData" => "invalid_channel",
-            "LimitReached" if message.starts_with("Presence") => "member_limit",
-            "LimitReached" => "limit",
-            _ => "unavailable",
-        };
-        self.app.metrics.rejected(reason);
+    async fn refuse(&self, channel: &str, refusal: Refusal) {
+        self.app.metrics.rejected(refusal.reason());
+        let message = refusal.to_string();
         tracing::debug!(socket_id = %self.conn.socket_id, channel, message, "subscription refused");
-        self.conn
-            .reply(frame::subscription_error(channel, kind, message, status))
-            .await;
+        let frame = frame::subscription_error(channel, refusal.error_type(), &message, refusal.status());
+        self.conn.reply(frame).await;
     }
 
     async fn error(&self, code: u16, message: &str) {
@@ -153,193 +144,53 @@ impl Session {
 
     async fn subscribe(&mut self, sub: SubscribeData<'_>) {
         let channel = sub.channel.as_ref();
-        let kind = match validate_name(channel) {
-            Ok(kind) => kind,
-            Err(e) => return self.refuse(channel, "InvalidChannel", &e.to_string(), 400).await,
-        };
         if self.subscriptions.contains_key(channel) {
             return self.resend_succeeded(channel).await;
         }
-        if self.subscriptions.len() >= self.app.config.max_channels_per_connection {
-            let message = format!(
-                "Subscription limit reached: {} channels per connection",
-                self.app.config.max_channels_per_connection
-            );
-            return self.refuse(channel, "LimitReached", &message, 403).await;
+        let limit = self.app.config.max_channels_per_connection;
+        if self.subscriptions.len() >= limit {
+            return self.refuse(channel, Refusal::TooManyChannels(limit)).await;
         }
-        let config = &self.app.config;
         let socket_id = self.conn.socket_id.as_str();
-        let mut member = None;
-        match kind {
-            ChannelKind::Public => {}
-            ChannelKind::Private | ChannelKind::PrivateEncrypted => {
-                let auth = sub.auth.as_deref().unwrap_or("");
-                if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, None, auth) {
-                    return self
-                        .refuse(
-                            channel,
-                            "AuthError",
-                            "Invalid signature: the auth does not match this socket and channel",
-                            401,
-                        )
-                        .await;
-                }
-            }
-            ChannelKind::Presence => {
-                let auth = sub.auth.as_deref().unwrap_or("");
-                let parsed = match (sub.channel_data.as_deref(), &self.user) {
-                    (Some(data), _) => {
-                        if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, Some(data), auth)
-                        {
-                            return self
-                                .refuse(
-                                    channel,
-                                    "AuthError",
-                                    "Invalid signature: the auth does not match this socket, channel and channel_data",
-                                    401,
-                                )
-                                .await;
-                        }
-                        Member::from_channel_data(data, config.max_member_size)
-                    }
-                    (None, Some(user)) => {
-                        // Signed in (pusher-js 8): the member is the signed-in user, and the app must still
-                        // have authorised this socket for this channel.
-                        if !signature::verify_channel(&config.key, &config.secret, socket_id, channel, None, auth) {
-                            let message = "Invalid signature: the auth does not match this socket and channel";
-                            return self.refuse(channel, "AuthError", message, 401).await;
-                        }
-                        Ok(user.clone())
-                    }
-                    (None, None) => {
-                        return self
-                            .refuse(
-                                channel,
-                                "AuthError",
-                                "Presence channels need channel_data (or a signed-in connection)",
-                                401,
-                            )
-                            .await
-                    }
-                };
-                match parsed {
-                    Ok(m) => member = Some(m),
-                    Err(e) => return self.refuse(channel, "InvalidChannelData", &e.to_string(), 400).await,
-                }
-            }
-            ChannelKind::ServerToUser => {
-                let allowed = self
-                    .user
-                    .as_ref()
-                    .is_some_and(|u| channel == format!("#server-to-user-{}", u.user_id));
-                if !allowed {
-                    return self
-                        .refuse(
-                            channel,
-                            "AuthError",
-                            "Only the connection signed in as this user may subscribe",
-                            401,
-                        )
-                        .await;
-                }
-            }
-        }
-
-        // Presence first, then the channel: a connection must not hear member_added about its own user from
-        // another tab of it that joins at the same moment (a joiner on another node within the backbone's
-        // subscribe round trip may be missed instead; see docs/architecture.md).
-        let presence_data = match &member {
-            Some(m) => match presence::join(&self.node, &self.app, &self.conn, channel, m).await {
-                Ok(data) => Some(data),
-                Err(PresenceError::MemberLimit(n)) => {
-                    let message = format!("Presence channel is full: {n} members");
-                    return self.refuse(channel, "LimitReached", &message, 403).await;
-                }
-                Err(e) => {
-                    tracing::warn!(channel, error = %e, "presence join failed");
-                    return self
-                        .refuse(channel, "ServiceUnavailable", "Presence is unavailable, try again", 503)
-                        .await;
-                }
-            },
-            None => None,
+        let authorized = match authorize(&self.app.config, socket_id, self.user.as_ref(), &sub) {
+            Ok(authorized) => authorized,
+            Err(refusal) => return self.refuse(channel, refusal).await,
         };
-        let (backbone, stats) = (&self.node.backbone, &self.node.stats);
-        let metrics = &self.app.metrics;
-        let ready = self.app.channels.add(channel, &self.conn, || {
-            metrics.channels.inc();
-            stats.local_transition(&config.id, channel, true);
-            backbone.subscribe(config, channel)
-        });
-        metrics.subscriptions.inc();
-        let counted = self.node.stats.subscriptions_changed(&config.id, channel, 1);
-        tokio::join!(ready, counted);
-        self.subscriptions.insert(channel.to_owned(), Subscription { member });
-        let data = presence_data.as_deref().unwrap_or("{}");
-        self.conn.reply(frame::subscription_succeeded(channel, data)).await;
+        let member = authorized.member;
+        let subscribed = match self
+            .node
+            .subscribe(&self.app, &self.conn, channel, member.as_ref())
+            .await
+        {
+            Ok(subscribed) => subscribed,
+            Err(refusal) => return self.refuse(channel, refusal).await,
+        };
+        self.subscriptions.insert(channel.to_owned(), member);
+        self.conn
+            .reply(frame::subscription_succeeded(channel, &subscribed.data))
+            .await;
         if herald_protocol::channel::is_cache(channel) {
-            self.send_cached(channel).await;
+            self.node.send_cached(&self.app, &self.conn, channel).await;
         }
     }
 
-    /// A cache channel's last event, or `pusher:cache_miss` (and the `cache_miss` webhook) when there is none.
-    async fn send_cached(&self, channel: &str) {
-        match self.node.cache.last(&self.app.config.id, channel).await {
-            Ok(Some(frame)) => {
-                self.conn.send(frame);
-            }
-            Ok(None) => {
-                self.conn.reply(frame::cache_miss(channel)).await;
-                self.node
-                    .webhooks
-                    .emit(&self.app, crate::webhook::WebhookEvent::cache_miss(channel));
-            }
-            Err(e) => tracing::warn!(channel, error = %e, "cache channel's last event not read"),
-        }
-    }
-
+    /// A repeated subscribe to a channel the connection is on: `subscription_succeeded` again, as Pusher does.
     async fn resend_succeeded(&self, channel: &str) {
-        let data = match self.subscriptions.get(channel).and_then(|s| s.member.as_ref()) {
-            Some(_) => match self.node.presence.members(&self.app.config.id, channel).await {
+        let data = match self.subscriptions.get(channel) {
+            Some(Some(_)) => match self.node.members(&self.app, channel).await {
                 Ok(members) => herald_protocol::presence_data::subscription_data(&members),
                 Err(_) => return,
             },
-            None => "{}".to_owned(),
+            _ => "{}".to_owned(),
         };
         self.conn.reply(frame::subscription_succeeded(channel, &data)).await;
     }
 
     async fn unsubscribe(&mut self, channel: &str) {
-        if let Some(sub) = self.subscriptions.remove(channel) {
-            self.leave(channel, sub).await;
-        }
-    }
-
-    async fn leave(&self, channel: &str, sub: Subscription) {
-        let (backbone, stats) = (&self.node.backbone, &self.node.stats);
-        let config = &self.app.config;
-        let metrics = &self.app.metrics;
-        metrics.subscriptions.dec();
-        self.app.channels.remove(channel, &self.conn.socket_id, || {
-            metrics.channels.dec();
-            stats.local_transition(&config.id, channel, false);
-            backbone.unsubscribe(config, channel)
-        });
-        // Counted without waiting: an unsubscribe that arrives late only delays `channel_vacated`.
-        drop(self.node.stats.subscriptions_changed(&config.id, channel, -1));
-        if let Some(member) = sub.member {
-            presence::leave(&self.node, &self.app, &self.conn, channel, &member.user_id).await;
-        }
-    }
-
-    /// Takes the connection off its signed-in user's internal channel.
-    fn leave_user_channel(&self) {
-        if let Some(user) = &self.user {
-            let channel = crate::backbone::user_channel(&user.user_id);
-            let (backbone, config) = (&self.node.backbone, &self.app.config);
-            self.app.channels.remove(&channel, &self.conn.socket_id, || {
-                backbone.unsubscribe(config, &channel)
-            });
+        if let Some(member) = self.subscriptions.remove(channel) {
+            self.node
+                .unsubscribe(&self.app, &self.conn, channel, member.as_ref())
+                .await;
         }
     }
 
@@ -350,34 +201,31 @@ impl Session {
 
     async fn signin(&mut self, signin: SigninData<'_>) {
         let config = &self.app.config;
-        if !signature::verify_user(
-            &config.key,
-            &config.secret,
-            self.conn.socket_id.as_str(),
-            &signin.user_data,
-            &signin.auth,
-        ) {
+        let socket_id = self.conn.socket_id.as_str();
+        if !signature::verify_user(&config.key, &config.secret, socket_id, &signin.user_data, &signin.auth) {
             return self
                 .error(close_code::UNAUTHORIZED, "Invalid signature for pusher:signin")
                 .await;
         }
-        match Member::from_user_data(&signin.user_data, config.max_member_size) {
-            Ok(member) => {
-                self.leave_user_channel();
-                let channel = crate::backbone::user_channel(&member.user_id);
-                let backbone = &self.node.backbone;
-                self.app
-                    .channels
-                    .add(&channel, &self.conn, || backbone.subscribe(config, &channel))
-                    .await;
-                self.user = Some(member);
-                self.conn.reply(frame::signin_success(&signin.user_data)).await;
-            }
+        let member = match Member::from_user_data(&signin.user_data, config.max_member_size) {
+            Ok(member) => member,
             Err(e) => {
-                self.error(close_code::UNAUTHORIZED, &format!("Invalid user_data: {e}"))
+                return self
+                    .error(close_code::UNAUTHORIZED, &format!("Invalid user_data: {e}"))
                     .await
             }
+        };
+        if let Some(previous) = self.user.take() {
+            self.node.signed_out(&self.app, &self.conn, &previous);
+            // Signed in as someone else now: the previous user's own channel is not this connection's any more.
+            if previous.user_id != member.user_id {
+                let stale = format!("#server-to-user-{}", previous.user_id);
+                self.unsubscribe(&stale).await;
+            }
         }
+        self.node.signed_in(&self.app, &self.conn, &member).await;
+        self.user = Some(member);
+        self.conn.reply(frame::signin_success(&signin.user_data)).await;
     }
 
     async fn client_event(&mut self, event: &str, channel: &str, data: &str) {
@@ -390,31 +238,22 @@ impl Session {
             let refusal = client_event::rate_limited(self.app.config.client_event_rate);
             return self.error(refusal.code, &refusal.message).await;
         }
-        let user_id = subscription.and_then(|s| s.member.as_ref()).map(|m| m.user_id.as_str());
-        let frame = client_event::relay_frame(event, channel, data, user_id);
-        let broadcast = Broadcast {
-            frame: Bytes::from(frame),
-            except: Some(self.conn.socket_id.clone()),
-        };
-        let hook =
-            crate::webhook::WebhookEvent::client_event(channel, event, data, self.conn.socket_id.as_str(), user_id);
-        self.node.webhooks.emit(&self.app, hook);
-        self.app.metrics.client_events.inc();
-        self.app.metrics.broadcast("client_event");
-        if let Err(e) = self.node.publish(&self.app, channel, broadcast).await {
-            tracing::warn!(channel, error = %e, "client event not published");
-        }
+        let user_id = subscription.and_then(Option::as_ref).map(|m| m.user_id.as_str());
+        self.node
+            .client_event(&self.app, &self.conn, channel, event, data, user_id)
+            .await;
     }
 
     /// Ends the session of a node that is draining: the connection stops receiving at once, but its
     /// presence entries stay for `grace`, so a user who reconnects to another node meanwhile is never seen
     /// to leave and come back.
     pub async fn close_with_grace(mut self, grace: std::time::Duration) {
-        self.leave_user_channel();
+        if let Some(user) = self.user.take() {
+            self.node.signed_out(&self.app, &self.conn, &user);
+        }
         let mut presence = Vec::new();
-        for (channel, sub) in std::mem::take(&mut self.subscriptions) {
-            let member = sub.member.clone();
-            self.leave(&channel, Subscription { member: None }).await;
+        for (channel, member) in std::mem::take(&mut self.subscriptions) {
+            self.node.leave_channel(&self.app, &self.conn, &channel);
             if let Some(member) = member {
                 presence.push((channel, member));
             }
@@ -422,7 +261,9 @@ impl Session {
         if !presence.is_empty() {
             tokio::time::sleep(grace).await;
             for (channel, member) in presence {
-                presence::leave(&self.node, &self.app, &self.conn, &channel, &member.user_id).await;
+                self.node
+                    .leave_presence(&self.app, &self.conn, &channel, &member.user_id)
+                    .await;
             }
         }
         self.node.disconnected(&self.app);
@@ -430,10 +271,13 @@ impl Session {
 
     /// Ends the session: leaves every channel (presence included) and forgets the connection.
     pub async fn close(mut self) {
-        self.leave_user_channel();
-        let subscriptions: Vec<_> = self.subscriptions.drain().collect();
-        for (channel, sub) in subscriptions {
-            self.leave(&channel, sub).await;
+        if let Some(user) = self.user.take() {
+            self.node.signed_out(&self.app, &self.conn, &user);
+        }
+        for (channel, member) in std::mem::take(&mut self.subscriptions) {
+            self.node
+                .unsubscribe(&self.app, &self.conn, &channel, member.as_ref())
+                .await;
         }
         self.node.disconnected(&self.app);
     }

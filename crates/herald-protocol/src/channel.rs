@@ -59,6 +59,13 @@ pub fn is_cache(name: &str) -> bool {
     .any(|p| name.starts_with(p))
 }
 
+/// True for the cluster's own channels (`#server-to-user-…`, and Herald's `#herald-…`), as opposed to the
+/// app's: they never appear in channel lists, counts or webhooks the app sees, and never come from Laravel's
+/// Redis channels. This is the one place that rule is written.
+pub fn is_internal(name: &str) -> bool {
+    name.starts_with('#')
+}
+
 /// Why a channel name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelNameError {
@@ -123,6 +130,7 @@ mod tests {
         assert!(ChannelKind::Presence.requires_auth());
         assert!(is_cache("cache-prices") && is_cache("presence-cache-room") && is_cache("private-encrypted-cache-x"));
         assert!(!is_cache("prices-cache") && !is_cache("private-prices"));
+        assert!(is_internal("#server-to-user-1") && is_internal("#herald-user-1") && !is_internal("orders"));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub struct Member {
 }
 
 /// Why `channel_data` was refused.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberError {
     NotJson,
     NoUserId,

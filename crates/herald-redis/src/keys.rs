@@ -35,6 +35,12 @@ pub fn node_counts(node_id: &str) -> String {
     format!("herald:node:{node_id}:counts")
 }
 
+/// Set when a node is reaped and kept until the node has put its state back (or a day passed), so the node
+/// learns it was reaped from a lasting marker rather than from one reply: `herald:node:{node_id}:reaped`.
+pub fn node_reaped(node_id: &str) -> String {
+    format!("herald:node:{node_id}:reaped")
+}
+
 /// Open connections to an app across the cluster: `herald:{app_id}:connections`.
 pub fn app_connections(app_id: &str) -> String {
     format!("herald:{app_id}:connections")

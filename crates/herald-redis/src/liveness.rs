@@ -1,26 +1,25 @@
 //! Node liveness: every node holds a lease in Redis (`herald:nodes`) that it renews several times per lease.
-//! Each round it also reaps the nodes whose lease expired (a SIGKILL, a partition): their presence entries
-//! and counts go, and `member_removed` goes out once for each user who had no connection left anywhere.
-//! A node that finds Redis emptied puts its entries and counts back silently; one that finds itself reaped
-//! puts them back and announces its users again.
+//! Each round it also reaps the nodes whose lease expired (a SIGKILL, a partition) and reports what that took
+//! back (members gone, channels vacated) to the node, which announces it. A node that finds Redis emptied puts
+//! its entries and counts back silently; one that finds itself reaped puts them back and reports the members
+//! that are new to their channels again.
 
 use crate::redis_presence::{LeaseStatus, Reaped, RedisPresence};
 use crate::redis_stats::RedisStats;
-use bytes::Bytes;
+use herald_core::backend_events::{Events, MemberReturned};
 use herald_core::metrics::metrics;
-use herald_core::webhook::WebhookEvent;
-use herald_core::{Broadcast, Node};
-use herald_protocol::frame;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// What keeps this node's share of Redis state alive.
 #[derive(Clone)]
 pub struct Liveness {
-    pub node: Arc<Node>,
     pub presence: Arc<RedisPresence>,
     pub stats: Arc<RedisStats>,
+    pub events: Events,
+    /// A re-registration is running; renewals that still report the loss do not start another.
+    reregistering: Arc<AtomicBool>,
 }
 
 /// The liveness tasks of a node; stopped before the node gives its lease up.
@@ -33,6 +32,15 @@ impl Running {
 }
 
 impl Liveness {
+    pub fn new(presence: Arc<RedisPresence>, stats: Arc<RedisStats>, events: Events) -> Self {
+        Liveness {
+            presence,
+            stats,
+            events,
+            reregistering: Arc::default(),
+        }
+    }
+
     /// Starts renewing (every lease/4, each attempt bounded to lease/3, on a task of its own so nothing
     /// else can make it late) and reaping (every lease/4). A node reaps only after its own renewals have
     /// succeeded for a whole lease: after a Redis stall every lease has expired, and the first node back must
@@ -87,20 +95,25 @@ impl Liveness {
         match renewed {
             Ok(LeaseStatus::Ok) => true,
             Ok(status) => {
-                let announce = status == LeaseStatus::Reaped;
-                let node_id = self.presence.node_id();
-                tracing::warn!(
-                    ?status,
-                    node_id,
-                    "this node's state was lost in Redis; registering it again"
-                );
-                let this = self.clone();
-                // Re-registration may take a while; the lease is held again already.
-                tokio::spawn(async move { this.reregister(announce).await });
+                if !self.reregistering.swap(true, Ordering::AcqRel) {
+                    let announce = status == LeaseStatus::Reaped;
+                    let node_id = self.presence.node_id();
+                    tracing::warn!(
+                        ?status,
+                        node_id,
+                        "this node's presence entries and counts were lost in Redis; registering them again"
+                    );
+                    let this = self.clone();
+                    // Re-registration may take a while; the lease is held again already.
+                    tokio::spawn(async move {
+                        this.reregister(announce).await;
+                        this.reregistering.store(false, Ordering::Release);
+                    });
+                }
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "lease renewal failed");
+                tracing::warn!(error = %e, "lease renewal in Redis failed; the node is unready until it succeeds");
                 false
             }
         }
@@ -109,7 +122,7 @@ impl Liveness {
     /// Retries failed leaves and reaps dead nodes.
     async fn reap_round(&self) {
         let retried = self.presence.retry_leaves().await;
-        self.announce_removed(retried).await;
+        self.events.members_left(retried);
         let reaped = self.presence.reap().await;
         let result = if reaped.is_ok() { "ok" } else { "error" };
         metrics().presence_operations.with_label_values(&["reap", result]).inc();
@@ -119,81 +132,51 @@ impl Liveness {
                     let (nodes, members_removed) = (&reaped.nodes, reaped.removed.len());
                     tracing::warn!(?nodes, members_removed, "reaped nodes whose lease expired");
                 }
-                self.announce(reaped).await;
+                self.report(reaped);
             }
-            Err(e) => tracing::warn!(error = %e, "reaping dead nodes failed"),
+            Err(e) => tracing::warn!(error = %e, "reaping dead nodes failed; retried next round"),
         }
     }
 
     /// Gives the lease up at the end of a clean shutdown.
     pub async fn retire(&self) {
         match self.presence.retire().await {
-            Ok(reaped) => self.announce(reaped).await,
+            Ok(reaped) => self.report(reaped),
             Err(e) => tracing::warn!(error = %e, "could not give the lease up; other nodes will reap it"),
         }
     }
 
-    /// Tells clients and webhooks what reaping took back.
-    async fn announce(&self, reaped: Reaped) {
-        self.announce_removed(reaped.removed).await;
-        for (app_id, channel) in reaped.vacated {
-            if channel.starts_with('#') {
-                continue;
-            }
-            if let Some(app) = self.node.apps.by_id(&app_id) {
-                self.node.webhooks.emit(app, WebhookEvent::channel_vacated(&channel));
-            }
-        }
+    /// Tells the node what reaping took back.
+    fn report(&self, reaped: Reaped) {
+        self.events.members_left(reaped.removed);
+        self.events.channels_changed(reaped.vacated);
     }
 
-    async fn announce_removed(&self, removed: Vec<(String, String, String)>) {
-        for (app_id, channel, user_id) in removed {
-            let Some(app) = self.node.apps.by_id(&app_id) else {
-                continue;
-            };
-            app.metrics.broadcast("presence");
-            self.node
-                .webhooks
-                .emit(app, WebhookEvent::member_removed(&channel, &user_id));
-            let broadcast = Broadcast {
-                frame: Bytes::from(frame::member_removed(&channel, &user_id)),
-                except: None,
-            };
-            if let Err(e) = self.node.publish(app, &channel, broadcast).await {
-                tracing::warn!(app = %app_id, channel, error = %e, "member_removed not published");
-            }
-        }
-    }
-
+    /// Puts this node's counts and presence entries back; when it had been reaped, the members that are new
+    /// to their channel again are reported, and the reaped marker is taken down once all are back.
     async fn reregister(&self, announce: bool) {
-        let mut connections = Vec::new();
-        let mut subscriptions = Vec::new();
-        for app in self.node.apps.iter() {
-            connections.push((app.config.id.clone(), app.connection_count() as u64));
-            for (channel, n) in app.channels.counts().into_iter().filter(|(c, _)| !c.starts_with('#')) {
-                subscriptions.push((app.config.id.clone(), channel, n));
-            }
-        }
-        self.stats.restore(&connections, &subscriptions);
+        self.stats.reset();
+        let mut returned = Vec::new();
+        let mut complete = true;
         for entry in self.presence.local_entries() {
             match self.presence.rejoin(&entry).await {
-                Ok(joined) if announce && joined.first_for_user => {
-                    let Some(app) = self.node.apps.by_id(&entry.app_id) else {
-                        continue;
-                    };
-                    let member = &entry.member;
-                    self.node
-                        .webhooks
-                        .emit(app, WebhookEvent::member_added(&entry.channel, &member.user_id));
-                    let frame = frame::member_added(&entry.channel, &member.user_id, member.user_info.as_deref());
-                    let broadcast = Broadcast {
-                        frame: Bytes::from(frame),
-                        except: Some(entry.socket_id.clone()),
-                    };
-                    let _ = self.node.publish(app, &entry.channel, broadcast).await;
-                }
+                Ok(joined) if announce && joined.first_for_user => returned.push(MemberReturned {
+                    app_id: entry.app_id,
+                    channel: entry.channel,
+                    socket_id: entry.socket_id,
+                    member: entry.member,
+                }),
                 Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "re-registering a presence entry failed"),
+                Err(e) => {
+                    complete = false;
+                    tracing::warn!(error = %e, "re-registering a presence entry failed; retried at the next renewal");
+                }
+            }
+        }
+        self.events.members_returned(returned);
+        if announce && complete {
+            if let Err(e) = self.presence.reaped_handled().await {
+                tracing::warn!(error = %e, "could not clear this node's reaped marker; retried at the next renewal");
             }
         }
     }

@@ -5,15 +5,12 @@
 use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
 use crate::envelope::Envelope;
 use crate::keys;
-use bytes::Bytes;
 use futures_util::StreamExt;
-use herald_core::app::{App, AppRegistry};
-use herald_core::backbone::{Backbone, BackboneError, Broadcast};
-use herald_core::cache_store::CacheStore;
+use herald_core::backbone::{Backbone, BackboneError};
+use herald_core::backend_events::{Events, Inbound};
 use herald_core::metrics::metrics;
-use herald_core::{AppConfig, BoxFuture};
-use herald_protocol::laravel::LaravelBroadcast;
-use herald_protocol::SocketId;
+use herald_core::{AppConfig, BoxFuture, Broadcast};
+use herald_protocol::channel::is_internal;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -65,16 +62,10 @@ pub struct RedisBackbone {
 }
 
 impl RedisBackbone {
-    /// Starts the backbone's tasks. Fails only on a malformed URL: an unreachable Redis is retried, and
-    /// the node stays unready until it answers.
-    /// Laravel broadcasts on cache channels are also kept in `cache`.
-    pub fn start(
-        url: &str,
-        apps: Arc<AppRegistry>,
-        node_id: &str,
-        cache: Arc<dyn CacheStore>,
-    ) -> Result<Arc<Self>, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+    /// Starts the backbone's tasks; what arrives is reported to `events`. An unreachable Redis is retried,
+    /// and the node stays unready until it answers. `apps` gives the Laravel prefixes of every app, for the
+    /// cache-channel patterns every node listens to.
+    pub fn start(client: redis::Client, apps: &[AppConfig], node_id: &str, events: Events) -> Arc<Self> {
         let (commands, rx) = mpsc::unbounded_channel();
         let backbone = Arc::new_cyclic(|me| RedisBackbone {
             me: me.clone(),
@@ -85,12 +76,12 @@ impl RedisBackbone {
         });
         let subscriber = Subscriber {
             client,
-            apps,
+            apps: apps.to_vec(),
+            events,
             ready: backbone.ready.clone(),
             reconnects: backbone.reconnects.clone(),
             heartbeat: keys::heartbeat_channel(node_id),
             routes: HashMap::new(),
-            cache,
         };
         tokio::spawn(subscriber.run(rx));
         let weak = Arc::downgrade(&backbone);
@@ -105,7 +96,7 @@ impl RedisBackbone {
                 let _ = backbone.raw_publish(heartbeat.clone(), b"1".to_vec()).await;
             }
         });
-        Ok(backbone)
+        backbone
     }
 
     /// Times the pub/sub connection was re-established.
@@ -125,7 +116,7 @@ impl RedisBackbone {
             })
             .await
             .map(|_| ())
-            .map_err(BackboneError)
+            .map_err(|e| BackboneError::Unavailable(e.to_string()))
     }
 }
 
@@ -156,16 +147,12 @@ impl Backbone for RedisBackbone {
         broadcast: Broadcast,
     ) -> BoxFuture<'static, Result<(), BackboneError>> {
         let key = keys::broadcast_channel(&app.id, channel);
-        let payload = Envelope {
-            except: broadcast.except.as_ref().map(|s| s.as_str()),
-            frame: &broadcast.frame,
-        }
-        .encode();
+        let payload = Envelope::of(&broadcast).encode();
         let this = self.me.upgrade();
         Box::pin(async move {
             match this {
                 Some(this) => this.raw_publish(key, payload).await,
-                None => Err(BackboneError("the backbone is shutting down".into())),
+                None => Err(BackboneError::ShuttingDown),
             }
         })
     }
@@ -192,13 +179,15 @@ pub fn rand_u64() -> u64 {
 /// The task that owns the pub/sub connection.
 struct Subscriber {
     client: redis::Client,
-    apps: Arc<AppRegistry>,
+    /// Every app's settings, for its Laravel prefixes.
+    apps: Vec<AppConfig>,
+    /// The node, which gets everything that arrives.
+    events: Events,
     ready: Arc<AtomicBool>,
     reconnects: Arc<std::sync::atomic::AtomicU64>,
     heartbeat: String,
     /// Redis channel to the app channels it feeds.
     routes: HashMap<String, Vec<Route>>,
-    cache: Arc<dyn CacheStore>,
 }
 
 impl Subscriber {
@@ -298,13 +287,16 @@ impl Subscriber {
             let mut check = tokio::time::interval(HEARTBEAT_EVERY);
             let why = loop {
                 tokio::select! {
+                    // Messages first: after a pause (SIGSTOP, a stall) what already sits in the socket is read
+                    // before the heartbeat deadline is checked.
+                    biased;
                     msg = stream.next() => match msg {
                         Some(msg) => {
                             let started = Instant::now();
                             if msg.get_channel_name() == self.heartbeat {
                                 last_beat = Instant::now();
                             } else if msg.from_pattern() {
-                                self.keep_cache_event(msg.get_channel_name(), msg.get_payload_bytes());
+                                self.cache_event(msg.get_channel_name(), msg.get_payload_bytes());
                             } else {
                                 self.route(msg.get_channel_name(), msg.get_payload_bytes(), started);
                             }
@@ -369,46 +361,30 @@ impl Subscriber {
             return;
         };
         for route in routes {
-            let Some(app) = self.apps.by_id(&route.app_id) else {
-                continue;
-            };
-            let broadcast = match route.source {
-                Source::Laravel => {
-                    let Some(broadcast) = laravel_broadcast(app, &route.channel, redis_channel, payload) else {
-                        continue;
-                    };
-                    app.metrics.broadcast("laravel");
-                    broadcast
-                }
+            let inbound = match route.source {
+                Source::Laravel => Inbound::Laravel(payload),
                 Source::Herald => match Envelope::decode(payload) {
-                    Some(e) => Broadcast {
-                        frame: Bytes::copy_from_slice(e.frame),
-                        except: e.except.and_then(SocketId::parse),
-                    },
+                    Some(e) => Inbound::Broadcast(e.into_broadcast()),
                     None => {
                         tracing::warn!(redis_channel, "ignored a malformed Herald envelope");
                         continue;
                     }
                 },
             };
-            app.fan_out(&route.channel, &broadcast, started);
+            self.events.delivered(&route.app_id, &route.channel, inbound, started);
         }
     }
 
-    /// A Laravel broadcast on a cache channel, seen through the cache patterns every node listens to
-    /// (whether or not anyone here is subscribed): kept as the channel's last event.
-    fn keep_cache_event(&self, redis_channel: &str, payload: &[u8]) {
-        for app in self.apps.iter() {
-            for prefix in &app.config.redis_prefixes {
+    /// A message on one of the cache patterns every node listens to (whether or not anyone here is
+    /// subscribed): reported for each app and prefix it belongs to.
+    fn cache_event(&self, redis_channel: &str, payload: &[u8]) {
+        for app in &self.apps {
+            for prefix in &app.redis_prefixes {
                 let Some(channel) = redis_channel.strip_prefix(prefix.as_str()) else {
                     continue;
                 };
-                if !herald_protocol::channel::is_cache(channel) {
-                    continue;
-                }
-                if let Some(broadcast) = laravel_broadcast(app, channel, redis_channel, payload) {
-                    self.cache
-                        .store(&app.config.id, channel, broadcast.frame, app.config.cache_ttl);
+                if herald_protocol::channel::is_cache(channel) {
+                    self.events.cache_event(&app.id, channel, payload);
                 }
             }
         }
@@ -416,7 +392,7 @@ impl Subscriber {
 }
 
 /// The patterns of the cache channels of every app: `<prefix>cache-*`, `<prefix>private-cache-*`, ...
-fn cache_patterns(apps: &AppRegistry) -> Vec<String> {
+fn cache_patterns(apps: &[AppConfig]) -> Vec<String> {
     let escape = |p: &str| {
         p.chars().fold(String::new(), |mut out, c| {
             if matches!(c, '*' | '?' | '[' | ']' | '\\') {
@@ -427,8 +403,8 @@ fn cache_patterns(apps: &AppRegistry) -> Vec<String> {
         })
     };
     let mut patterns = Vec::new();
-    for app in apps.iter() {
-        for prefix in &app.config.redis_prefixes {
+    for app in apps {
+        for prefix in &app.redis_prefixes {
             for kind in [
                 "cache-",
                 "private-cache-",
@@ -444,42 +420,9 @@ fn cache_patterns(apps: &AppRegistry) -> Vec<String> {
     patterns
 }
 
-/// Turns a Laravel payload into the broadcast for `channel`: sealed for encrypted channels when the app has
-/// a master key, refused (with a warning and a metric) when it has none, since pusher-js would drop the
-/// plaintext silently.
-fn laravel_broadcast(app: &App, channel: &str, redis_channel: &str, payload: &[u8]) -> Option<Broadcast> {
-    let parsed = match std::str::from_utf8(payload).ok().map(LaravelBroadcast::parse) {
-        Some(Ok(b)) => b,
-        _ => {
-            tracing::warn!(redis_channel, "ignored a Redis message that is not a Laravel broadcast");
-            return None;
-        }
-    };
-    let frame = if channel.starts_with("private-encrypted-") {
-        let Some(master) = &app.config.encryption_master_key else {
-            tracing::warn!(
-                app = %app.config.id,
-                channel,
-                "dropped a plaintext Laravel broadcast on an encrypted channel; configure the app's encryption_master_key"
-            );
-            app.metrics.dropped("encrypted_plaintext");
-            return None;
-        };
-        let mut nonce = [0u8; 24];
-        getrandom::getrandom(&mut nonce).ok()?;
-        parsed.to_encrypted_frame(channel, master, nonce)
-    } else {
-        parsed.to_frame(channel)
-    };
-    Some(Broadcast {
-        frame: Bytes::from(frame),
-        except: parsed.socket.as_deref().and_then(SocketId::parse),
-    })
-}
-
 fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
-    // Herald's internal channels (`#herald-...`) never come from Laravel.
-    let laravel = if channel.starts_with('#') {
+    // The cluster's own channels never come from Laravel.
+    let laravel = if is_internal(channel) {
         &[][..]
     } else {
         &app.redis_prefixes[..]
@@ -514,7 +457,7 @@ mod tests {
         a.redis_prefixes = vec!["laravel_database_".into(), String::new()];
         let mut b = AppConfig::new("b", "kb", "s");
         b.redis_prefixes = vec!["odd*[x]_".into()];
-        let patterns = cache_patterns(&AppRegistry::new(vec![a, b]));
+        let patterns = cache_patterns(&[a, b]);
         assert!(patterns.contains(&"laravel_database_cache-*".to_string()));
         assert!(patterns.contains(&"private-encrypted-cache-*".to_string()));
         assert!(patterns.contains(&"odd\\*\\[x\\]_presence-cache-*".to_string()));

@@ -1,66 +1,105 @@
 //! Cache channels' last events in Redis (`herald:{app}:cache:{channel}`, with the app's expiry), so a late
-//! subscriber on any node gets the current state.
+//! subscriber on any node gets the current state. One writer task per node applies the stores in the order
+//! they were made (several queued for one channel collapse to the newest): every node sees Laravel's events in
+//! publish order and writes them in that order, so whichever node writes last, the newest event is kept.
 
 use crate::connection::RedisConnection;
 use crate::keys;
 use bytes::Bytes;
-use herald_core::cache_store::CacheStore;
+use herald_core::cache_store::{CacheError, CacheStore};
 use herald_core::BoxFuture;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Stores queued before new ones are dropped (and logged).
+const QUEUE: usize = 10_000;
+
+struct Store {
+    key: String,
+    frame: Bytes,
+    ttl_ms: u64,
+}
 
 pub struct RedisCache {
-    me: Weak<RedisCache>,
-    conn: RedisConnection,
+    conn: Arc<RedisConnection>,
+    writes: mpsc::Sender<Store>,
 }
 
 impl RedisCache {
-    pub fn new(url: &str) -> Result<Arc<Self>, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        Ok(Arc::new_cyclic(|me| RedisCache {
-            me: me.clone(),
-            conn: RedisConnection::new(client),
-        }))
+    pub fn new(client: redis::Client) -> Arc<Self> {
+        let conn = Arc::new(RedisConnection::new(client));
+        let (writes, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(write_in_order(conn.clone(), rx));
+        Arc::new(RedisCache { conn, writes })
+    }
+}
+
+/// The writer: takes every store queued, keeps the newest per key, and writes them in one pipeline before
+/// looking at the queue again.
+async fn write_in_order(conn: Arc<RedisConnection>, mut rx: mpsc::Receiver<Store>) {
+    let mut batch: Vec<Store> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut newest: Vec<Store> = Vec::with_capacity(batch.len());
+        for store in batch.drain(..).rev() {
+            if seen.insert(store.key.clone()) {
+                newest.push(store);
+            }
+        }
+        newest.reverse();
+        let stores = &newest;
+        let written = conn
+            .run("cache_set", |mut c| async move {
+                let mut pipe = redis::pipe();
+                for s in stores {
+                    pipe.cmd("SET")
+                        .arg(&s.key)
+                        .arg(&s.frame[..])
+                        .arg("PX")
+                        .arg(s.ttl_ms)
+                        .ignore();
+                }
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::warn!(stores = newest.len(), error = %e, "cache channel events not stored in Redis");
+        }
     }
 }
 
 impl CacheStore for RedisCache {
     fn store(&self, app_id: &str, channel: &str, frame: Bytes, ttl: Duration) {
-        let Some(this) = self.me.upgrade() else { return };
-        let key = keys::cache(app_id, channel);
-        let ttl_ms = ttl.as_millis().max(1) as u64;
-        tokio::spawn(async move {
-            let (key, frame) = (&key, &frame);
-            let stored = this
-                .conn
-                .run("cache_set", |mut c| async move {
-                    redis::cmd("SET")
-                        .arg(key)
-                        .arg(&frame[..])
-                        .arg("PX")
-                        .arg(ttl_ms)
-                        .query_async::<()>(&mut c)
-                        .await
-                })
-                .await;
-            if let Err(e) = stored {
-                tracing::warn!(key, error = %e, "cache channel event not stored");
-            }
-        });
+        let store = Store {
+            key: keys::cache(app_id, channel),
+            frame,
+            ttl_ms: ttl.as_millis().max(1) as u64,
+        };
+        if self.writes.try_send(store).is_err() {
+            tracing::warn!(
+                app = app_id,
+                channel,
+                "cache channel event not stored: too many stores queued"
+            );
+        }
     }
 
-    fn last(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Option<Bytes>, String>> {
-        let this = self.me.upgrade();
+    fn last(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Option<Bytes>, CacheError>> {
+        let conn = self.conn.clone();
         let key = keys::cache(app_id, channel);
         Box::pin(async move {
-            let this = this.ok_or("shutting down")?;
             let key = &key;
-            let found: Option<Vec<u8>> = this
-                .conn
+            let found: Option<Vec<u8>> = conn
                 .run("cache_get", |mut c| async move {
                     redis::cmd("GET").arg(key).query_async(&mut c).await
                 })
-                .await?;
+                .await
+                .map_err(|e| CacheError(e.to_string()))?;
             Ok(found.map(Bytes::from))
         })
     }

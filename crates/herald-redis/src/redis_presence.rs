@@ -6,11 +6,12 @@
 use crate::connection::RedisConnection;
 use crate::keys;
 use dashmap::DashMap;
+use herald_core::backend_events::{ChannelTransition, MemberLeft};
 use herald_core::presence_store::{Joined, Left, PresenceError, PresenceStore};
 use herald_core::BoxFuture;
 use herald_protocol::presence_data::Member;
 use herald_protocol::SocketId;
-use redis::{Script, Value};
+use redis::{RedisError, Script, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,10 +40,10 @@ struct Scripts {
 pub struct Reaped {
     /// The nodes reaped.
     pub nodes: Vec<String>,
-    /// `(app, channel, user)` for each user whose last connection was on them: member_removed is due.
-    pub removed: Vec<(String, String, String)>,
-    /// `(app, channel)` for each channel they left with no subscriber anywhere: channel_vacated is due.
-    pub vacated: Vec<(String, String)>,
+    /// Each user whose last connection was on them: member_removed is due.
+    pub removed: Vec<MemberLeft>,
+    /// Each channel they left with no subscriber anywhere: channel_vacated is due.
+    pub vacated: Vec<ChannelTransition>,
 }
 
 /// One presence entry held by this node.
@@ -62,6 +63,9 @@ pub struct RedisPresence {
     local: DashMap<(String, String, SocketId), Member>,
     pending_leaves: Mutex<Vec<LocalEntry>>,
     epoch: Mutex<String>,
+    /// The lease expiry the last renewal set (as Redis wrote it); reaps quote it, so a reap that reaches
+    /// Redis after the lease changed or ran out does nothing.
+    lease_score: Mutex<String>,
     started: Instant,
     lease: Duration,
     /// Milliseconds since `started` when the lease was last renewed (0 = never).
@@ -69,9 +73,8 @@ pub struct RedisPresence {
 }
 
 impl RedisPresence {
-    pub fn new(url: &str, node_id: String, lease: Duration) -> Result<Arc<Self>, redis::RedisError> {
-        let client = redis::Client::open(url)?;
-        Ok(Arc::new_cyclic(|me| RedisPresence {
+    pub fn new(client: redis::Client, node_id: String, lease: Duration) -> Arc<Self> {
+        Arc::new_cyclic(|me| RedisPresence {
             me: me.clone(),
             node_id,
             conn: RedisConnection::new(client),
@@ -84,10 +87,11 @@ impl RedisPresence {
             local: DashMap::new(),
             pending_leaves: Mutex::new(Vec::new()),
             epoch: Mutex::new(String::new()),
+            lease_score: Mutex::new(String::new()),
             started: Instant::now(),
             lease,
             renewed_ms: AtomicU64::new(0),
-        }))
+        })
     }
 
     fn me(&self) -> Arc<Self> {
@@ -108,20 +112,22 @@ impl RedisPresence {
     }
 
     /// Renews the lease; says whether Redis lost data or the node was reaped meanwhile.
-    pub async fn renew(&self) -> Result<LeaseStatus, String> {
+    pub async fn renew(&self) -> Result<LeaseStatus, RedisError> {
         let known = self.epoch.lock().expect("epoch lock").clone();
         let fresh = format!("{:016x}", crate::redis_backbone::rand_u64());
         let script = &self.scripts;
         let node_id = self.node_id.clone();
         let lease_ms = self.lease.as_millis() as u64;
-        let (node_id, known, fresh) = (&node_id, &known, &fresh);
-        let (status, epoch): (String, String) = self
+        let marker = keys::node_reaped(&node_id);
+        let (node_id, known, fresh, marker) = (&node_id, &known, &fresh, &marker);
+        let (status, epoch, score): (String, String, String) = self
             .conn
             .run("renew", |mut c| async move {
                 script
                     .renew
                     .key(keys::NODES)
                     .key(keys::EPOCH)
+                    .key(marker)
                     .arg(node_id)
                     .arg(lease_ms)
                     .arg(known)
@@ -131,6 +137,7 @@ impl RedisPresence {
             })
             .await?;
         *self.epoch.lock().expect("epoch lock") = epoch;
+        *self.lease_score.lock().expect("lease lock") = score;
         self.renewed_ms
             .store(self.started.elapsed().as_millis().max(1) as u64, Ordering::Release);
         Ok(match status.as_str() {
@@ -142,30 +149,44 @@ impl RedisPresence {
 
     /// Removes the entries of nodes whose lease expired; returns their ids and `(app, channel, user)` for
     /// each user whose last connection was on one of them.
-    pub async fn reap(&self) -> Result<Reaped, String> {
-        self.reap_skipping(&self.node_id, self.lease.as_millis() as u64 / 2)
-            .await
+    pub async fn reap(&self) -> Result<Reaped, RedisError> {
+        let score = self.lease_score.lock().expect("lease lock").clone();
+        self.run_reap("others", self.lease.as_millis() as u64 / 2, &score).await
     }
 
-    async fn reap_skipping(&self, skip: &str, grace_ms: u64) -> Result<Reaped, String> {
+    async fn run_reap(&self, mode: &str, grace_ms: u64, score: &str) -> Result<Reaped, RedisError> {
         let script = &self.scripts;
+        let node_id = &self.node_id;
         let (nodes, flat, vacated): (Vec<String>, Vec<String>, Vec<String>) = self
             .conn
             .run("reap", |mut c| async move {
                 script
                     .reap
                     .key(keys::NODES)
-                    .arg(skip)
+                    .arg(node_id)
                     .arg(grace_ms)
+                    .arg(mode)
+                    .arg(score)
                     .invoke_async(&mut c)
                     .await
             })
             .await?;
         let removed = flat
             .chunks_exact(3)
-            .map(|t| (t[0].clone(), t[1].clone(), t[2].clone()))
+            .map(|t| MemberLeft {
+                app_id: t[0].clone(),
+                channel: t[1].clone(),
+                user_id: t[2].clone(),
+            })
             .collect();
-        let vacated = vacated.chunks_exact(2).map(|t| (t[0].clone(), t[1].clone())).collect();
+        let vacated = vacated
+            .chunks_exact(2)
+            .map(|t| ChannelTransition {
+                app_id: t[0].clone(),
+                channel: t[1].clone(),
+                occupied: false,
+            })
+            .collect();
         Ok(Reaped {
             nodes,
             removed,
@@ -176,23 +197,24 @@ impl RedisPresence {
     /// Gives up the lease on a clean shutdown: whatever this node still holds in Redis (presence entries
     /// whose grace had not run out, counts not yet flushed) is taken back at once, as for a dead node.
     /// Returns the users for whom `member_removed` is due.
-    pub async fn retire(&self) -> Result<Reaped, String> {
-        let node_id = &self.node_id;
+    pub async fn retire(&self) -> Result<Reaped, RedisError> {
+        self.run_reap("self", 0, "").await
+    }
+
+    /// This node put its state back after it was reaped: its renewals may say "ok" again.
+    pub async fn reaped_handled(&self) -> Result<(), RedisError> {
+        let marker = keys::node_reaped(&self.node_id);
+        let marker = &marker;
         self.conn
-            .run("retire", |mut c| async move {
-                redis::cmd("ZADD")
-                    .arg(keys::NODES)
-                    .arg(0)
-                    .arg(node_id)
-                    .query_async::<i64>(&mut c)
-                    .await
+            .run("reaped_handled", |mut c| async move {
+                redis::cmd("DEL").arg(marker).query_async::<i64>(&mut c).await
             })
-            .await?;
-        self.reap_skipping("", 0).await
+            .await
+            .map(|_| ())
     }
 
     /// Retries the leaves that failed; returns `(app, channel, user)` for those that were a user's last.
-    pub async fn retry_leaves(&self) -> Vec<(String, String, String)> {
+    pub async fn retry_leaves(&self) -> Vec<MemberLeft> {
         let pending = std::mem::take(&mut *self.pending_leaves.lock().expect("pending lock"));
         let mut last = Vec::new();
         for entry in pending {
@@ -207,7 +229,11 @@ impl RedisPresence {
                 .leave_in_redis(&entry.app_id, &entry.channel, &entry.socket_id, &user)
                 .await
             {
-                Ok(left) if left.last_for_user => last.push((entry.app_id, entry.channel, user)),
+                Ok(left) if left.last_for_user => last.push(MemberLeft {
+                    app_id: entry.app_id,
+                    channel: entry.channel,
+                    user_id: user,
+                }),
                 Ok(_) => {}
                 Err(_) => self.pending_leaves.lock().expect("pending lock").push(entry),
             }
@@ -246,7 +272,7 @@ impl RedisPresence {
         let script = &self.scripts;
         let (socket, user) = (socket_id.as_str(), member.user_id.as_str());
         let (base, node_set, info, entry) = (&base, &node_set, &info, &entry);
-        let reply: Result<Vec<Value>, String> = self
+        let reply: Result<Vec<Value>, RedisError> = self
             .conn
             .run("presence_join", |mut c| async move {
                 presence_keys(&script.join, base, node_set)
@@ -259,14 +285,12 @@ impl RedisPresence {
                     .await
             })
             .await;
-        let reply = match reply {
-            Ok(reply) => reply,
-            Err(e) if e.starts_with("LIMIT") || e.contains("LIMIT presence") => {
-                return Err(PresenceError::MemberLimit(max))
-            }
-            Err(e) => return Err(PresenceError::Unavailable(e)),
-        };
-        parse_joined(&reply).ok_or_else(|| PresenceError::Unavailable("unexpected reply to the join script".into()))
+        let reply = reply.map_err(unavailable)?;
+        match parse_joined(&reply) {
+            Some(JoinReply::Joined(joined)) => Ok(joined),
+            Some(JoinReply::Full) => Err(PresenceError::MemberLimit(max)),
+            None => Err(PresenceError::Unavailable("unexpected reply to the join script".into())),
+        }
     }
 
     async fn leave_in_redis(
@@ -293,7 +317,7 @@ impl RedisPresence {
                     .await
             })
             .await
-            .map_err(PresenceError::Unavailable)?;
+            .map_err(unavailable)?;
         Ok(Left {
             last_for_user: last == 1,
         })
@@ -308,7 +332,7 @@ impl RedisPresence {
                 async move { redis::cmd("HGETALL").arg(key).query_async(&mut c).await }
             })
             .await
-            .map_err(PresenceError::Unavailable)?;
+            .map_err(unavailable)?;
         Ok(flat
             .chunks_exact(2)
             .map(|p| member(p[0].clone(), p[1].clone()))
@@ -316,15 +340,20 @@ impl RedisPresence {
     }
 
     /// Puts an entry back after Redis lost it (used by the liveness task).
+    /// An entry whose connection left meanwhile is taken out again, so re-registering never leaves a ghost.
     pub async fn rejoin(&self, entry: &LocalEntry) -> Result<Joined, PresenceError> {
-        self.join_in_redis(
-            &entry.app_id,
-            &entry.channel,
-            &entry.socket_id,
-            &entry.member,
-            usize::MAX,
-        )
-        .await
+        let (app, channel, socket) = (&entry.app_id, &entry.channel, &entry.socket_id);
+        let joined = self
+            .join_in_redis(app, channel, socket, &entry.member, usize::MAX)
+            .await?;
+        if !self.local.contains_key(&(app.clone(), channel.clone(), socket.clone())) {
+            self.leave_in_redis(app, channel, socket, &entry.member.user_id).await?;
+            return Ok(Joined {
+                first_for_user: false,
+                members: joined.members,
+            });
+        }
+        Ok(joined)
     }
 }
 
@@ -354,8 +383,20 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
-fn parse_joined(reply: &[Value]) -> Option<Joined> {
+/// What the join script answered.
+enum JoinReply {
+    Joined(Joined),
+    /// A new user would have exceeded the member limit.
+    Full,
+}
+
+fn unavailable(e: RedisError) -> PresenceError {
+    PresenceError::Unavailable(e.to_string())
+}
+
+fn parse_joined(reply: &[Value]) -> Option<JoinReply> {
     let first = match reply.first()? {
+        Value::Int(-1) => return Some(JoinReply::Full),
         Value::Int(i) => *i == 1,
         _ => return None,
     };
@@ -363,10 +404,10 @@ fn parse_joined(reply: &[Value]) -> Option<Joined> {
     for pair in reply[1..].chunks_exact(2) {
         members.push(member(text(&pair[0])?, text(&pair[1])?));
     }
-    Some(Joined {
+    Some(JoinReply::Joined(Joined {
         first_for_user: first,
         members,
-    })
+    }))
 }
 
 impl PresenceStore for RedisPresence {

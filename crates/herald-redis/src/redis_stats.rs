@@ -1,97 +1,79 @@
 //! Cluster-wide counts in Redis. Changes are queued without waiting, coalesced, and applied in batches by
 //! one task through `count.lua`, which also keeps each node's share so that reaping a dead node takes it
-//! back. Queries are one command each.
+//! back. The task also keeps this node's own totals, so after Redis lost them (or the node was reaped) it
+//! sets its share back to exactly those totals, whatever batches failed or landed late meanwhile. Channels
+//! whose cluster-wide count crosses zero are reported to the node. Queries are one command each.
 
-use crate::connection::RedisConnection;
+use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
 use crate::keys;
-use herald_core::app::AppRegistry;
+use herald_core::backend_events::{ChannelTransition, Events};
 use herald_core::cluster_stats::{ClusterStats, StatsError};
-use herald_core::webhook::{WebhookEvent, Webhooks};
 use herald_core::BoxFuture;
 use redis::Script;
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most changes applied in one script call.
 const BATCH: usize = 512;
 
 pub struct RedisStats {
-    me: Weak<RedisStats>,
-    conn: RedisConnection,
+    conn: Arc<RedisConnection>,
     changes: mpsc::UnboundedSender<Change>,
 }
 
+/// One queued request to the applier.
+enum Change {
+    /// A field changed by a delta; `applied` is told once the change is in Redis (or failed).
+    Delta {
+        field: String,
+        delta: i64,
+        applied: Option<oneshot::Sender<()>>,
+    },
+    /// This node's share in Redis is gone or wrong: set it to the node's own totals.
+    Reset,
+}
+
 impl RedisStats {
-    /// Counts in Redis; cluster-wide transitions of a channel (first subscriber anywhere, last one anywhere)
-    /// raise the `channel_occupied` / `channel_vacated` webhooks of `apps`.
-    pub fn new(
-        url: &str,
-        node_id: &str,
-        apps: Arc<AppRegistry>,
-        webhooks: Webhooks,
-    ) -> Result<Arc<Self>, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+    /// Counts in Redis; cluster-wide transitions of a channel are reported to `events`.
+    pub fn new(client: redis::Client, node_id: &str, events: Events) -> Arc<Self> {
         let (changes, rx) = mpsc::unbounded_channel();
-        let conn = RedisConnection::new(client.clone());
-        let stats = Arc::new_cyclic(|me| RedisStats {
-            me: me.clone(),
-            conn,
-            changes,
-        });
         let applier = Applier {
-            conn: RedisConnection::new(client),
+            conn: RedisConnection::new(client.clone()),
             node_key: keys::node_counts(node_id),
-            apps,
-            webhooks,
+            events,
+            own: HashMap::new(),
         };
         tokio::spawn(applier.run(rx));
-        Ok(stats)
+        Arc::new(RedisStats {
+            conn: Arc::new(RedisConnection::new(client)),
+            changes,
+        })
     }
 
-    fn me(&self) -> Arc<Self> {
-        self.me.upgrade().expect("the stats outlive their calls")
-    }
-
-    /// Queues absolute counts again (after Redis lost them, or this node was reaped).
-    pub fn restore(&self, connections: &[(String, u64)], subscriptions: &[(String, String, u64)]) {
-        let _ = self.changes.send(Change {
-            field: String::new(),
-            delta: 0,
-            applied: None,
-        });
-        for (app, n) in connections {
-            self.connections_changed(app, *n as i64);
-        }
-        for (app, channel, n) in subscriptions {
-            drop(self.subscriptions_changed(app, channel, *n as i64));
-        }
+    /// Sets this node's share back to its own totals (after Redis lost them, or the node was reaped).
+    pub fn reset(&self) {
+        let _ = self.changes.send(Change::Reset);
     }
 }
 
-/// One queued change; `applied` is told once it is in Redis (or failed and was kept for the next batch).
-struct Change {
-    field: String,
-    delta: i64,
-    applied: Option<oneshot::Sender<()>>,
+/// What the next script call applies.
+enum Batch {
+    Delta(Vec<(String, i64)>),
+    Set(Vec<(String, i64)>),
 }
 
 /// The task that applies queued changes in batches.
 struct Applier {
     conn: RedisConnection,
     node_key: String,
-    apps: Arc<AppRegistry>,
-    webhooks: Webhooks,
+    events: Events,
+    /// This node's totals per field, as every change received so far makes them.
+    own: HashMap<String, i64>,
 }
 
 impl Applier {
-    async fn run(self, mut rx: mpsc::UnboundedReceiver<Change>) {
-        let Applier {
-            conn,
-            node_key,
-            apps,
-            webhooks,
-        } = self;
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Change>) {
         let script = Script::new(include_str!("lua/count.lua"));
         let mut pending: HashMap<String, i64> = HashMap::new();
         let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
@@ -100,22 +82,44 @@ impl Applier {
         let mut seq: u64 = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
-        let mut failed: Option<Vec<(String, i64)>> = None;
+        let mut failed: Option<Batch> = None;
+        let mut reset = false;
         loop {
-            if failed.is_none() {
-                let Some(first) = rx.recv().await else { return };
-                let mut next = Some(first);
-                while let Some(change) = next.take() {
-                    if change.field.is_empty() {
-                        // A reset before a restore from this node's own state, which already holds all this.
+            // Take what is queued (waiting only when there is nothing to do).
+            let mut next = if failed.is_none() && !reset && pending.is_empty() {
+                match rx.recv().await {
+                    Some(change) => Some(change),
+                    None => return,
+                }
+            } else {
+                rx.try_recv().ok()
+            };
+            while let Some(change) = next.take() {
+                match change {
+                    Change::Delta { field, delta, applied } => {
+                        *self.own.entry(field.clone()).or_default() += delta;
+                        *pending.entry(field).or_default() += delta;
+                        waiters.extend(applied);
+                    }
+                    // The share is set from `own`, which holds everything: what failed or is pending is moot.
+                    Change::Reset => {
+                        reset = true;
+                        failed = None;
                         pending.clear();
                     }
-                    *pending.entry(change.field).or_default() += change.delta;
-                    waiters.extend(change.applied);
-                    if pending.len() < BATCH {
-                        next = rx.try_recv().ok();
-                    }
                 }
+                if pending.len() < BATCH {
+                    next = rx.try_recv().ok();
+                }
+            }
+            let batch = if let Some(batch) = failed.take() {
+                batch
+            } else if reset {
+                reset = false;
+                self.own.retain(|_, n| *n != 0);
+                seq += 1;
+                Batch::Set(self.own.iter().map(|(f, n)| (f.clone(), *n)).collect())
+            } else {
                 pending.retain(|_, d| *d != 0);
                 if pending.is_empty() {
                     waiters.drain(..).for_each(|w| {
@@ -124,15 +128,20 @@ impl Applier {
                     continue;
                 }
                 seq += 1;
-            }
-            let batch: Vec<(String, i64)> = failed.take().unwrap_or_else(|| pending.drain().collect());
-            let (script, node_key, batch_ref) = (&script, &node_key, &batch);
-            let result = conn
+                Batch::Delta(pending.drain().collect())
+            };
+            let (script, node_key, batch_ref) = (&script, &self.node_key, &batch);
+            let result = self
+                .conn
                 .run_once_only("counts", |mut c| async move {
                     let mut invocation = script.key(node_key);
-                    invocation.arg(seq);
-                    for (field, delta) in batch_ref {
-                        invocation.arg(field).arg(delta);
+                    let (mode, fields) = match batch_ref {
+                        Batch::Delta(f) => ("delta", f),
+                        Batch::Set(f) => ("set", f),
+                    };
+                    invocation.arg(seq).arg(mode);
+                    for (field, value) in fields {
+                        invocation.arg(field).arg(value);
                     }
                     invocation.invoke_async::<Vec<String>>(&mut c).await
                 })
@@ -142,21 +151,23 @@ impl Applier {
             });
             match result {
                 Ok(transitions) => {
-                    for t in transitions.chunks_exact(3) {
-                        let Some(app) = apps.by_id(&t[0]) else { continue };
-                        if t[1].starts_with('#') {
-                            continue;
-                        }
-                        let event = if t[2] == "occupied" {
-                            WebhookEvent::channel_occupied(&t[1])
-                        } else {
-                            WebhookEvent::channel_vacated(&t[1])
-                        };
-                        webhooks.emit(app, event);
+                    let transitions = transitions
+                        .chunks_exact(3)
+                        .map(|t| ChannelTransition {
+                            app_id: t[0].clone(),
+                            channel: t[1].clone(),
+                            occupied: t[2] == "occupied",
+                        })
+                        .collect::<Vec<_>>();
+                    if !transitions.is_empty() {
+                        self.events.channels_changed(transitions);
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, changes = batch.len(), "cluster counts not updated; retrying");
+                    let changes = match &batch {
+                        Batch::Delta(f) | Batch::Set(f) => f.len(),
+                    };
+                    tracing::warn!(error = %e, changes, "cluster counts not updated in Redis; retrying");
                     failed = Some(batch);
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
@@ -165,13 +176,13 @@ impl Applier {
     }
 }
 
-fn map_err(e: String) -> StatsError {
-    StatsError(e)
+fn unavailable(e: redis::RedisError) -> StatsError {
+    StatsError(e.to_string())
 }
 
 impl ClusterStats for RedisStats {
     fn connections_changed(&self, app_id: &str, delta: i64) {
-        let _ = self.changes.send(Change {
+        let _ = self.changes.send(Change::Delta {
             field: format!("c|{app_id}"),
             delta,
             applied: None,
@@ -180,43 +191,40 @@ impl ClusterStats for RedisStats {
 
     fn subscriptions_changed(&self, app_id: &str, channel: &str, delta: i64) -> BoxFuture<'static, ()> {
         let (tx, rx) = oneshot::channel();
-        let change = Change {
+        let _ = self.changes.send(Change::Delta {
             field: format!("s|{app_id}|{channel}"),
             delta,
             applied: Some(tx),
-        };
-        let _ = self.changes.send(change);
+        });
         Box::pin(async move {
-            let _ = tokio::time::timeout(crate::connection::COMMAND_TIMEOUT, rx).await;
+            let _ = tokio::time::timeout(COMMAND_TIMEOUT, rx).await;
         })
     }
 
     fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
-        let (this, key) = (self.me(), keys::app_connections(app_id));
+        let (conn, key) = (self.conn.clone(), keys::app_connections(app_id));
         Box::pin(async move {
             let key = &key;
-            let n: Option<i64> = this
-                .conn
+            let n: Option<i64> = conn
                 .run("stats_get", |mut c| async move {
                     redis::cmd("GET").arg(key).query_async(&mut c).await
                 })
                 .await
-                .map_err(map_err)?;
+                .map_err(unavailable)?;
             Ok(n.unwrap_or(0).max(0) as u64)
         })
     }
 
     fn subscription_count(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
-        let (this, key, channel) = (self.me(), keys::app_channels(app_id), channel.to_owned());
+        let (conn, key, channel) = (self.conn.clone(), keys::app_channels(app_id), channel.to_owned());
         Box::pin(async move {
             let (key, channel) = (&key, &channel);
-            let n: Option<i64> = this
-                .conn
+            let n: Option<i64> = conn
                 .run("stats_hget", |mut c| async move {
                     redis::cmd("HGET").arg(key).arg(channel).query_async(&mut c).await
                 })
                 .await
-                .map_err(map_err)?;
+                .map_err(unavailable)?;
             Ok(n.unwrap_or(0).max(0) as u64)
         })
     }
@@ -225,11 +233,10 @@ impl ClusterStats for RedisStats {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (this, key) = (self.me(), keys::api_requests(app_id, now));
+        let (conn, key) = (self.conn.clone(), keys::api_requests(app_id, now));
         Box::pin(async move {
             let key = &key;
-            let (count,): (u64,) = this
-                .conn
+            let (count,): (u64,) = conn
                 .run("api_rate", |mut c| async move {
                     redis::pipe()
                         .incr(key, 1)
@@ -239,22 +246,21 @@ impl ClusterStats for RedisStats {
                         .await
                 })
                 .await
-                .map_err(map_err)?;
+                .map_err(unavailable)?;
             Ok(count)
         })
     }
 
     fn channels(&self, app_id: &str) -> BoxFuture<'static, Result<Vec<(String, u64)>, StatsError>> {
-        let (this, key) = (self.me(), keys::app_channels(app_id));
+        let (conn, key) = (self.conn.clone(), keys::app_channels(app_id));
         Box::pin(async move {
             let key = &key;
-            let all: HashMap<String, i64> = this
-                .conn
+            let all: HashMap<String, i64> = conn
                 .run("stats_hgetall", |mut c| async move {
                     redis::cmd("HGETALL").arg(key).query_async(&mut c).await
                 })
                 .await
-                .map_err(map_err)?;
+                .map_err(unavailable)?;
             Ok(all
                 .into_iter()
                 .filter(|(_, n)| *n > 0)

@@ -104,8 +104,8 @@ async fn run(seed: u64, steps: usize) {
     let redis = start_redis();
     let mut nodes: Vec<Arc<RedisPresence>> = Vec::new();
     let mut alive: Vec<bool> = Vec::new();
-    let add_node =
-        |i: usize| RedisPresence::new(&redis.url, format!("node-{seed}-{i}"), Duration::from_secs(60)).unwrap();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let add_node = |i: usize| RedisPresence::new(client.clone(), format!("node-{seed}-{i}"), Duration::from_secs(60));
     for i in 0..4 {
         let node = add_node(i);
         node.renew().await.unwrap();
@@ -188,7 +188,7 @@ async fn run(seed: u64, steps: usize) {
                     vec![nodes[victim].node_id().to_string()],
                     "seed {seed} step {step}"
                 );
-                let removed: BTreeSet<String> = removed.into_iter().map(|(_, _, u)| u).collect();
+                let removed: BTreeSet<String> = removed.into_iter().map(|m| m.user_id).collect();
                 assert_eq!(
                     removed, expected,
                     "seed {seed} step {step}: users removed with the dead node"

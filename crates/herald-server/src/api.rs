@@ -2,8 +2,8 @@
 //! Requests are signed (auth_key, auth_timestamp within 600 s, body_md5, auth_signature) and checked in
 //! constant time; each event is encoded once per channel and published through the backbone.
 
-use bytes::Bytes;
-use herald_core::{App, Broadcast, Node};
+use crate::routes::{Matched, Route};
+use herald_core::{App, Node};
 use herald_protocol::api_event::{
     check_channel_query, check_channels_query, parse_batch, ApiError, InfoAttributes, TriggerEvent,
 };
@@ -14,43 +14,10 @@ use std::sync::Arc;
 /// How far a request's `auth_timestamp` may be from the server clock, in seconds.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 600;
 
-/// A decoded query string, in order.
+/// A decoded query string (or form body), in order: `+` is a space here, as HTML forms and the Pusher
+/// SDKs encode it.
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(k), percent_decode(v))
-        })
-        .collect()
-}
-
-pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or(())
-                {
-                    Ok(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
 /// Checks a request's signature against the app's secret.
@@ -92,54 +59,43 @@ pub fn authenticate(
     Ok(())
 }
 
-/// Routes a signed HTTP API call; `rest` is the path after `/apps/{id}/`.
+/// Answers a signed HTTP API call to `route` (the route table matched the path).
 pub async fn call(
     node: &Arc<Node>,
     app: &Arc<App>,
     method: &hyper::Method,
-    rest: &str,
+    matched: &Matched,
     query: &[(String, String)],
     body: &[u8],
 ) -> Result<String, ApiError> {
     let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-    let segments: Vec<String> = rest.split('/').map(percent_decode).collect();
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
     use hyper::Method;
-    match (method, segments.as_slice()) {
-        (&Method::POST, ["events"]) => trigger(node, app, body).await,
-        (&Method::POST, ["batch_events"]) => batch(node, app, body).await,
-        (&Method::GET, ["channels"]) => channels(node, app, get("filter_by_prefix"), get("info")).await,
-        (&Method::GET, ["channels", channel]) => channel_state(node, app, channel, get("info")).await,
-        (&Method::GET, ["channels", channel, "users"]) => users(node, app, channel).await,
-        (&Method::POST, ["users", user_id, "terminate_connections"]) => terminate(node, app, user_id).await,
-        _ => Err(ApiError::new(
+    match (method, matched.route) {
+        (&Method::POST, Route::ApiEvents) => trigger(node, app, body).await,
+        (&Method::POST, Route::ApiBatchEvents) => batch(node, app, body).await,
+        (&Method::GET, Route::ApiChannels) => channels(node, app, get("filter_by_prefix"), get("info")).await,
+        (&Method::GET, Route::ApiChannel) => channel_state(node, app, matched.param("channel"), get("info")).await,
+        (&Method::GET, Route::ApiChannelUsers) => users(node, app, matched.param("channel")).await,
+        (&Method::POST, Route::ApiTerminate) => terminate(node, app, matched.param("user_id")).await,
+        (method, route) => Err(ApiError::new(
             404,
-            format!("No endpoint {method} /apps/{}/{rest}", app.config.id),
+            format!("No endpoint {method} for {} of app {}", route.label(), app.config.id),
         )),
     }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "HTTP API call could not be answered");
-    ApiError::new(503, "Cluster state is unavailable; retry")
+    ApiError::new(503, "Redis is unavailable; retry")
 }
 
 async fn publish(node: &Arc<Node>, app: &Arc<App>, event: &TriggerEvent) -> Result<(), ApiError> {
     let except = event.socket_id.as_deref().and_then(SocketId::parse);
     for channel in &event.channels {
         let frame = frame::encode(&event.name, Some(channel), Data::AsString(&event.data), None);
-        app.metrics.broadcast("api");
-        let broadcast = Broadcast {
-            frame: Bytes::from(frame),
-            except: except.clone(),
-        };
-        if herald_protocol::channel::is_cache(channel) {
-            node.cache
-                .store(&app.config.id, channel, broadcast.frame.clone(), app.config.cache_ttl);
-        }
-        node.publish(app, channel, broadcast).await.map_err(|e| {
+        node.trigger(app, channel, frame, except.clone()).await.map_err(|e| {
             tracing::warn!(app = %app.config.id, channel, error = %e, "HTTP API event not published");
-            ApiError::new(503, "The backbone is unavailable; retry")
+            ApiError::new(503, "Redis is unavailable; the event was not sent, retry")
         })?;
     }
     Ok(())
@@ -188,19 +144,11 @@ async fn attributes(
 ) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
     let mut attrs = serde_json::Map::new();
     if info.user_count && channel.starts_with("presence-") {
-        let members = node
-            .presence
-            .members(&app.config.id, channel)
-            .await
-            .map_err(unavailable)?;
+        let members = node.members(app, channel).await.map_err(unavailable)?;
         attrs.insert("user_count".into(), members.len().into());
     }
     if info.subscription_count {
-        let n = node
-            .stats
-            .subscription_count(&app.config.id, channel)
-            .await
-            .map_err(unavailable)?;
+        let n = node.subscription_count(app, channel).await.map_err(unavailable)?;
         attrs.insert("subscription_count".into(), n.into());
     }
     Ok(attrs)
@@ -215,9 +163,8 @@ async fn channels(
 ) -> Result<String, ApiError> {
     let info = InfoAttributes::parse(info);
     check_channels_query(prefix, info)?;
-    let mut listed = node.stats.channels(&app.config.id).await.map_err(unavailable)?;
-    listed.retain(|(name, n)| *n > 0 && !name.starts_with('#') && prefix.is_none_or(|p| name.starts_with(p)));
-    listed.sort();
+    let mut listed = node.channels(app).await.map_err(unavailable)?;
+    listed.retain(|(name, _)| prefix.is_none_or(|p| name.starts_with(p)));
     let mut out = serde_json::Map::new();
     for (name, _) in listed {
         let attrs = attributes(
@@ -244,11 +191,7 @@ async fn channel_state(
 ) -> Result<String, ApiError> {
     let info = InfoAttributes::parse(info);
     check_channel_query(channel, info)?;
-    let subscriptions = node
-        .stats
-        .subscription_count(&app.config.id, channel)
-        .await
-        .map_err(unavailable)?;
+    let subscriptions = node.subscription_count(app, channel).await.map_err(unavailable)?;
     let mut out = attributes(
         node,
         app,
@@ -272,11 +215,7 @@ async fn users(node: &Arc<Node>, app: &Arc<App>, channel: &str) -> Result<String
         return Err(ApiError::new(400, "Users can only be listed for presence channels"));
     }
     check_channel_query(channel, InfoAttributes::default())?;
-    let members = node
-        .presence
-        .members(&app.config.id, channel)
-        .await
-        .map_err(unavailable)?;
+    let members = node.members(app, channel).await.map_err(unavailable)?;
     let users: Vec<_> = members.iter().map(|m| serde_json::json!({ "id": m.user_id })).collect();
     Ok(serde_json::json!({ "users": users }).to_string())
 }
@@ -287,10 +226,7 @@ async fn terminate(node: &Arc<Node>, app: &Arc<App>, user_id: &str) -> Result<St
     if user_id.is_empty() || user_id.chars().count() > herald_protocol::presence_data::MAX_USER_ID_LEN {
         return Err(ApiError::new(400, "Invalid user id"));
     }
-    let channel = herald_core::user_channel(user_id);
-    node.publish(app, &channel, Broadcast::terminate())
-        .await
-        .map_err(unavailable)?;
+    node.terminate_user(app, user_id).await.map_err(unavailable)?;
     tracing::info!(app = %app.config.id, user_id, "terminated the user's connections");
     Ok("{}".into())
 }
@@ -308,7 +244,6 @@ mod tests {
         assert_eq!(q[3].1, " ");
         assert_eq!(q[4], ("e".into(), "".into()));
         assert_eq!(parse_query("a=%")[0].1, "%");
-        assert_eq!(parse_query("a=%4")[0].1, "%4");
     }
 
     #[test]

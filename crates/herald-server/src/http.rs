@@ -4,6 +4,7 @@
 
 use crate::api;
 use crate::auth_proxy;
+use crate::routes::{self, Matched, Route};
 use crate::shutdown::Shutdown;
 use crate::websocket;
 use bytes::Bytes;
@@ -58,26 +59,36 @@ impl Server {
     /// Routes one request.
     pub async fn handle(self, req: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
         let started = std::time::Instant::now();
-        let path = req.uri().path().to_owned();
-        let (probes, clients) = (self.serves_probes, self.serves_clients);
-        let (endpoint, response) = match (req.method(), path.as_str()) {
-            (&Method::GET, "/livez") if probes => ("livez", text(StatusCode::OK, "ok")),
-            (&Method::GET, "/readyz") if probes => ("readyz", self.readyz()),
-            (&Method::GET, "/metrics") if probes => ("metrics", self.metrics()),
-            (&Method::GET, "/") => ("root", text(StatusCode::OK, "Herald")),
-            (&Method::GET, p) if clients && p.starts_with("/app/") => ("websocket", self.upgrade(req).await),
-            (&Method::POST | &Method::OPTIONS, p) if clients && p.starts_with("/herald/auth/") => {
-                ("auth", self.auth(req, auth_proxy::Kind::Channel).await)
-            }
-            (&Method::POST | &Method::OPTIONS, p) if clients && p.starts_with("/herald/user-auth/") => {
-                ("user_auth", self.auth(req, auth_proxy::Kind::User).await)
-            }
-            (_, p) if clients && p.starts_with("/apps/") => {
-                let endpoint = api_endpoint(p);
-                (endpoint, self.api(req).await)
-            }
-            _ => ("other", error(404, "Not found")),
+        let matched = routes::find(req.uri().path()).filter(|m| match m.route {
+            Route::Root => true,
+            route if route.is_probe() => self.serves_probes,
+            _ => self.serves_clients,
+        });
+        let Some(matched) = matched else {
+            return Ok(Self::measured("other", started, error(404, "Not found")));
         };
+        let route = matched.route;
+        let method = req.method().clone();
+        let response = match (route, &method) {
+            (Route::Livez, &Method::GET) => text(StatusCode::OK, "ok"),
+            (Route::Readyz, &Method::GET) => self.readyz(),
+            (Route::Metrics, &Method::GET) => self.metrics(),
+            (Route::Root, &Method::GET) => text(StatusCode::OK, "Herald"),
+            (Route::WebSocket, &Method::GET) => self.upgrade(req, matched.param("key")).await,
+            (Route::Auth, &Method::POST | &Method::OPTIONS) => {
+                self.auth(req, matched.param("key"), auth_proxy::Kind::Channel).await
+            }
+            (Route::UserAuth, &Method::POST | &Method::OPTIONS) => {
+                self.auth(req, matched.param("key"), auth_proxy::Kind::User).await
+            }
+            (route, _) if route.is_api() => self.api(req, &matched).await,
+            _ => error(405, &format!("{method} is not allowed here")),
+        };
+        Ok(Self::measured(route.label(), started, response))
+    }
+
+    /// Counts a request in the HTTP metrics.
+    fn measured(endpoint: &'static str, started: std::time::Instant, response: HttpResponse) -> HttpResponse {
         let m = metrics();
         m.http_requests
             .with_label_values(&[endpoint, response.status().as_str()])
@@ -85,19 +96,15 @@ impl Server {
         m.http_duration
             .with_label_values(&[endpoint])
             .observe(started.elapsed().as_secs_f64());
-        Ok(response)
+        response
     }
 
     /// Why the node is not ready, or None when it is.
     pub fn not_ready(&self) -> Option<&'static str> {
         if self.shutdown.is_draining() {
             Some("draining")
-        } else if !self.node.backbone.is_ready() {
-            Some("backbone not ready")
-        } else if !self.node.presence.is_ready() {
-            Some("presence lease not held")
         } else {
-            None
+            self.node.not_ready()
         }
     }
 
@@ -119,16 +126,11 @@ impl Server {
             .expect("static response parts are valid")
     }
 
-    async fn upgrade(self, mut req: Request<Incoming>) -> HttpResponse {
+    async fn upgrade(self, mut req: Request<Incoming>, key: &str) -> HttpResponse {
         if !fastwebsockets::upgrade::is_upgrade_request(&req) {
             return error(400, "Expected a WebSocket upgrade");
         }
-        let key = req
-            .uri()
-            .path()
-            .trim_start_matches("/app/")
-            .trim_end_matches('/')
-            .to_owned();
+        let key = key.to_owned();
         let query = api::parse_query(req.uri().query().unwrap_or(""));
         let protocol = query.iter().find(|(k, _)| k == "protocol").map(|(_, v)| v.clone());
         let origin = req
@@ -149,7 +151,7 @@ impl Server {
                 Ok(ws) => ws,
                 Err(e) => return tracing::debug!(error = %e, "upgrade did not complete"),
             };
-            let app = node.apps.by_key(&key).cloned();
+            let app = node.app_by_key(&key).cloned();
             if draining {
                 return websocket::refuse(
                     ws,
@@ -178,9 +180,8 @@ impl Server {
     }
 
     /// `POST /herald/auth/{key}` and `/herald/user-auth/{key}` (and their CORS preflight).
-    async fn auth(self, req: Request<Incoming>, kind: auth_proxy::Kind) -> HttpResponse {
-        let key = req.uri().path().rsplit('/').next().unwrap_or("").to_owned();
-        let Some(app) = self.node.apps.by_key(&key).cloned() else {
+    async fn auth(self, req: Request<Incoming>, key: &str, kind: auth_proxy::Kind) -> HttpResponse {
+        let Some(app) = self.node.app_by_key(key).cloned() else {
             return error(404, &format!("Unknown app key {key:?}"));
         };
         let origin = req
@@ -217,14 +218,12 @@ impl Server {
         response
     }
 
-    async fn api(self, req: Request<Incoming>) -> HttpResponse {
+    async fn api(self, req: Request<Incoming>, matched: &Matched) -> HttpResponse {
         let path = req.uri().path().to_owned();
         let query = api::parse_query(req.uri().query().unwrap_or(""));
         let method = req.method().clone();
-        let mut parts = path.trim_start_matches("/apps/").splitn(2, '/');
-        let app_id = parts.next().unwrap_or("");
-        let rest = parts.next().unwrap_or("");
-        let Some(app) = self.node.apps.by_id(app_id).cloned() else {
+        let app_id = matched.param("app_id");
+        let Some(app) = self.node.app_by_id(app_id).cloned() else {
             tracing::info!(app_id, "HTTP API call for an unknown app");
             return error(404, &format!("Unknown app id {app_id:?}"));
         };
@@ -241,7 +240,7 @@ impl Server {
             return error(e.status, &e.message);
         }
         if let Some(limit) = app.config.max_api_requests_per_second {
-            match self.node.stats.api_request(&app.config.id).await {
+            match self.node.api_request(&app).await {
                 Ok(count) if count > limit => {
                     tracing::info!(app = %app.config.id, limit, "HTTP API rate limit reached");
                     return error(429, &format!("Over the limit of {limit} HTTP API requests a second"));
@@ -250,7 +249,7 @@ impl Server {
                 Err(e) => tracing::warn!(error = %e, "HTTP API rate not checked"),
             }
         }
-        let result = api::call(&self.node, &app, &method, rest, &query, &body).await;
+        let result = api::call(&self.node, &app, &method, matched, &query, &body).await;
         match result {
             Ok(body) => json(StatusCode::OK, body),
             Err(e) => {
@@ -258,19 +257,5 @@ impl Server {
                 error(e.status, &e.message)
             }
         }
-    }
-}
-
-/// The metrics label of an HTTP API path (a bounded set: never ids or channel names).
-fn api_endpoint(path: &str) -> &'static str {
-    let rest = path.trim_start_matches("/apps/").split_once('/').map_or("", |(_, r)| r);
-    match rest {
-        "events" => "api_events",
-        "batch_events" => "api_batch_events",
-        "channels" => "api_channels",
-        r if r.starts_with("channels/") && r.ends_with("/users") => "api_channel_users",
-        r if r.starts_with("channels/") => "api_channel",
-        r if r.starts_with("users/") => "api_users",
-        _ => "api_other",
     }
 }

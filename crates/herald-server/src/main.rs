@@ -6,17 +6,16 @@ mod auth_proxy;
 mod config;
 mod frame_writer;
 mod http;
+mod routes;
 mod shutdown;
 mod webhook_sender;
 mod websocket;
 
 use config::{Config, LogFormat};
-use herald_core::app::AppRegistry;
 use herald_core::Node;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::sync::Arc;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
@@ -51,38 +50,13 @@ fn init_logs(format: LogFormat) {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let apps = Arc::new(AppRegistry::new(config.apps.clone()));
-    let mut liveness = None;
     let node = match &config.redis_url {
         Some(url) => {
-            let node_id = format!("{:016x}", herald_redis::redis_backbone::rand_u64());
-            let bad_url = |e: redis::RedisError| format!("redis url (HERALD_REDIS_URL): {e}");
-            let cache = herald_redis::RedisCache::new(url).map_err(bad_url)?;
-            let backbone =
-                herald_redis::RedisBackbone::start(url, apps.clone(), &node_id, cache.clone()).map_err(bad_url)?;
-            let presence = herald_redis::RedisPresence::new(url, node_id.clone(), config.lease).map_err(bad_url)?;
-            let webhooks = herald_core::webhook::Webhooks::default();
-            let stats =
-                herald_redis::RedisStats::new(url, &node_id, apps.clone(), webhooks.clone()).map_err(bad_url)?;
-            let settings = config.settings.clone();
-            let node = Node::new(
-                apps,
-                backbone,
-                presence.clone(),
-                stats.clone(),
-                webhooks,
-                cache,
-                settings,
-            );
-            let keeper = herald_redis::liveness::Liveness {
-                node: node.clone(),
-                presence,
-                stats,
+            let redis = herald_redis::RedisSettings {
+                url: url.clone(),
+                lease: config.lease,
             };
-            let running = keeper.clone().spawn(config.lease);
-            tracing::info!(node_id, lease_ms = config.lease.as_millis() as u64, "cluster mode");
-            liveness = Some((keeper, running));
-            node
+            herald_redis::node(config.apps.clone(), config.settings.clone(), &redis)?
         }
         None => {
             // No Redis to lose: the "subscription" is always live (keeps the Redis alert quiet).
@@ -141,14 +115,10 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .drain(config.drain_window + config.presence_grace + Duration::from_secs(5))
         .await;
     accepting.abort();
-    if let Some((liveness, running)) = liveness {
-        // Stop renewing first, or the next renewal would find the lease gone and register the node again.
-        running.stop();
-        liveness.retire().await;
-    }
+    server.node.retire().await;
     // Webhooks raised by the last connections leaving (or by the retirement) still go out.
     let until = tokio::time::Instant::now() + Duration::from_secs(5);
-    while server.node.webhooks.pending() > 0 && tokio::time::Instant::now() < until {
+    while server.node.webhooks().pending() > 0 && tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tracing::info!("stopped");

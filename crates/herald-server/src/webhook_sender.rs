@@ -28,7 +28,7 @@ const IN_FLIGHT: usize = 32;
 
 /// Starts the delivery task (once per node).
 pub fn spawn(node: Arc<Node>, client: AppClient) {
-    let Some(mut rx) = node.webhooks.take_receiver() else {
+    let Some(mut rx) = node.webhooks().take_receiver() else {
         return;
     };
     tokio::spawn(async move {
@@ -50,7 +50,7 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
             for (app_id, events) in batch {
                 // The app's events stay pending until every target that wants them is done.
                 let done = Done::new(&node, events.len());
-                let Some(app) = node.apps.by_id(&app_id).cloned() else {
+                let Some(app) = node.app_by_id(&app_id).cloned() else {
                     continue;
                 };
                 for target in &app.config.webhooks {
@@ -90,14 +90,14 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
 
 /// Marks a batch's events done (for a stopping node's wait) when the last delivery holding it drops it.
 struct Done {
-    webhooks: herald_core::webhook::Webhooks,
+    webhooks: herald_core::webhook_queue::Webhooks,
     events: usize,
 }
 
 impl Done {
     fn new(node: &Node, events: usize) -> Arc<Self> {
         Arc::new(Done {
-            webhooks: node.webhooks.clone(),
+            webhooks: node.webhooks().clone(),
             events,
         })
     }

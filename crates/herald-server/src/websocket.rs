@@ -51,7 +51,7 @@ pub async fn admission(
         ));
     }
     if let Some(limit) = app.config.max_connections {
-        match node.stats.connection_count(&app.config.id).await {
+        match node.connection_count(app).await {
             Ok(open) if open >= limit => {
                 return Some((
                     close_code::OVER_CONNECTION_QUOTA,
@@ -119,8 +119,8 @@ pub async fn serve(
 ) {
     ws.set_auto_close(false);
     ws.set_auto_pong(false);
-    ws.set_max_message_size(node.settings.max_message_size);
-    let (mut session, rx) = node.connect(app);
+    ws.set_max_message_size(node.settings().max_message_size);
+    let (mut session, rx) = herald_core::Session::open(node.clone(), app);
     let conn = session.connection().clone();
     let socket_id = conn.socket_id.clone();
     tracing::debug!(%socket_id, app = %session.app().config.id, "connected");
@@ -142,10 +142,10 @@ pub async fn serve(
         rx,
         conn.clone(),
         activity.clone(),
-        node.settings.clone(),
+        node.settings().clone(),
     ));
 
-    let max = node.settings.max_message_size;
+    let max = node.settings().max_message_size;
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
     let mut no_send = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
     let mut close_at: Option<tokio::time::Instant> = None;

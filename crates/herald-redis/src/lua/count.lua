@@ -1,17 +1,22 @@
 -- Applies a batch of count changes from one node, atomically.
 -- KEYS: 1 the node's own counts (herald:node:{id}:counts), so a dead node's share can be taken back.
--- ARGV: 1 the batch's sequence number (per node, rising), then pairs of (field, delta); a field is 'c|{app}'
--- (connections) or 's|{app}|{channel}' (subscriptions). A batch whose number is not above the last one applied
--- is skipped, so a batch retried after a timeout is never counted twice.
+-- ARGV: 1 the batch's sequence number (per node, rising), 2 the mode, then pairs of (field, value); a field is
+-- 'c|{app}' (connections) or 's|{app}|{channel}' (subscriptions).
+--   mode 'delta': each value is added to the node's share and to the cluster total.
+--   mode 'set': the values are the node's whole share (fields absent are 0): each field moves from what the
+--   node's share in Redis says to the value given, so a node whose share was taken away (reaped) or lost (Redis
+--   restarted empty), or partly re-applied by a late batch, ends with exactly its own counts, never twice.
+-- A batch whose number is not above the last one applied is skipped, so a batch retried after a timeout is
+-- never counted twice.
 -- Cluster totals: herald:{app}:connections (string) and herald:{app}:channels (hash channel -> count).
 -- Returns {app1, channel1, 'occupied'|'vacated', ...}: the channels whose cluster-wide count crossed zero in
 -- this batch (the channel_occupied / channel_vacated webhooks, decided once for the cluster).
 local transitions = {}
 local last = tonumber(redis.call('HGET', KEYS[1], '#seq') or '0')
 if tonumber(ARGV[1]) <= last then return transitions end
-redis.call('HSET', KEYS[1], '#seq', ARGV[1])
-for i = 2, #ARGV, 2 do
-  local field, delta = ARGV[i], tonumber(ARGV[i + 1])
+
+local function apply(field, delta)
+  if delta == 0 then return end
   local n = redis.call('HINCRBY', KEYS[1], field, delta)
   if n <= 0 then redis.call('HDEL', KEYS[1], field) end
   local kind, app, channel = string.match(field, '^(%a)|([^|]*)|?(.*)$')
@@ -33,4 +38,21 @@ for i = 2, #ARGV, 2 do
     end
   end
 end
+
+if ARGV[2] == 'set' then
+  local wanted = {}
+  for i = 3, #ARGV, 2 do wanted[ARGV[i]] = tonumber(ARGV[i + 1]) end
+  local held = redis.call('HGETALL', KEYS[1])
+  for i = 1, #held, 2 do
+    local field = held[i]
+    if field ~= '#seq' then
+      apply(field, (wanted[field] or 0) - tonumber(held[i + 1]))
+      wanted[field] = nil
+    end
+  end
+  for field, value in pairs(wanted) do apply(field, value) end
+else
+  for i = 3, #ARGV, 2 do apply(ARGV[i], tonumber(ARGV[i + 1])) end
+end
+redis.call('HSET', KEYS[1], '#seq', ARGV[1])
 return transitions

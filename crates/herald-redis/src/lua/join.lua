@@ -2,12 +2,12 @@
 -- KEYS: 1 conns (socket -> user), 2 users (user -> connection count), 3 info (user -> user_info), 4 the node's entry set
 -- ARGV: 1 socket id, 2 user id, 3 user_info JSON, 4 member limit, 5 the node entry (app|channel|socket|user)
 -- Returns {first, user1, info1, user2, info2, ...}: first is 1 when this is the user's first connection
--- anywhere; or the error LIMIT when a new user would exceed the limit.
+-- anywhere, 0 when not; or {-1} when a new user would exceed the limit (nothing changed).
 local count = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 local first = 0
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
   if count == 0 and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then
-    return redis.error_reply('LIMIT presence channel is full')
+    return {-1}
   end
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)

@@ -1,17 +1,35 @@
--- Removes the presence entries and the connection/subscription counts of every node whose lease has expired, exactly once for the cluster
--- (the script is atomic, and the node leaves the sorted set in the same step).
--- KEYS: 1 the node sorted set. ARGV: 1 the calling node's id (never reaped by itself), 2 a grace in ms:
--- only leases expired for longer than that are reaped, so a node that was merely slow renews first.
+-- Removes the presence entries and the connection/subscription counts of every node whose lease has expired,
+-- exactly once for the cluster (the script is atomic, and the node leaves the sorted set in the same step).
+-- KEYS: 1 the node sorted set.
+-- ARGV: 1 the calling node's id, 2 a grace in ms: only leases expired for longer than that are reaped, so a
+-- node that was merely slow renews first; 3 the mode; 4 the caller's lease expiry as its last renewal set it.
+--   'others': reap the nodes whose lease expired, never the caller; and only while the caller's lease is
+--   live and still the one it knows. A reap that reaches Redis late (queued in a socket during a stall) finds
+--   the caller's lease expired, or renewed by a renewal queued before it, and does nothing: a stall never
+--   makes one live node wipe another whose renewal is still on its way.
+--   'self': the caller gives its own lease up (a clean shutdown): reap the caller only.
+-- Every reaped node gets a lasting marker (herald:node:{id}:reaped, kept a day) that its renewals report until
+-- it has put its state back, so a node learns it was reaped even if the one reply that said so was lost.
 -- Returns {reaped node ids, {app1, channel1, user1, app2, ...}, {app1, channel1, ...}}: the users whose last
 -- connection was on a dead node, for whom member_removed is due, and the channels the dead nodes left empty.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2] or '0'))
+local dead
+if ARGV[3] == 'self' then
+  dead = {ARGV[1]}
+else
+  local mine = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if not mine or tonumber(mine) < now or mine ~= ARGV[4] then return {{}, {}, {}} end
+  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2] or '0'))
+end
 local reaped, removed, vacated = {}, {}, {}
 for _, node in ipairs(dead) do
-  if node ~= ARGV[1] then
+  if ARGV[3] == 'self' or node ~= ARGV[1] then
     redis.call('ZREM', KEYS[1], node)
     reaped[#reaped + 1] = node
+    if ARGV[3] ~= 'self' then
+      redis.call('SET', 'herald:node:' .. node .. ':reaped', '1', 'EX', 86400)
+    end
     local set = 'herald:node:' .. node .. ':presence'
     for _, entry in ipairs(redis.call('SMEMBERS', set)) do
       local app, channel, socket, user = string.match(entry, '^([^|]*)|([^|]*)|([^|]*)|(.*)$')

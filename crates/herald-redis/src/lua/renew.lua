@@ -1,8 +1,10 @@
 -- Renews a node's lease and tells it what happened to Redis since the last renewal.
--- KEYS: 1 the node sorted set, 2 the epoch key. ARGV: 1 node id, 2 lease in ms, 3 the epoch the node knows
--- ('' on its first renewal), 4 a fresh epoch to use if none is set.
--- Returns {status, epoch}: 'ok'; 'lost' when Redis lost its data (the epoch vanished or changed);
--- 'reaped' when the node's lease had expired and another node removed its presence entries.
+-- KEYS: 1 the node sorted set, 2 the epoch key, 3 the node's reaped marker (set by reap.lua).
+-- ARGV: 1 node id, 2 lease in ms, 3 the epoch the node knows ('' on its first renewal), 4 a fresh epoch to use
+-- if none is set.
+-- Returns {status, epoch, lease expiry (the node's score, which its reaps quote)}: 'ok'; 'lost' when Redis lost its data (the epoch vanished or changed); 'reaped' when
+-- the node's lease had expired and another node removed its presence entries: reported on every renewal
+-- while the marker stands, until the node has put its state back and deleted the marker.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('GET', KEYS[2])
@@ -13,8 +15,11 @@ if not epoch then
   if ARGV[3] ~= '' then status = 'lost' end
 elseif ARGV[3] ~= '' and epoch ~= ARGV[3] then
   status = 'lost'
+elseif redis.call('EXISTS', KEYS[3]) == 1 then
+  status = 'reaped'
 elseif ARGV[3] ~= '' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   status = 'reaped'
 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-return {status, epoch}
+local expiry = now + tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], expiry, ARGV[1])
+return {status, epoch, redis.call('ZSCORE', KEYS[1], ARGV[1])}

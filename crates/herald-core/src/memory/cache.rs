@@ -1,5 +1,6 @@
 //! Cache channels' last events for the embedded default, in memory, expiring lazily.
 
+use crate::cache_store::CacheError;
 use crate::cache_store::CacheStore;
 use crate::BoxFuture;
 use bytes::Bytes;
@@ -27,7 +28,7 @@ impl CacheStore for MemoryCache {
             .insert((app_id.to_owned(), channel.to_owned()), (frame, now + ttl));
     }
 
-    fn last(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Option<Bytes>, String>> {
+    fn last(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Option<Bytes>, CacheError>> {
         let key = (app_id.to_owned(), channel.to_owned());
         let found = self
             .events

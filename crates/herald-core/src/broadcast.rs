@@ -1,0 +1,39 @@
+//! A broadcast: one frame, encoded once, on its way to every subscriber of a channel on every node. Recipients
+//! share its bytes; the two exclusions say who must not get it.
+
+use bytes::Bytes;
+use herald_protocol::SocketId;
+use std::sync::Arc;
+
+/// One broadcast on one channel.
+#[derive(Debug, Clone)]
+pub struct Broadcast {
+    /// The Pusher frame exactly as recipients get it.
+    pub frame: Bytes,
+    /// The connection that sent it and must not hear it back (`toOthers()`, client events).
+    pub except: Option<SocketId>,
+    /// Presence member events about a user are never delivered to that user's own connections: a tab must
+    /// not be told that its own user joined or left, whatever order two tabs' joins raced in.
+    pub skip_user: Option<Arc<str>>,
+}
+
+impl Broadcast {
+    /// A frame for everyone on the channel but `except`.
+    pub fn new(frame: impl Into<Bytes>, except: Option<SocketId>) -> Self {
+        Broadcast {
+            frame: frame.into(),
+            except,
+            skip_user: None,
+        }
+    }
+
+    /// A broadcast that closes its recipients instead of sending them a frame (the HTTP API's
+    /// `terminate_connections`). It travels like any broadcast; its frame is empty, which no real frame is.
+    pub fn terminate() -> Self {
+        Broadcast::new(Bytes::new(), None)
+    }
+
+    pub fn is_terminate(&self) -> bool {
+        self.frame.is_empty()
+    }
+}

@@ -1,0 +1,179 @@
+//! The node: the one owner of everything the cluster sees from this process. Subscriptions and the channel
+//! index, member events, `channel_occupied`/`vacated`, webhooks and metrics are changed only through its
+//! methods; its backends (backbone, presence store, cluster counts, cache) store and carry, and report what
+//! they observe back through [`BackendEvents`](crate::backend_events::BackendEvents), which the node
+//! implements (in `events.rs`). Sessions parse and authorise, then call the node.
+//!
+//! The methods are grouped by concern: `subscriptions.rs` (joining and leaving channels), `presence.rs`
+//! (member events), `broadcasts.rs` (publishing and delivering), `events.rs` (facts from the backends),
+//! `queries.rs` (cluster-wide counts for the HTTP API and limits).
+
+mod broadcasts;
+mod events;
+mod presence;
+mod queries;
+mod subscriptions;
+
+pub use broadcasts::Source;
+pub use subscriptions::Subscribed;
+
+use crate::app::{App, AppRegistry};
+use crate::backbone::Backbone;
+use crate::backend_events::Events;
+use crate::backends::{Backends, Lifecycle};
+use crate::cache_store::CacheStore;
+use crate::cluster_stats::ClusterStats;
+use crate::connection::{ConnectionHandle, Outbound};
+use crate::presence_store::PresenceStore;
+use crate::socket_ids::SocketIdGenerator;
+use crate::webhook_queue::Webhooks;
+use crate::AppConfig;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Per-connection limits and timers, the same for every app.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    /// Advertised in `connection_established`; a client silent this long is pinged.
+    pub activity_timeout: Duration,
+    /// How long a pinged client has to answer before it is closed with 4201.
+    pub pong_timeout: Duration,
+    /// Largest WebSocket message accepted from a client, in bytes.
+    pub max_message_size: usize,
+    /// Frames a connection may have queued before it is closed as too slow (4100).
+    pub outbound_queue: usize,
+    /// Messages a client may send each second, on average, and in a burst.
+    pub message_rate: u32,
+    pub message_burst: u32,
+}
+
+impl Default for NodeSettings {
+    fn default() -> Self {
+        NodeSettings {
+            activity_timeout: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(30),
+            max_message_size: 16 * 1024,
+            outbound_queue: 1024,
+            message_rate: 100,
+            message_burst: 200,
+        }
+    }
+}
+
+/// Everything the connections of one node share, and the only way to change what the cluster sees.
+pub struct Node {
+    apps: AppRegistry,
+    backbone: Arc<dyn Backbone>,
+    presence: Arc<dyn PresenceStore>,
+    stats: Arc<dyn ClusterStats>,
+    cache: Arc<dyn CacheStore>,
+    lifecycle: Box<dyn Lifecycle>,
+    webhooks: Webhooks,
+    settings: NodeSettings,
+    socket_ids: SocketIdGenerator,
+    connections: AtomicUsize,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("connections", &self.connections())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Starts a node: `backends` builds its backends around the handle they report to.
+    pub fn start(apps: Vec<AppConfig>, settings: NodeSettings, backends: impl FnOnce(Events) -> Backends) -> Arc<Self> {
+        Arc::new_cyclic(|me| {
+            let events: Events = Arc::new(events::NodeEvents::new(me.clone()));
+            let Backends {
+                backbone,
+                presence,
+                stats,
+                cache,
+                lifecycle,
+            } = backends(events);
+            Node {
+                apps: AppRegistry::new(apps),
+                backbone,
+                presence,
+                stats,
+                cache,
+                lifecycle,
+                webhooks: Webhooks::default(),
+                settings,
+                socket_ids: SocketIdGenerator::random(),
+                connections: AtomicUsize::new(0),
+            }
+        })
+    }
+
+    /// A node on the embedded default: one process, everything in memory.
+    pub fn embedded(apps: Vec<AppConfig>, settings: NodeSettings) -> Arc<Self> {
+        Node::start(apps, settings, crate::memory::backends)
+    }
+
+    pub fn settings(&self) -> &NodeSettings {
+        &self.settings
+    }
+
+    /// The app a WebSocket or auth request names by key.
+    pub fn app_by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.apps.by_key(key)
+    }
+
+    /// The app an HTTP API request names by id.
+    pub fn app_by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.apps.by_id(id)
+    }
+
+    pub fn apps(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.apps.iter()
+    }
+
+    /// The webhook queue, for the task that delivers it.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
+    }
+
+    /// A new connection to `app` and the queue its socket writer drains.
+    pub fn connect(&self, app: &App) -> (Arc<ConnectionHandle>, mpsc::Receiver<Outbound>) {
+        let (conn, rx) = ConnectionHandle::new(self.socket_ids.next(), self.settings.outbound_queue);
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        app.metrics.connections.inc();
+        app.metrics.connections_opened.inc();
+        self.stats.connections_changed(&app.config.id, 1);
+        (Arc::new(conn), rx)
+    }
+
+    /// A connection ended (after it left every channel).
+    pub fn disconnected(&self, app: &App) {
+        app.metrics.connections.dec();
+        self.stats.connections_changed(&app.config.id, -1);
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Open connections on this node.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Why the node cannot serve correctly right now, in words an operator reads; None when it can.
+    pub fn not_ready(&self) -> Option<&'static str> {
+        if !self.backbone.is_ready() {
+            Some("Redis subscription not live")
+        } else if !self.presence.is_ready() {
+            Some("presence lease in Redis not held")
+        } else {
+            None
+        }
+    }
+
+    /// Gives back what this node holds in shared state, at the end of a clean shutdown.
+    pub async fn retire(&self) {
+        self.lifecycle.retire().await;
+    }
+}

@@ -1,0 +1,93 @@
+//! Member events: when the others on a presence channel hear `member_added` / `member_removed` (a user's
+//! first connection in, last one out, across every node the store spans), with the webhooks and metrics
+//! that go with them. Whether it was the first or last is the store's answer; what it means is decided here.
+
+use super::{Node, Source};
+use crate::app::App;
+use crate::connection::ConnectionHandle;
+use crate::metrics::metrics;
+use crate::presence_store::PresenceError;
+use crate::refusal::Refusal;
+use crate::webhook::WebhookEvent;
+use crate::Broadcast;
+use herald_protocol::frame;
+use herald_protocol::presence_data::{self, Member};
+use herald_protocol::SocketId;
+use std::sync::Arc;
+
+impl Node {
+    /// Joins `member` to the channel's presence; returns the `subscription_succeeded` data.
+    pub(super) async fn join_presence(
+        &self,
+        app: &App,
+        conn: &ConnectionHandle,
+        channel: &str,
+        member: &Member,
+    ) -> Result<String, Refusal> {
+        let max = app.config.max_presence_members;
+        let joined = self
+            .presence
+            .join(&app.config.id, channel, &conn.socket_id, member, max)
+            .await;
+        let result = match &joined {
+            Ok(_) => "ok",
+            Err(PresenceError::MemberLimit(_)) => "limit",
+            Err(PresenceError::Unavailable(_)) => "error",
+        };
+        metrics().presence_operations.with_label_values(&["join", result]).inc();
+        match joined {
+            Ok(joined) => {
+                if joined.first_for_user {
+                    self.member_added(app, channel, member, Some(conn.socket_id.clone()))
+                        .await;
+                }
+                Ok(presence_data::subscription_data(&joined.members))
+            }
+            Err(PresenceError::MemberLimit(n)) => Err(Refusal::MemberLimit(n)),
+            Err(PresenceError::Unavailable(e)) => {
+                tracing::warn!(app = %app.config.id, channel, error = %e, "presence join failed; the client may retry");
+                Err(Refusal::PresenceUnavailable)
+            }
+        }
+    }
+
+    /// Takes `conn` off the channel's presence; the others hear `member_removed` when it was the user's last.
+    pub async fn leave_presence(&self, app: &App, conn: &ConnectionHandle, channel: &str, user_id: &str) {
+        let left = self
+            .presence
+            .leave(&app.config.id, channel, &conn.socket_id, user_id)
+            .await;
+        let result = if left.is_ok() { "ok" } else { "error" };
+        metrics()
+            .presence_operations
+            .with_label_values(&["leave", result])
+            .inc();
+        match left {
+            Ok(left) if left.last_for_user => self.member_removed(app, channel, user_id).await,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(app = %app.config.id, channel, error = %e, "presence leave failed; retried later"),
+        }
+    }
+
+    /// The user is on the channel now: tell the others (never the user's own tabs) and the app.
+    pub(super) async fn member_added(&self, app: &App, channel: &str, member: &Member, except: Option<SocketId>) {
+        self.webhooks
+            .emit(app, WebhookEvent::member_added(channel, &member.user_id));
+        let frame = frame::member_added(channel, &member.user_id, member.user_info.as_deref());
+        let mut broadcast = Broadcast::new(frame, except);
+        broadcast.skip_user = Some(Arc::from(member.user_id.as_str()));
+        if let Err(e) = self.publish(app, channel, broadcast, Source::Presence).await {
+            tracing::warn!(app = %app.config.id, channel, error = %e, "member_added not published");
+        }
+    }
+
+    /// The user is gone from the channel: tell the others and the app.
+    pub(super) async fn member_removed(&self, app: &App, channel: &str, user_id: &str) {
+        self.webhooks.emit(app, WebhookEvent::member_removed(channel, user_id));
+        let mut broadcast = Broadcast::new(frame::member_removed(channel, user_id), None);
+        broadcast.skip_user = Some(Arc::from(user_id));
+        if let Err(e) = self.publish(app, channel, broadcast, Source::Presence).await {
+            tracing::warn!(app = %app.config.id, channel, error = %e, "member_removed not published");
+        }
+    }
+}
