@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod refusal;
 pub mod session;
 pub mod socket_ids;
+pub mod testing;
 pub mod webhook;
 pub mod webhook_queue;
 

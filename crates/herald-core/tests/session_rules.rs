@@ -1,110 +1,19 @@
 //! The Pusher rules a session and its node apply, tested in process on an embedded node: what a client sends
 //! goes into a real `Session`, and the test reads exactly what the client's socket would be sent.
 
-use herald_core::connection::Outbound;
+use herald_core::testing::{Client, KEY, SECRET};
 use herald_core::webhook::WebhookTarget;
-use herald_core::{AppConfig, Node, NodeSettings, Session};
+use herald_core::{AppConfig, Node, NodeSettings};
 use herald_protocol::signature;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
-
-const KEY: &str = "key";
-const SECRET: &str = "secret";
 
 fn app() -> AppConfig {
-    AppConfig::new("1", KEY, SECRET)
+    herald_core::testing::app()
 }
 
 fn node_with(config: AppConfig) -> Arc<Node> {
     Node::embedded(vec![config], NodeSettings::default())
-}
-
-/// One client: its session and what its socket is sent.
-struct Client {
-    session: Session,
-    rx: mpsc::Receiver<Outbound>,
-    socket_id: String,
-}
-
-impl Client {
-    async fn connect(node: &Arc<Node>) -> Client {
-        let app = node.app_by_key(KEY).expect("the app").clone();
-        let (session, rx) = Session::open(node.clone(), app);
-        session.established();
-        let socket_id = session.connection().socket_id.to_string();
-        let mut client = Client { session, rx, socket_id };
-        let hello = client.next().await;
-        assert_eq!(hello["event"], "pusher:connection_established");
-        client
-    }
-
-    async fn send(&mut self, frame: Value) {
-        self.session.handle_text(&frame.to_string()).await;
-    }
-
-    /// The next frame sent to the client (with its `data` decoded when it is a JSON string).
-    async fn next(&mut self) -> Value {
-        let out = tokio::time::timeout(Duration::from_secs(2), self.rx.recv())
-            .await
-            .expect("a frame within 2 s")
-            .expect("the queue is open");
-        match out {
-            Outbound::Frame(bytes) => {
-                let mut frame: Value = serde_json::from_slice(&bytes).expect("frames are JSON");
-                if let Some(data) = frame["data"]
-                    .as_str()
-                    .and_then(|d| serde_json::from_str::<Value>(d).ok())
-                {
-                    frame["data"] = data;
-                }
-                frame
-            }
-            Outbound::Close(code, reason) => json!({ "close": code, "reason": reason }),
-            Outbound::Pong => json!({ "pong": true }),
-        }
-    }
-
-    /// Every frame already queued, without waiting.
-    fn queued(&mut self) -> Vec<Value> {
-        let mut frames = Vec::new();
-        while let Ok(Outbound::Frame(bytes)) = self.rx.try_recv() {
-            frames.push(serde_json::from_slice(&bytes).expect("frames are JSON"));
-        }
-        frames
-    }
-
-    async fn subscribe(&mut self, channel: &str) -> Value {
-        self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel}}))
-            .await;
-        self.next().await
-    }
-
-    async fn subscribe_private(&mut self, channel: &str) -> Value {
-        let auth = signature::sign_channel(KEY, SECRET, &self.socket_id, channel, None);
-        self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth}}))
-            .await;
-        self.next().await
-    }
-
-    async fn join(&mut self, channel: &str, user_id: &str) -> Value {
-        let data = json!({"user_id": user_id, "user_info": {"name": format!("user {user_id}")}}).to_string();
-        let auth = signature::sign_channel(KEY, SECRET, &self.socket_id, channel, Some(&data));
-        self.send(
-            json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": auth, "channel_data": data}}),
-        )
-        .await;
-        self.next().await
-    }
-
-    async fn sign_in(&mut self, user_id: &str) -> Value {
-        let user_data = json!({"id": user_id}).to_string();
-        let auth = signature::sign_user(KEY, SECRET, &self.socket_id, &user_data);
-        self.send(json!({"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}))
-            .await;
-        self.next().await
-    }
 }
 
 async fn publish(node: &Arc<Node>, channel: &str, event: &str) {

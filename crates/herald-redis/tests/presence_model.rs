@@ -8,62 +8,11 @@ use herald_protocol::presence_data::Member;
 use herald_protocol::SocketId;
 use herald_redis::RedisPresence;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-struct Redis {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis() -> Redis {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    assert_ne!(port, 6379);
-    let redis = Redis {
-        child: spawn_redis(port),
-        url: format!("redis://127.0.0.1:{port}"),
-    };
-    let client = redis::Client::open(redis.url.as_str()).unwrap();
-    for _ in 0..100 {
-        if let Ok(mut c) = client.get_connection() {
-            if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                return redis;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("redis-server did not answer");
-}
-
-fn spawn_redis(port: u16) -> Child {
-    Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server must be installed (make test-deps)")
-}
+mod common;
+use common::start_redis;
 
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);

@@ -1,0 +1,184 @@
+//! Races at the seams between the node and Redis, each reproduced with real Redis nodes in process and real
+//! sessions, and repeated so that a fix that only narrows a window would fail: two tabs of one user joining at
+//! once, two Laravel events to one cache channel back to back across nodes, and counts after an outage in
+//! which Redis restarted empty.
+
+use herald_core::testing::{app, publish, Client, KEY};
+use herald_core::{Node, NodeSettings};
+use herald_redis::RedisSettings;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::start_redis;
+
+fn redis_node(url: &str) -> Arc<Node> {
+    let settings = RedisSettings {
+        url: url.to_owned(),
+        lease: Duration::from_millis(2000),
+    };
+    herald_redis::node(vec![app()], NodeSettings::default(), &settings).expect("a valid Redis URL")
+}
+
+/// Waits (bounded) until `check` holds.
+async fn until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn ready(node: &Arc<Node>) {
+    until("the node to be ready", Duration::from_secs(10), async || {
+        node.not_ready().is_none()
+    })
+    .await;
+}
+
+/// Two tabs of one user join a presence channel on one node at the same instant, 50 times: neither ever
+/// hears `member_added` about its own user, and an observer hears it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tabs_of_one_user_joining_at_once_never_hear_themselves_join() {
+    let redis = start_redis();
+    let node = redis_node(&redis.url);
+    ready(&node).await;
+    for round in 0..50 {
+        let channel = format!("presence-room-{round}");
+        let mut observer = Client::connect(&node).await;
+        observer.join(&channel, "watcher").await;
+        let mut tab1 = Client::connect(&node).await;
+        let mut tab2 = Client::connect(&node).await;
+        let (c1, c2) = (channel.clone(), channel.clone());
+        let (a, b) = tokio::join!(
+            tokio::spawn(async move {
+                tab1.join(&c1, "7").await;
+                tab1
+            }),
+            tokio::spawn(async move {
+                tab2.join(&c2, "7").await;
+                tab2
+            })
+        );
+        let (mut tab1, mut tab2) = (a.unwrap(), b.unwrap());
+        // The observer's copy and the tabs' would be queued by the same fan-out.
+        let added = observer.next().await;
+        assert_eq!(added["event"], "pusher_internal:member_added");
+        assert_eq!(added["data"]["user_id"], "7");
+        for tab in [&mut tab1, &mut tab2] {
+            let own: Vec<_> = tab
+                .queued()
+                .into_iter()
+                .filter(|f| f["event"] == "pusher_internal:member_added")
+                .collect();
+            assert!(own.is_empty(), "round {round}: a tab heard its own user join: {own:?}");
+        }
+        assert!(observer.queued().is_empty(), "round {round}: one member_added per user");
+        for c in [observer, tab1, tab2] {
+            c.session.close().await;
+        }
+    }
+}
+
+/// Laravel broadcasts two events to one cache channel back to back (as a queue worker does), 50 times, with
+/// three nodes each keeping what they see: a late subscriber on any node gets the newer one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_subscriber_gets_the_newest_cache_event_across_nodes() {
+    let redis = start_redis();
+    let nodes: Vec<_> = (0..3).map(|_| redis_node(&redis.url)).collect();
+    for node in &nodes {
+        ready(node).await;
+    }
+    let mut publisher = redis.connection();
+    for round in 0..50 {
+        let channel = format!("cache-prices-{round}");
+        let mut pipe = redis::pipe();
+        for (n, event) in ["first", "second"].iter().enumerate() {
+            let payload = format!(r#"{{"event":"{event}","data":{{"n":{n}}},"socket":null}}"#);
+            pipe.cmd("PUBLISH")
+                .arg(format!("laravel_database_{channel}"))
+                .arg(payload)
+                .ignore();
+        }
+        pipe.query::<()>(&mut publisher).unwrap();
+        let node = &nodes[round % 3];
+        until(
+            &format!("round {round}: a late subscriber to get the newest event"),
+            Duration::from_secs(5),
+            async || {
+                let mut late = Client::connect(node).await;
+                late.subscribe(&channel).await;
+                let got = late.next().await;
+                late.session.close().await;
+                got["event"] == "second"
+            },
+        )
+        .await;
+    }
+}
+
+/// Count changes made while Redis was down fail; Redis then comes back empty and the node registers its
+/// counts again. The failed changes must not be counted on top: once every client has left, the app has no
+/// connection and the channel is vacated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_are_exact_after_redis_restarts_empty_during_an_outage() {
+    let mut redis = start_redis();
+    let node = redis_node(&redis.url);
+    ready(&node).await;
+    let app = node.app_by_key(KEY).unwrap().clone();
+    let mut clients = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::connect(&node).await;
+        c.subscribe("news").await;
+        clients.push(c);
+    }
+    until("3 connections counted", Duration::from_secs(5), async || {
+        node.connection_count(&app).await.ok() == Some(3)
+    })
+    .await;
+
+    redis.kill();
+    let joining = (0..5).map(|_| {
+        let node = node.clone();
+        tokio::spawn(async move {
+            let mut c = Client::connect(&node).await;
+            c.subscribe("news").await;
+            c
+        })
+    });
+    for c in futures_util::future::join_all(joining).await {
+        clients.push(c.unwrap());
+    }
+    // Let the applier try (and fail) the batch holding those changes before Redis returns.
+    until("a failed count batch", Duration::from_secs(10), async || {
+        herald_core::metrics::metrics()
+            .redis_errors
+            .with_label_values(&["counts"])
+            .get()
+            > 0
+    })
+    .await;
+    redis.start_again();
+    until(
+        "8 connections counted after the restart",
+        Duration::from_secs(10),
+        async || node.connection_count(&app).await.ok() == Some(8),
+    )
+    .await;
+
+    for c in clients {
+        c.session.close().await;
+    }
+    until("no connection left counted", Duration::from_secs(10), async || {
+        node.connection_count(&app).await.ok() == Some(0) && node.subscription_count(&app, "news").await.ok() == Some(0)
+    })
+    .await;
+    let channels = node.channels(&app).await.unwrap();
+    assert!(channels.is_empty(), "no channel occupied: {channels:?}");
+    // Nothing else drifts in later: the counts stay at zero.
+    publish(&node, "news", "settled").await;
+    assert_eq!(node.connection_count(&app).await.unwrap(), 0);
+}

@@ -1,0 +1,168 @@
+//! Real Redis faults against real nodes in process: a stall of Redis itself (`DEBUG SLEEP`) must never make
+//! one live node wipe another's presence, and a node that was reaped must learn it for sure.
+
+use herald_core::presence_store::PresenceStore;
+use herald_core::testing::{app, Client, KEY};
+use herald_core::{Node, NodeSettings};
+use herald_redis::redis_presence::LeaseStatus;
+use herald_redis::{RedisPresence, RedisSettings};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod common;
+use common::start_redis;
+
+fn redis_node(url: &str) -> Arc<Node> {
+    let settings = RedisSettings {
+        url: url.to_owned(),
+        lease: Duration::from_millis(2000),
+    };
+    herald_redis::node(vec![app()], NodeSettings::default(), &settings).expect("a valid Redis URL")
+}
+
+async fn until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn reaps() -> u64 {
+    herald_core::metrics::metrics()
+        .presence_operations
+        .with_label_values(&["reap", "ok"])
+        .get()
+}
+
+/// Redis sleeps 4 s (longer than a lease and its grace) while two nodes hold members. When it wakes, reaps
+/// queued before the stall must do nothing: both members stay listed, and nobody hears `member_removed`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_stall_never_makes_a_live_node_wipe_another() {
+    for round in 0..1 {
+        let redis = start_redis();
+        let (a, b) = (redis_node(&redis.url), redis_node(&redis.url));
+        for node in [&a, &b] {
+            until("ready", Duration::from_secs(10), async || node.not_ready().is_none()).await;
+        }
+        let mut on_a = Client::connect(&a).await;
+        on_a.join("presence-room", "1").await;
+        let mut on_b = Client::connect(&b).await;
+        on_b.join("presence-room", "2").await;
+        assert_eq!(on_a.next().await["event"], "pusher_internal:member_added");
+        // Both nodes must have been reaping (healthy for a lease) before the stall.
+        let before = reaps();
+        until("reaping rounds", Duration::from_secs(10), async || {
+            reaps() >= before + 4
+        })
+        .await;
+
+        let mut admin = redis.connection();
+        tokio::task::spawn_blocking(move || redis::cmd("DEBUG").arg("SLEEP").arg(4).query::<()>(&mut admin))
+            .await
+            .unwrap()
+            .unwrap();
+
+        // After the stall, wait for both nodes to be healthy and reaping again for a while.
+        for node in [&a, &b] {
+            until("ready again", Duration::from_secs(15), async || {
+                node.not_ready().is_none()
+            })
+            .await;
+        }
+        let after = reaps();
+        until("reaping rounds after the stall", Duration::from_secs(15), async || {
+            reaps() >= after + 8
+        })
+        .await;
+
+        let app = a.app_by_key(KEY).unwrap().clone();
+        let mut listed: Vec<String> = a
+            .members(&app, "presence-room")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            vec!["1", "2"],
+            "round {round}: both live members are still listed"
+        );
+        for c in [&mut on_a, &mut on_b] {
+            let removed: Vec<_> = c
+                .queued()
+                .into_iter()
+                .filter(|f| f["event"] == "pusher_internal:member_removed")
+                .collect();
+            assert!(
+                removed.is_empty(),
+                "round {round}: a live member was announced gone: {removed:?}"
+            );
+        }
+        assert_eq!(
+            a.connection_count(&app).await.unwrap(),
+            2,
+            "round {round}: counts intact"
+        );
+    }
+}
+
+/// The stall made deterministic at the store: node A's reap is queued behind a Redis stall that outlasts
+/// both leases. When Redis wakes, A's own lease has expired too, so its reap must do nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reap_that_reaches_redis_after_the_callers_lease_expired_does_nothing() {
+    let redis = start_redis();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let lease = Duration::from_millis(600);
+    let a = RedisPresence::new(client.clone(), "a".into(), lease);
+    let b = RedisPresence::new(client, "b".into(), lease);
+    let member = herald_protocol::presence_data::Member {
+        user_id: "2".into(),
+        user_info: None,
+    };
+    a.renew().await.unwrap();
+    b.renew().await.unwrap();
+    let socket = herald_protocol::SocketId::new(2, 1);
+    b.join("1", "presence-room", &socket, &member, 100).await.unwrap();
+
+    let mut admin = redis.connection();
+    let stall = tokio::task::spawn_blocking(move || redis::cmd("DEBUG").arg("SLEEP").arg(2).query::<()>(&mut admin));
+    // Queued while Redis sleeps; runs when it wakes, after both leases (and the grace) ran out.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reaped = a.reap().await.unwrap();
+    stall.await.unwrap().unwrap();
+    assert!(reaped.nodes.is_empty(), "a late reap took {:?}", reaped.nodes);
+    let members = b.members("1", "presence-room").await.unwrap();
+    assert_eq!(members.len(), 1, "the member of the live node is still there");
+}
+
+/// A reaped node hears it from every renewal until it has put its state back, not from one reply it may
+/// have lost.
+#[tokio::test]
+async fn a_reaped_node_learns_it_from_a_lasting_marker() {
+    let redis = start_redis();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let a = RedisPresence::new(client.clone(), "a".into(), Duration::from_secs(60));
+    let b = RedisPresence::new(client, "b".into(), Duration::from_secs(60));
+    a.renew().await.unwrap();
+    b.renew().await.unwrap();
+    // B goes silent: its lease is made to have expired long ago; A reaps it.
+    let mut admin = redis.connection();
+    let _: () = redis::cmd("ZADD")
+        .arg("herald:nodes")
+        .arg(0)
+        .arg("b")
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(a.reap().await.unwrap().nodes, vec!["b".to_string()]);
+    // The reply to B's first renewal is lost (it timed out, say): the next one still says so.
+    assert_eq!(b.renew().await.unwrap(), LeaseStatus::Reaped);
+    assert_eq!(b.renew().await.unwrap(), LeaseStatus::Reaped);
+    b.reaped_handled().await.unwrap();
+    assert_eq!(b.renew().await.unwrap(), LeaseStatus::Ok);
+}
