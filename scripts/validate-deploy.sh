@@ -234,7 +234,7 @@ def all_values():
         "image": {"repository": "registry.example.com/herald", "tag": "1.2.3"},
         "imagePullSecrets": [{"name": "regcred"}],
         "herald": {"metricsPort": 9100, "drainSeconds": 30, "logFormat": "text",
-                   "config": {"activity_timeout": 120, "pong_timeout": 30, "max_message_size": 20000,
+                   "config": {"activity_timeout_secs": 120, "pong_timeout_secs": 30, "max_message_size": 20000,
                               "max_outbound_queue": 2048},
                    "extraEnv": [{"name": "HERALD_CLIENT_EVENTS", "value": "true"}]},
         "apps": {"default": {"id": "main", "key": "main-key", "secret": "main-secret"},
@@ -405,8 +405,8 @@ def invariants(case, values, d):
     want_grace = herald["preStopSleepSeconds"] + herald["drainSeconds"] + herald["presenceGraceSeconds"] + herald["terminationMarginSeconds"]
     if pod.get("terminationGracePeriodSeconds") != want_grace:
         errors.append(f"terminationGracePeriodSeconds {pod.get('terminationGracePeriodSeconds')} != {want_grace}")
-    if env.get("HERALD_DRAIN_SECONDS", {}).get("value") != str(herald["drainSeconds"]):
-        errors.append("HERALD_DRAIN_SECONDS not the drain window")
+    if env.get("HERALD_DRAIN_SECS", {}).get("value") != str(herald["drainSeconds"]):
+        errors.append("HERALD_DRAIN_SECS not the drain window")
     if c["livenessProbe"]["httpGet"]["path"] != "/livez" or c["readinessProbe"]["httpGet"]["path"] != "/readyz":
         errors.append("probes must be /livez and /readyz")
     probe_port = "metrics" if herald.get("metricsPort") else "http"

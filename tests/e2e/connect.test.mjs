@@ -102,10 +102,10 @@ for (const mode of modes()) {
     });
   });
 
-  describe(`keepalive [${mode}] (HERALD_ACTIVITY_TIMEOUT=1, HERALD_PONG_TIMEOUT=2)`, () => {
+  describe(`keepalive [${mode}] (HERALD_ACTIVITY_TIMEOUT_SECS=1, HERALD_PONG_TIMEOUT_SECS=2)`, () => {
     const ctx = {};
     // A 2 s pong window: a loaded 2-core CI machine can stall the test process for over a second.
-    before(useServer(ctx, mode, { HERALD_ACTIVITY_TIMEOUT: '1', HERALD_PONG_TIMEOUT: '2' }));
+    before(useServer(ctx, mode, { HERALD_ACTIVITY_TIMEOUT_SECS: '1', HERALD_PONG_TIMEOUT_SECS: '2' }));
     after(stopServer(ctx));
     autoCloseClients();
 

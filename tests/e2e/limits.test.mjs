@@ -28,7 +28,7 @@ describe('per-app policies on one node', () => {
   let herald;
   before(async () => {
     herald = await startHerald({
-      env: { HERALD_ALLOWED_ORIGINS: 'https://app.test,*.shop.test', HERALD_SIGNIN_TIMEOUT: '1', HERALD_MAX_API_REQUESTS_PER_SECOND: '5' },
+      env: { HERALD_ALLOWED_ORIGINS: 'https://app.test,*.shop.test', HERALD_SIGNIN_TIMEOUT_SECS: '1', HERALD_MAX_API_REQUESTS_PER_SECOND: '5' },
     });
   });
   after(async () => { await closeClients(); await herald?.stop(); });

@@ -82,7 +82,7 @@ describe('graceful drain', { skip: process.env.HERALD_TEST_MODE === 'embedded' &
   let cluster;
   let lb;
   before(async () => {
-    cluster = await startCluster({ n: 4, lb: false, env: { HERALD_DRAIN_SECONDS: '2', HERALD_PRESENCE_GRACE_MS: '4000' } });
+    cluster = await startCluster({ n: 4, lb: false, env: { HERALD_DRAIN_SECS: '2', HERALD_PRESENCE_GRACE_MS: '4000' } });
     lb = await startHaproxy([cluster.nodes[0].port, cluster.nodes[1].port, cluster.nodes[2].port]);
   });
   after(async () => { await closeClients(); await lb?.stop(); await cluster?.stop(); });

@@ -192,7 +192,7 @@ export async function startHerald({ redisUrl, env = {}, waitReady = true, readyT
     HERALD_APP_KEY: APP_KEY,
     HERALD_APP_SECRET: APP_SECRET,
     RUST_LOG: 'info',
-    HERALD_DRAIN_SECONDS: '1',
+    HERALD_DRAIN_SECS: '1',
     HERALD_PRESENCE_GRACE_MS: '500',
     ...env,
   };

@@ -48,11 +48,17 @@ pub struct Flags {
     #[arg(long, env = "HERALD_CLIENT_EVENTS")]
     pub client_events: Option<bool>,
     /// Seconds of client silence before the server pings it (advertised to clients).
-    #[arg(long, env = "HERALD_ACTIVITY_TIMEOUT")]
-    pub activity_timeout: Option<u64>,
+    #[arg(long, env = "HERALD_ACTIVITY_TIMEOUT_SECS")]
+    pub activity_timeout_secs: Option<u64>,
+    /// Deprecated name of HERALD_ACTIVITY_TIMEOUT_SECS.
+    #[arg(long = "activity-timeout", env = "HERALD_ACTIVITY_TIMEOUT", hide = true)]
+    pub activity_timeout_old: Option<u64>,
     /// Seconds a pinged client has to answer.
-    #[arg(long, env = "HERALD_PONG_TIMEOUT")]
-    pub pong_timeout: Option<u64>,
+    #[arg(long, env = "HERALD_PONG_TIMEOUT_SECS")]
+    pub pong_timeout_secs: Option<u64>,
+    /// Deprecated name of HERALD_PONG_TIMEOUT_SECS.
+    #[arg(long = "pong-timeout", env = "HERALD_PONG_TIMEOUT", hide = true)]
+    pub pong_timeout_old: Option<u64>,
     /// Largest message a client may send, in bytes.
     #[arg(long, env = "HERALD_MAX_MESSAGE_SIZE")]
     pub max_message_size: Option<usize>,
@@ -66,8 +72,11 @@ pub struct Flags {
     #[arg(long, env = "HERALD_METRICS_PORT")]
     pub metrics_port: Option<u16>,
     /// Seconds over which a draining node closes its connections (SIGTERM).
-    #[arg(long, env = "HERALD_DRAIN_SECONDS")]
-    pub drain_seconds: Option<u64>,
+    #[arg(long, env = "HERALD_DRAIN_SECS")]
+    pub drain_secs: Option<u64>,
+    /// Deprecated name of HERALD_DRAIN_SECS.
+    #[arg(long = "drain-seconds", env = "HERALD_DRAIN_SECONDS", hide = true)]
+    pub drain_seconds_old: Option<u64>,
     /// Milliseconds a drained connection's presence outlives it, so a reconnect elsewhere causes no flap.
     #[arg(long, env = "HERALD_PRESENCE_GRACE_MS")]
     pub presence_grace_ms: Option<u64>,
@@ -89,8 +98,11 @@ pub struct DefaultAppFlags {
     #[arg(long, env = "HERALD_ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
     /// Seconds a connection has to sign in before it is closed (unset: sign-in not required).
-    #[arg(long, env = "HERALD_SIGNIN_TIMEOUT")]
-    pub signin_timeout: Option<u64>,
+    #[arg(long, env = "HERALD_SIGNIN_TIMEOUT_SECS")]
+    pub signin_timeout_secs: Option<u64>,
+    /// Deprecated name of HERALD_SIGNIN_TIMEOUT_SECS.
+    #[arg(long = "signin-timeout", env = "HERALD_SIGNIN_TIMEOUT", hide = true)]
+    pub signin_timeout_old: Option<u64>,
     /// The Laravel app's /broadcasting/auth, for Herald's auth endpoint (BROADCAST_DRIVER=redis).
     #[arg(long, env = "HERALD_AUTH_URL")]
     pub auth_url: Option<String>,
@@ -108,8 +120,18 @@ pub struct DefaultAppFlags {
     pub webhook_events: Option<String>,
 }
 
+/// A setting that was renamed: the new name wins; the old one still works, with a warning naming the new one.
+fn renamed<T>(new: Option<T>, old: Option<T>, old_name: &str, new_name: &str, warnings: &mut Vec<String>) -> Option<T> {
+    if old.is_some() {
+        warnings.push(format!(
+            "{old_name} is deprecated; use {new_name} (same value, same unit)"
+        ));
+    }
+    new.or(old)
+}
+
 impl DefaultAppFlags {
-    fn apply(&self, config: &mut AppConfig) -> Result<(), String> {
+    fn apply(&self, config: &mut AppConfig, warnings: &mut Vec<String>) -> Result<(), String> {
         let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         config.max_connections = self.max_connections.or(config.max_connections);
         config.max_api_requests_per_second = self.max_api_requests_per_second.or(config.max_api_requests_per_second);
@@ -120,8 +142,15 @@ impl DefaultAppFlags {
                 .filter(|o| !o.is_empty())
                 .collect();
         }
-        if let Some(secs) = self.signin_timeout {
-            positive(secs, "HERALD_SIGNIN_TIMEOUT")?;
+        let signin_timeout = renamed(
+            self.signin_timeout_secs,
+            self.signin_timeout_old,
+            "HERALD_SIGNIN_TIMEOUT",
+            "HERALD_SIGNIN_TIMEOUT_SECS",
+            warnings,
+        );
+        if let Some(secs) = signin_timeout {
+            positive(secs, "HERALD_SIGNIN_TIMEOUT_SECS")?;
             config.signin_timeout = Some(Duration::from_secs(secs));
         }
         config.auth_url = given(&self.auth_url).or(config.auth_url.take());
@@ -159,13 +188,19 @@ fn master_key(base64_key: &str, at: &str) -> Result<[u8; 32], String> {
 struct FileConfig {
     host: Option<String>,
     port: Option<u16>,
+    activity_timeout_secs: Option<u64>,
+    /// Deprecated name of `activity_timeout_secs`.
     activity_timeout: Option<u64>,
+    pong_timeout_secs: Option<u64>,
+    /// Deprecated name of `pong_timeout_secs`.
     pong_timeout: Option<u64>,
     max_message_size: Option<usize>,
     max_outbound_queue: Option<usize>,
     log_format: Option<String>,
     lease_ms: Option<u64>,
     metrics_port: Option<u16>,
+    drain_secs: Option<u64>,
+    /// Deprecated name of `drain_secs`.
     drain_seconds: Option<u64>,
     presence_grace_ms: Option<u64>,
     redis: Option<FileRedis>,
@@ -289,6 +324,8 @@ pub struct Config {
     pub presence_grace: Duration,
     /// True when no app was configured and the development app is in use.
     pub dev_app: bool,
+    /// Settings given under an old name, to be logged once logging is up.
+    pub deprecations: Vec<String>,
 }
 
 fn split_prefixes(s: &str) -> Vec<String> {
@@ -325,6 +362,7 @@ impl Config {
                 .unwrap_or_else(|| vec!["laravel_database_".into()]),
         };
 
+        let mut warnings = Vec::new();
         let mut apps = Vec::new();
         for (i, app) in file.apps.into_iter().enumerate() {
             let mut config = AppConfig::new(app.id, app.key, app.secret);
@@ -387,7 +425,7 @@ impl Config {
                 apps.retain(|a| a.id != id);
                 let mut config = AppConfig::new(id, key, secret);
                 config.redis_prefixes = global_prefixes.clone();
-                flags.default_app.apply(&mut config)?;
+                flags.default_app.apply(&mut config, &mut warnings)?;
                 validate_app(&config, "HERALD_APP_ID/HERALD_APP_KEY/HERALD_APP_SECRET")?;
                 apps.push(config);
                 env_app = true;
@@ -399,7 +437,7 @@ impl Config {
             dev_app = true;
             let mut config = AppConfig::new("app-id", "app-key", "app-secret");
             config.redis_prefixes = global_prefixes;
-            flags.default_app.apply(&mut config)?;
+            flags.default_app.apply(&mut config, &mut warnings)?;
             validate_app(&config, "the development app")?;
             apps.push(config);
         }
@@ -413,14 +451,58 @@ impl Config {
         check_unique(&apps, redis_url.is_some())?;
 
         let mut settings = NodeSettings::default();
-        if let Some(s) = flags.activity_timeout.or(file.activity_timeout) {
-            positive(s, "activity_timeout (HERALD_ACTIVITY_TIMEOUT)")?;
+        let w = &mut warnings;
+        let activity = renamed(
+            flags.activity_timeout_secs,
+            flags.activity_timeout_old,
+            "HERALD_ACTIVITY_TIMEOUT",
+            "HERALD_ACTIVITY_TIMEOUT_SECS",
+            w,
+        )
+        .or(renamed(
+            file.activity_timeout_secs,
+            file.activity_timeout,
+            "activity_timeout",
+            "activity_timeout_secs",
+            w,
+        ));
+        if let Some(s) = activity {
+            positive(s, "activity_timeout_secs (HERALD_ACTIVITY_TIMEOUT_SECS)")?;
             settings.activity_timeout = Duration::from_secs(s);
         }
-        if let Some(s) = flags.pong_timeout.or(file.pong_timeout) {
-            positive(s, "pong_timeout (HERALD_PONG_TIMEOUT)")?;
+        let pong = renamed(
+            flags.pong_timeout_secs,
+            flags.pong_timeout_old,
+            "HERALD_PONG_TIMEOUT",
+            "HERALD_PONG_TIMEOUT_SECS",
+            w,
+        )
+        .or(renamed(
+            file.pong_timeout_secs,
+            file.pong_timeout,
+            "pong_timeout",
+            "pong_timeout_secs",
+            w,
+        ));
+        if let Some(s) = pong {
+            positive(s, "pong_timeout_secs (HERALD_PONG_TIMEOUT_SECS)")?;
             settings.pong_timeout = Duration::from_secs(s);
         }
+        let drain_secs = renamed(
+            flags.drain_secs,
+            flags.drain_seconds_old,
+            "HERALD_DRAIN_SECONDS",
+            "HERALD_DRAIN_SECS",
+            w,
+        )
+        .or(renamed(
+            file.drain_secs,
+            file.drain_seconds,
+            "drain_seconds",
+            "drain_secs",
+            w,
+        ))
+        .unwrap_or(10);
         if let Some(n) = flags.max_message_size.or(file.max_message_size) {
             positive(n as u64, "max_message_size (HERALD_MAX_MESSAGE_SIZE)")?;
             settings.max_message_size = n;
@@ -453,9 +535,10 @@ impl Config {
             log_format,
             lease: Duration::from_millis(lease_ms),
             metrics_port: flags.metrics_port.or(file.metrics_port),
-            drain_window: Duration::from_secs(flags.drain_seconds.or(file.drain_seconds).unwrap_or(10)),
+            drain_window: Duration::from_secs(drain_secs),
             presence_grace: Duration::from_millis(flags.presence_grace_ms.or(file.presence_grace_ms).unwrap_or(5000)),
             dev_app,
+            deprecations: warnings,
         })
     }
 }
@@ -536,6 +619,32 @@ mod tests {
 
     fn flags(args: &[&str]) -> Flags {
         Flags::parse_from(std::iter::once("herald").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn old_names_of_timeouts_still_work_and_say_what_replaced_them() {
+        let c = Config::from_flags(flags(&[
+            "--activity-timeout",
+            "7",
+            "--drain-seconds",
+            "3",
+            "--pong-timeout",
+            "4",
+        ]))
+        .unwrap();
+        assert_eq!(c.settings.activity_timeout, Duration::from_secs(7));
+        assert_eq!(c.settings.pong_timeout, Duration::from_secs(4));
+        assert_eq!(c.drain_window, Duration::from_secs(3));
+        assert!(c
+            .deprecations
+            .iter()
+            .any(|w| w
+                == "HERALD_ACTIVITY_TIMEOUT is deprecated; use HERALD_ACTIVITY_TIMEOUT_SECS (same value, same unit)"));
+        assert!(c.deprecations.iter().any(|w| w.contains("use HERALD_DRAIN_SECS")));
+        let new = Config::from_flags(flags(&["--activity-timeout-secs", "9", "--drain-secs", "2"])).unwrap();
+        assert_eq!(new.settings.activity_timeout, Duration::from_secs(9));
+        assert_eq!(new.drain_window, Duration::from_secs(2));
+        assert!(new.deprecations.is_empty());
     }
 
     #[test]

@@ -28,6 +28,9 @@ fn main() {
         }
     };
     init_logs(config.log_format);
+    for warning in &config.deprecations {
+        tracing::warn!("{warning}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
