@@ -73,6 +73,11 @@ impl Client {
         frames
     }
 
+    /// The queued frames of one event (e.g. `pusher_internal:member_added`), without waiting.
+    pub fn queued_events(&mut self, event: &str) -> Vec<Value> {
+        self.queued().into_iter().filter(|f| f["event"] == event).collect()
+    }
+
     pub async fn subscribe(&mut self, channel: &str) -> Value {
         self.send(json!({"event": "pusher:subscribe", "data": {"channel": channel}}))
             .await;

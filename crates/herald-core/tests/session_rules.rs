@@ -102,11 +102,7 @@ async fn two_tabs_joining_at_once_never_hear_their_own_user() {
         );
         let (mut tab1, mut tab2) = (a.unwrap(), b.unwrap());
         for tab in [&mut tab1, &mut tab2] {
-            let own: Vec<_> = tab
-                .queued()
-                .into_iter()
-                .filter(|f| f["event"] == "pusher_internal:member_added")
-                .collect();
+            let own = tab.queued_events("pusher_internal:member_added");
             assert!(own.is_empty(), "round {round}: a tab heard its own user join: {own:?}");
         }
         let added = observer.next().await;

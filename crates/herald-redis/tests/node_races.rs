@@ -3,41 +3,11 @@
 //! once, two Laravel events to one cache channel back to back across nodes, and counts after an outage in
 //! which Redis restarted empty.
 
-use herald_core::testing::{app, publish, Client, KEY};
-use herald_core::{Node, NodeSettings};
-use herald_redis::RedisSettings;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use herald_core::testing::{publish, Client, KEY};
+use std::time::Duration;
 
 mod common;
-use common::start_redis;
-
-fn redis_node(url: &str) -> Arc<Node> {
-    let settings = RedisSettings {
-        url: url.to_owned(),
-        lease: Duration::from_millis(2000),
-    };
-    herald_redis::node(vec![app()], NodeSettings::default(), &settings).expect("a valid Redis URL")
-}
-
-/// Waits (bounded) until `check` holds.
-async fn until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn ready(node: &Arc<Node>) {
-    until("the node to be ready", Duration::from_secs(10), async || {
-        node.not_ready().is_none()
-    })
-    .await;
-}
+use common::{ready, redis_node, start_redis, until};
 
 /// Two tabs of one user join a presence channel on one node at the same instant, 50 times: neither ever
 /// hears `member_added` about its own user, and an observer hears it once.
@@ -69,11 +39,7 @@ async fn two_tabs_of_one_user_joining_at_once_never_hear_themselves_join() {
         assert_eq!(added["event"], "pusher_internal:member_added");
         assert_eq!(added["data"]["user_id"], "7");
         for tab in [&mut tab1, &mut tab2] {
-            let own: Vec<_> = tab
-                .queued()
-                .into_iter()
-                .filter(|f| f["event"] == "pusher_internal:member_added")
-                .collect();
+            let own = tab.queued_events("pusher_internal:member_added");
             assert!(own.is_empty(), "round {round}: a tab heard its own user join: {own:?}");
         }
         assert!(observer.queued().is_empty(), "round {round}: one member_added per user");

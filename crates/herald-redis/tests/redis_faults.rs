@@ -2,34 +2,13 @@
 //! one live node wipe another's presence, and a node that was reaped must learn it for sure.
 
 use herald_core::presence_store::PresenceStore;
-use herald_core::testing::{app, Client, KEY};
-use herald_core::{Node, NodeSettings};
+use herald_core::testing::{Client, KEY};
 use herald_redis::redis_presence::LeaseStatus;
-use herald_redis::{RedisPresence, RedisSettings};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use herald_redis::RedisPresence;
+use std::time::Duration;
 
 mod common;
-use common::start_redis;
-
-fn redis_node(url: &str) -> Arc<Node> {
-    let settings = RedisSettings {
-        url: url.to_owned(),
-        lease: Duration::from_millis(2000),
-    };
-    herald_redis::node(vec![app()], NodeSettings::default(), &settings).expect("a valid Redis URL")
-}
-
-async fn until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+use common::{ready, redis_node, start_redis, until};
 
 fn reaps() -> u64 {
     herald_core::metrics::metrics()
@@ -46,7 +25,7 @@ async fn a_redis_stall_never_makes_a_live_node_wipe_another() {
         let redis = start_redis();
         let (a, b) = (redis_node(&redis.url), redis_node(&redis.url));
         for node in [&a, &b] {
-            until("ready", Duration::from_secs(10), async || node.not_ready().is_none()).await;
+            ready(node).await;
         }
         let mut on_a = Client::connect(&a).await;
         on_a.join("presence-room", "1").await;
@@ -94,11 +73,7 @@ async fn a_redis_stall_never_makes_a_live_node_wipe_another() {
             "round {round}: both live members are still listed"
         );
         for c in [&mut on_a, &mut on_b] {
-            let removed: Vec<_> = c
-                .queued()
-                .into_iter()
-                .filter(|f| f["event"] == "pusher_internal:member_removed")
-                .collect();
+            let removed = c.queued_events("pusher_internal:member_removed");
             assert!(
                 removed.is_empty(),
                 "round {round}: a live member was announced gone: {removed:?}"

@@ -1,10 +1,43 @@
 //! A real redis-server for one test: started on a free port (never 6379), stopped when dropped, and able to
-//! restart empty on the same port, as a crashed Redis without persistence does.
+//! restart empty on the same port, as a crashed Redis without persistence does; and nodes of the test app on it.
 
 #![allow(dead_code)]
 
+use herald_core::{Node, NodeSettings};
+use herald_redis::RedisSettings;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A node of the test app on `url`, with a 2 s lease.
+pub fn redis_node(url: &str) -> Arc<Node> {
+    let settings = RedisSettings {
+        url: url.to_owned(),
+        lease: Duration::from_millis(2000),
+    };
+    herald_redis::node(vec![herald_core::testing::app()], NodeSettings::default(), &settings)
+        .expect("a valid Redis URL")
+}
+
+/// Waits (bounded) until `check` holds.
+pub async fn until(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the node serves correctly (Redis subscription live, lease held).
+pub async fn ready(node: &Arc<Node>) {
+    until("the node to be ready", Duration::from_secs(10), async || {
+        node.not_ready().is_none()
+    })
+    .await;
+}
 
 pub struct Redis {
     child: Child,
