@@ -25,6 +25,8 @@ pub struct MemberLeft {
     pub app_id: String,
     pub channel: String,
     pub user_id: String,
+    /// The member-set version of the departure.
+    pub version: u64,
 }
 
 /// A presence entry of this node put back after its state was taken away (the node was reaped while alive);
@@ -35,6 +37,8 @@ pub struct MemberReturned {
     pub channel: String,
     pub socket_id: SocketId,
     pub member: Member,
+    /// The member-set version of the return.
+    pub version: u64,
 }
 
 /// A channel whose subscription count for the whole cluster crossed zero.

@@ -1,9 +1,9 @@
 //! A broadcast: one frame, encoded once, on its way to every subscriber of a channel on every node. Recipients
 //! share its bytes; the two exclusions say who must not get it.
 
+use crate::member_event::MemberEvent;
 use bytes::Bytes;
 use herald_protocol::SocketId;
-use std::sync::Arc;
 
 /// One broadcast on one channel.
 #[derive(Debug, Clone)]
@@ -12,9 +12,8 @@ pub struct Broadcast {
     pub frame: Bytes,
     /// The connection that sent it and must not hear it back (`toOthers()`, client events).
     pub except: Option<SocketId>,
-    /// Presence member events about a user are never delivered to that user's own connections: a tab must
-    /// not be told that its own user joined or left, whatever order two tabs' joins raced in.
-    pub skip_user: Option<Arc<str>>,
+    /// Set on member events: who joined or left (see [`crate::member_event`] for how they are delivered).
+    pub member: Option<MemberEvent>,
 }
 
 impl Broadcast {
@@ -23,7 +22,7 @@ impl Broadcast {
         Broadcast {
             frame: frame.into(),
             except,
-            skip_user: None,
+            member: None,
         }
     }
 

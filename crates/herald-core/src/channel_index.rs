@@ -1,9 +1,10 @@
 //! The channel index: which local connections are subscribed to which channel of one app. It is sharded
 //! (DashMap), so fan-out on one channel never waits on a lock held for another, and a broadcast costs one
-//! lookup plus a non-blocking queue push per recipient, with no allocation. Each subscriber remembers the
-//! presence user it joined the channel as, so member events about a user skip that user's own tabs.
+//! lookup plus a non-blocking queue push per recipient, with no allocation. Presence subscribers carry their
+//! [`PresenceSubscriber`] state, which applies the member-event rules.
 
 use crate::connection::ConnectionHandle;
+use crate::member_event::PresenceSubscriber;
 use crate::{BoxFuture, Broadcast};
 use dashmap::DashMap;
 use futures_util::future::{FutureExt, Shared};
@@ -14,8 +15,8 @@ use std::sync::Arc;
 /// One local subscriber of a channel.
 struct Subscriber {
     conn: Arc<ConnectionHandle>,
-    /// The presence user this connection is on the channel as (None off presence channels).
-    user: Option<Arc<str>>,
+    /// On presence channels: the user it is there as, and its held member events.
+    presence: Option<PresenceSubscriber>,
 }
 
 /// The local subscribers of one channel, by socket id.
@@ -46,9 +47,10 @@ pub struct Delivery {
 }
 
 impl ChannelIndex {
-    /// Adds a subscriber (on presence channels, as `user`). `on_first` runs, under the channel's lock, when
-    /// it is the channel's first one here (so backbone subscribe and unsubscribe calls for a channel are made
-    /// in order) and returns the backbone's readiness; every subscriber gets that readiness to await.
+    /// Adds a subscriber (on presence channels, as `user`, holding member events until
+    /// [`joined`](Self::joined)). `on_first` runs, under the channel's lock, when it is the channel's first
+    /// one here (so backbone subscribe and unsubscribe calls for a channel are made in order) and returns the
+    /// backbone's readiness; every subscriber gets that readiness to await.
     pub fn add(
         &self,
         channel: &str,
@@ -62,10 +64,22 @@ impl ChannelIndex {
         });
         let subscriber = Subscriber {
             conn: conn.clone(),
-            user,
+            presence: user.map(PresenceSubscriber::joining),
         };
         entry.subscribers.insert(conn.socket_id.clone(), subscriber);
         entry.ready.clone()
+    }
+
+    /// A presence subscriber's `subscription_succeeded` is queued, with the member list of `version`: its
+    /// held member events that are newer follow.
+    pub fn joined(&self, channel: &str, socket_id: &SocketId, version: u64) {
+        if let Some(entry) = self.channels.get(channel) {
+            if let Some(sub) = entry.subscribers.get(socket_id) {
+                if let Some(presence) = &sub.presence {
+                    presence.release(&sub.conn, version);
+                }
+            }
+        }
     }
 
     /// Removes a subscriber; `on_last` runs under the channel's lock when it was the last one here.
@@ -97,15 +111,21 @@ impl ChannelIndex {
                 }
                 return delivery;
             }
-            let skip_user = broadcast.skip_user.as_deref();
+            let member = broadcast.member.as_ref();
             for (socket_id, sub) in subs.iter() {
                 if broadcast.except.as_ref() == Some(socket_id) {
                     continue;
                 }
-                if skip_user.is_some() && sub.user.as_deref() == skip_user {
-                    continue;
-                }
-                if sub.conn.send(broadcast.frame.clone()) {
+                let queued = match (member, &sub.presence) {
+                    (Some(event), Some(presence)) => {
+                        if presence.is_about_self(event) {
+                            continue;
+                        }
+                        presence.deliver(&sub.conn, event, &broadcast.frame)
+                    }
+                    _ => sub.conn.send(broadcast.frame.clone()),
+                };
+                if queued {
                     delivery.sent += 1;
                 } else {
                     delivery.dropped += 1;
@@ -187,14 +207,20 @@ mod tests {
         let (b, mut rx_b) = ConnectionHandle::new(SocketId::new(1, 2), 8);
         let (c, mut rx_c) = ConnectionHandle::new(SocketId::new(1, 3), 8);
         for (conn, user) in [(a, "u1"), (b, "u1"), (c, "u2")] {
+            let id = conn.socket_id.clone();
             index
                 .add("presence-x", &Arc::new(conn), Some(Arc::from(user)), || {
                     Box::pin(async {})
                 })
                 .await;
+            index.joined("presence-x", &id, 0);
         }
         let mut event = Broadcast::new(Bytes::from_static(b"{}"), None);
-        event.skip_user = Some(Arc::from("u1"));
+        event.member = Some(crate::member_event::MemberEvent {
+            user_id: Arc::from("u1"),
+            joined: true,
+            version: 1,
+        });
         assert_eq!(index.deliver("presence-x", &event).sent, 1);
         assert!(rx_a.try_recv().is_err() && rx_b.try_recv().is_err());
         assert!(rx_c.try_recv().is_ok());

@@ -17,6 +17,7 @@ pub mod client_event;
 pub mod cluster_stats;
 pub mod connection;
 pub mod internal_channel;
+pub mod member_event;
 pub mod memory;
 pub mod metrics;
 pub mod node;

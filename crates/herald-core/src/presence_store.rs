@@ -1,7 +1,9 @@
 //! Where presence membership lives. Entries are per connection, so a user with several tabs (on any nodes)
 //! is one member: `join` reports whether this was the user's first connection and `leave` whether it was
-//! the last. The store only stores and answers; the node decides what a join or a leave means
-//! (`member_added`, `member_removed`, webhooks). In memory for one node; in Redis hashes for a cluster.
+//! the last. Every change of a channel's member set gets a version, rising per channel, so a member event
+//! can be told apart from what a member list already shows. The store only stores and answers; the node
+//! decides what a join or a leave means (`member_added`, `member_removed`, webhooks). In memory for one node;
+//! in Redis hashes for a cluster.
 
 use crate::BoxFuture;
 use herald_protocol::presence_data::Member;
@@ -12,12 +14,17 @@ use herald_protocol::SocketId;
 pub struct Joined {
     pub first_for_user: bool,
     pub members: Vec<Member>,
+    /// The channel's member-set version that `members` shows (and, when `first_for_user`, the version of
+    /// this user's arrival).
+    pub version: u64,
 }
 
 /// The result of a leave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Left {
     pub last_for_user: bool,
+    /// When `last_for_user`: the version of this user's departure.
+    pub version: u64,
 }
 
 /// Why a join or a read failed.

@@ -157,18 +157,11 @@ impl Session {
             Err(refusal) => return self.refuse(channel, refusal).await,
         };
         let member = authorized.member;
-        let subscribed = match self
-            .node
-            .subscribe(&self.app, &self.conn, channel, member.as_ref())
-            .await
-        {
-            Ok(subscribed) => subscribed,
-            Err(refusal) => return self.refuse(channel, refusal).await,
-        };
+        let subscribed = self.node.subscribe(&self.app, &self.conn, channel, member.as_ref());
+        if let Err(refusal) = subscribed.await {
+            return self.refuse(channel, refusal).await;
+        }
         self.subscriptions.insert(channel.to_owned(), member);
-        self.conn
-            .reply(frame::subscription_succeeded(channel, &subscribed.data))
-            .await;
         if herald_protocol::channel::is_cache(channel) {
             self.node.send_cached(&self.app, &self.conn, channel).await;
         }

@@ -1,8 +1,9 @@
 //! The envelope of a Herald broadcast on Redis (MessagePack): the Pusher frame exactly as recipients get
-//! it, the socket id to skip, and for member events the user whose own connections skip it. Receivers
-//! forward the frame's bytes without re-encoding them.
+//! it, the socket id to skip, and for member events who joined or left. Receivers forward the frame's bytes
+//! without re-encoding them.
 
 use bytes::Bytes;
+use herald_core::member_event::MemberEvent;
 use herald_core::Broadcast;
 use herald_protocol::SocketId;
 use serde::{Deserialize, Serialize};
@@ -13,8 +14,9 @@ pub struct Envelope<'a> {
     pub except: Option<&'a str>,
     #[serde(with = "serde_bytes", borrow)]
     pub frame: &'a [u8],
+    /// Member events: (joined, user id, member-set version).
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
-    pub skip_user: Option<&'a str>,
+    pub member: Option<(bool, &'a str, u64)>,
 }
 
 impl<'a> Envelope<'a> {
@@ -23,7 +25,7 @@ impl<'a> Envelope<'a> {
         Envelope {
             except: broadcast.except.as_ref().map(|s| s.as_str()),
             frame: &broadcast.frame,
-            skip_user: broadcast.skip_user.as_deref(),
+            member: broadcast.member.as_ref().map(|m| (m.joined, &*m.user_id, m.version)),
         }
     }
 
@@ -33,7 +35,11 @@ impl<'a> Envelope<'a> {
             Bytes::copy_from_slice(self.frame),
             self.except.and_then(SocketId::parse),
         );
-        broadcast.skip_user = self.skip_user.map(std::sync::Arc::from);
+        broadcast.member = self.member.map(|(joined, user, version)| MemberEvent {
+            user_id: std::sync::Arc::from(user),
+            joined,
+            version,
+        });
         broadcast
     }
 
@@ -55,18 +61,19 @@ mod tests {
         let e = Envelope {
             except: Some("1.2"),
             frame: br#"{"event":"x"}"#,
-            skip_user: None,
+            member: None,
         };
         let bytes = e.encode();
         assert!(bytes.len() < 30, "compact: {} bytes", bytes.len());
         assert_eq!(Envelope::decode(&bytes), Some(e));
         assert_eq!(Envelope::decode(b"\xff\x00"), None);
         let member = Envelope {
-            skip_user: Some("42"),
+            member: Some((false, "42", 7)),
             ..Envelope::decode(&bytes).unwrap()
         };
         let back = Envelope::decode(&member.encode()).unwrap().into_broadcast();
-        assert_eq!(back.skip_user.as_deref(), Some("42"));
+        let member = back.member.unwrap();
+        assert_eq!((&*member.user_id, member.joined, member.version), ("42", false, 7));
         assert_eq!(back.except.map(|s| s.to_string()).as_deref(), Some("1.2"));
     }
 }

@@ -165,6 +165,7 @@ impl Liveness {
                     channel: entry.channel,
                     socket_id: entry.socket_id,
                     member: entry.member,
+                    version: joined.version,
                 }),
                 Ok(_) => {}
                 Err(e) => {

@@ -172,11 +172,12 @@ impl RedisPresence {
             })
             .await?;
         let removed = flat
-            .chunks_exact(3)
+            .chunks_exact(4)
             .map(|t| MemberLeft {
                 app_id: t[0].clone(),
                 channel: t[1].clone(),
                 user_id: t[2].clone(),
+                version: t[3].parse().unwrap_or(0),
             })
             .collect();
         let vacated = vacated
@@ -233,6 +234,7 @@ impl RedisPresence {
                     app_id: entry.app_id,
                     channel: entry.channel,
                     user_id: user,
+                    version: left.version,
                 }),
                 Ok(_) => {}
                 Err(_) => self.pending_leaves.lock().expect("pending lock").push(entry),
@@ -306,7 +308,7 @@ impl RedisPresence {
         let script = &self.scripts;
         let (socket, user) = (socket_id.as_str(), user_id);
         let (base, node_set, entry) = (&base, &node_set, &entry);
-        let last: i64 = self
+        let version: u64 = self
             .conn
             .run("presence_leave", |mut c| async move {
                 presence_keys(&script.leave, base, node_set)
@@ -319,7 +321,8 @@ impl RedisPresence {
             .await
             .map_err(unavailable)?;
         Ok(Left {
-            last_for_user: last == 1,
+            last_for_user: version > 0,
+            version,
         })
     }
 
@@ -350,20 +353,22 @@ impl RedisPresence {
             self.leave_in_redis(app, channel, socket, &entry.member.user_id).await?;
             return Ok(Joined {
                 first_for_user: false,
-                members: joined.members,
+                ..joined
             });
         }
         Ok(joined)
     }
 }
 
-/// The keys join.lua and leave.lua take: the channel's three hashes and the node's entry set.
+/// The keys join.lua and leave.lua take: the channel's three hashes, the node's entry set and the channel's
+/// member-set version.
 fn presence_keys<'a>(script: &'a Script, base: &str, node_set: &str) -> redis::ScriptInvocation<'a> {
     let mut invocation = script.key(format!("{base}:conns"));
     invocation
         .key(format!("{base}:users"))
         .key(format!("{base}:info"))
-        .key(node_set);
+        .key(node_set)
+        .key(format!("{base}:version"));
     invocation
 }
 
@@ -400,13 +405,18 @@ fn parse_joined(reply: &[Value]) -> Option<JoinReply> {
         Value::Int(i) => *i == 1,
         _ => return None,
     };
+    let version = match reply.get(1)? {
+        Value::Int(v) => *v as u64,
+        _ => return None,
+    };
     let mut members = Vec::with_capacity(reply.len() / 2);
-    for pair in reply[1..].chunks_exact(2) {
+    for pair in reply[2..].chunks_exact(2) {
         members.push(member(text(&pair[0])?, text(&pair[1])?));
     }
     Some(JoinReply::Joined(Joined {
         first_for_user: first,
         members,
+        version,
     }))
 }
 

@@ -148,3 +148,43 @@ async fn counts_are_exact_after_redis_restarts_empty_during_an_outage() {
     publish(&node, "news", "settled").await;
     assert_eq!(node.connection_count(&app).await.unwrap(), 0);
 }
+
+/// A user joins on node B while the first subscriber of the channel on node A is still joining, 30 times:
+/// the one on A always learns of the user, from its member list or from `member_added` after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joining_elsewhere_during_a_first_subscribe_is_never_missed() {
+    let redis = start_redis();
+    let (a, b) = (redis_node(&redis.url), redis_node(&redis.url));
+    ready(&a).await;
+    ready(&b).await;
+    for round in 0..30 {
+        let channel = format!("presence-meet-{round}");
+        let mut first = Client::connect(&a).await;
+        let mut other = Client::connect(&b).await;
+        let (c1, c2) = (channel.clone(), channel.clone());
+        let (x, y) = tokio::join!(
+            tokio::spawn(async move {
+                let here = first.join(&c1, "1").await;
+                (first, here)
+            }),
+            tokio::spawn(async move {
+                other.join(&c2, "2").await;
+                other
+            })
+        );
+        let ((mut first, here), other) = (x.unwrap(), y.unwrap());
+        // Nothing about user 2 may come before the member list; after it, at most a member_added.
+        assert_eq!(here["event"], "pusher_internal:subscription_succeeded", "round {round}");
+        let listed = here["data"]["presence"]["ids"]
+            .as_array()
+            .is_some_and(|ids| ids.iter().any(|id| id == "2"));
+        if !listed {
+            let added = first.next().await;
+            assert_eq!(added["event"], "pusher_internal:member_added", "round {round}");
+            assert_eq!(added["data"]["user_id"], "2", "round {round}");
+        }
+        assert!(first.queued().is_empty(), "round {round}: user 2 announced once");
+        first.session.close().await;
+        other.session.close().await;
+    }
+}

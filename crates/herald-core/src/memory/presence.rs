@@ -17,6 +17,9 @@ struct User {
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
     channels: DashMap<(String, String), BTreeMap<String, User>>,
+    /// Member-set versions, one sequence for every channel (rising per channel is all that is needed);
+    /// changed and read under the channel's lock.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryPresence {
@@ -44,25 +47,38 @@ impl MemoryPresence {
         user.sockets.insert(socket_id.clone());
         user.member = Some(member.clone());
         let members = users.values().filter_map(|u| u.member.clone()).collect();
+        let version = self.version_after(first_for_user);
         Ok(Joined {
             first_for_user,
             members,
+            version,
         })
+    }
+
+    /// The version after a change (`changed`) or the current one; called under the channel's lock.
+    fn version_after(&self, changed: bool) -> u64 {
+        use std::sync::atomic::Ordering;
+        if changed {
+            self.version.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            self.version.load(Ordering::Acquire)
+        }
     }
 
     fn leave_now(&self, app_id: &str, channel: &str, socket_id: &SocketId, user_id: &str) -> Left {
         let key = (app_id.to_owned(), channel.to_owned());
-        let mut last_for_user = false;
+        let (mut last_for_user, mut version) = (false, 0);
         self.channels.remove_if_mut(&key, |_, users| {
             if let Some(user) = users.get_mut(user_id) {
                 if user.sockets.remove(socket_id) && user.sockets.is_empty() {
                     users.remove(user_id);
                     last_for_user = true;
+                    version = self.version_after(true);
                 }
             }
             users.is_empty()
         });
-        Left { last_for_user }
+        Left { last_for_user, version }
     }
 }
 

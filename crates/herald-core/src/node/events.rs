@@ -39,7 +39,8 @@ impl BackendEvents for NodeEvents {
         tokio::spawn(async move {
             for gone in left {
                 if let Some(app) = node.apps.by_id(&gone.app_id) {
-                    node.member_removed(app, &gone.channel, &gone.user_id).await;
+                    node.member_removed(app, &gone.channel, &gone.user_id, gone.version)
+                        .await;
                 }
             }
         });
@@ -53,7 +54,8 @@ impl BackendEvents for NodeEvents {
         tokio::spawn(async move {
             for back in returned {
                 if let Some(app) = node.apps.by_id(&back.app_id) {
-                    node.member_added(app, &back.channel, &back.member, Some(back.socket_id.clone()))
+                    let except = Some(back.socket_id.clone());
+                    node.member_added(app, &back.channel, &back.member, except, back.version)
                         .await;
                 }
             }

@@ -15,7 +15,6 @@ mod queries;
 mod subscriptions;
 
 pub use broadcasts::Source;
-pub use subscriptions::Subscribed;
 
 use crate::app::{App, AppRegistry};
 use crate::backbone::Backbone;

@@ -5,25 +5,26 @@
 use super::{Node, Source};
 use crate::app::App;
 use crate::connection::ConnectionHandle;
+use crate::member_event::MemberEvent;
 use crate::metrics::metrics;
 use crate::presence_store::PresenceError;
 use crate::refusal::Refusal;
 use crate::webhook::WebhookEvent;
 use crate::Broadcast;
 use herald_protocol::frame;
-use herald_protocol::presence_data::{self, Member};
+use herald_protocol::presence_data::Member;
 use herald_protocol::SocketId;
 use std::sync::Arc;
 
 impl Node {
-    /// Joins `member` to the channel's presence; returns the `subscription_succeeded` data.
+    /// Joins `member` to the channel's presence; returns every member now on it, and the version they show.
     pub(super) async fn join_presence(
         &self,
         app: &App,
         conn: &ConnectionHandle,
         channel: &str,
         member: &Member,
-    ) -> Result<String, Refusal> {
+    ) -> Result<(Vec<Member>, u64), Refusal> {
         let max = app.config.max_presence_members;
         let joined = self
             .presence
@@ -38,10 +39,10 @@ impl Node {
         match joined {
             Ok(joined) => {
                 if joined.first_for_user {
-                    self.member_added(app, channel, member, Some(conn.socket_id.clone()))
-                        .await;
+                    let except = Some(conn.socket_id.clone());
+                    self.member_added(app, channel, member, except, joined.version).await;
                 }
-                Ok(presence_data::subscription_data(&joined.members))
+                Ok((joined.members, joined.version))
             }
             Err(PresenceError::MemberLimit(n)) => Err(Refusal::MemberLimit(n)),
             Err(PresenceError::Unavailable(e)) => {
@@ -63,29 +64,44 @@ impl Node {
             .with_label_values(&["leave", result])
             .inc();
         match left {
-            Ok(left) if left.last_for_user => self.member_removed(app, channel, user_id).await,
+            Ok(left) if left.last_for_user => self.member_removed(app, channel, user_id, left.version).await,
             Ok(_) => {}
             Err(e) => tracing::warn!(app = %app.config.id, channel, error = %e, "presence leave failed; retried later"),
         }
     }
 
     /// The user is on the channel now: tell the others (never the user's own tabs) and the app.
-    pub(super) async fn member_added(&self, app: &App, channel: &str, member: &Member, except: Option<SocketId>) {
+    pub(super) async fn member_added(
+        &self,
+        app: &App,
+        channel: &str,
+        member: &Member,
+        except: Option<SocketId>,
+        version: u64,
+    ) {
         self.webhooks
             .emit(app, WebhookEvent::member_added(channel, &member.user_id));
         let frame = frame::member_added(channel, &member.user_id, member.user_info.as_deref());
         let mut broadcast = Broadcast::new(frame, except);
-        broadcast.skip_user = Some(Arc::from(member.user_id.as_str()));
+        broadcast.member = Some(MemberEvent {
+            user_id: Arc::from(member.user_id.as_str()),
+            joined: true,
+            version,
+        });
         if let Err(e) = self.publish(app, channel, broadcast, Source::Presence).await {
             tracing::warn!(app = %app.config.id, channel, error = %e, "member_added not published");
         }
     }
 
     /// The user is gone from the channel: tell the others and the app.
-    pub(super) async fn member_removed(&self, app: &App, channel: &str, user_id: &str) {
+    pub(super) async fn member_removed(&self, app: &App, channel: &str, user_id: &str, version: u64) {
         self.webhooks.emit(app, WebhookEvent::member_removed(channel, user_id));
         let mut broadcast = Broadcast::new(frame::member_removed(channel, user_id), None);
-        broadcast.skip_user = Some(Arc::from(user_id));
+        broadcast.member = Some(MemberEvent {
+            user_id: Arc::from(user_id),
+            joined: false,
+            version,
+        });
         if let Err(e) = self.publish(app, channel, broadcast, Source::Presence).await {
             tracing::warn!(app = %app.config.id, channel, error = %e, "member_removed not published");
         }

@@ -6,31 +6,24 @@ use crate::app::App;
 use crate::connection::ConnectionHandle;
 use crate::internal_channel::user_channel;
 use crate::refusal::Refusal;
-use herald_protocol::presence_data::Member;
+use herald_protocol::frame;
+use herald_protocol::presence_data::{self, Member};
 use std::sync::Arc;
 
-/// A subscription the node carried out: the data of `pusher_internal:subscription_succeeded`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subscribed {
-    pub data: String,
-}
-
 impl Node {
-    /// Subscribes `conn` to `channel` (authorised already; on presence channels as `member`). Presence is
-    /// joined first, then the channel: the others hear `member_added` once per user, and a member event about
-    /// this connection's own user is never delivered to it (the index skips it). Resolves once the channel is
-    /// live for this node and the subscription counts for the cluster.
+    /// Subscribes `conn` to `channel` (authorised already; on presence channels as `member`) and queues its
+    /// `subscription_succeeded`. The channel first: once it is live for this node and counted for the
+    /// cluster, the presence join runs, so a member who joins anywhere after it is heard as `member_added`,
+    /// and one who joined before is in the list it returns. Member events that arrive while the join is in
+    /// flight are held and follow `subscription_succeeded`, merged with that list (see
+    /// [`crate::member_event`]).
     pub async fn subscribe(
         &self,
         app: &App,
         conn: &Arc<ConnectionHandle>,
         channel: &str,
         member: Option<&Member>,
-    ) -> Result<Subscribed, Refusal> {
-        let data = match member {
-            Some(member) => self.join_presence(app, conn, channel, member).await?,
-            None => "{}".to_owned(),
-        };
+    ) -> Result<(), Refusal> {
         let user = member.map(|m| Arc::<str>::from(m.user_id.as_str()));
         let ready = app.channels.add(channel, conn, user, || {
             app.metrics.channels.inc();
@@ -39,7 +32,22 @@ impl Node {
         app.metrics.subscriptions.inc();
         let counted = self.stats.subscriptions_changed(&app.config.id, channel, 1);
         tokio::join!(ready, counted);
-        Ok(Subscribed { data })
+        let Some(member) = member else {
+            conn.reply(frame::subscription_succeeded(channel, "{}")).await;
+            return Ok(());
+        };
+        match self.join_presence(app, conn, channel, member).await {
+            Ok((members, version)) => {
+                let data = presence_data::subscription_data(&members);
+                conn.reply(frame::subscription_succeeded(channel, &data)).await;
+                app.channels.joined(channel, &conn.socket_id, version);
+                Ok(())
+            }
+            Err(refusal) => {
+                self.leave_channel(app, conn, channel);
+                Err(refusal)
+            }
+        }
     }
 
     /// Takes `conn` off `channel` and, when it joined as a member, off the channel's presence.
