@@ -3,7 +3,7 @@
 //! when it starts (centrifuge's `BrokerEventHandler` is the model), so no backend ever reaches into the
 //! core and every cluster-visible effect has one owner.
 
-use crate::Broadcast;
+use crate::{BoxFuture, Broadcast};
 use herald_protocol::presence_data::Member;
 use herald_protocol::SocketId;
 use std::sync::Arc;
@@ -56,10 +56,12 @@ pub trait BackendEvents: Send + Sync + 'static {
     fn delivered(&self, app_id: &str, channel: &str, inbound: Inbound<'_>, received: Instant);
     /// A Laravel payload on a cache channel, seen whether or not anyone here is subscribed to it.
     fn cache_event(&self, app_id: &str, channel: &str, payload: &[u8]);
-    /// Users gone from presence channels without a leave of this node's own.
-    fn members_left(&self, left: Vec<MemberLeft>);
-    /// This node's presence entries that were put back and are new to their channel again.
-    fn members_returned(&self, returned: Vec<MemberReturned>);
+    /// Users gone from presence channels without a leave of this node's own; resolves once they are
+    /// announced (published and queued for webhooks).
+    fn members_left(&self, left: Vec<MemberLeft>) -> BoxFuture<'static, ()>;
+    /// This node's presence entries that were put back and are new to their channel again; resolves once
+    /// they are announced.
+    fn members_returned(&self, returned: Vec<MemberReturned>) -> BoxFuture<'static, ()>;
     /// Channels whose cluster-wide subscription count crossed zero.
     fn channels_changed(&self, transitions: Vec<ChannelTransition>);
 }

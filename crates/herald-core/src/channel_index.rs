@@ -117,12 +117,10 @@ impl ChannelIndex {
                     continue;
                 }
                 let queued = match (member, &sub.presence) {
-                    (Some(event), Some(presence)) => {
-                        if presence.is_about_self(event) {
-                            continue;
-                        }
-                        presence.deliver(&sub.conn, event, &broadcast.frame)
-                    }
+                    (Some(event), Some(presence)) => match presence.deliver(&sub.conn, event, &broadcast.frame) {
+                        Some(queued) => queued,
+                        None => continue,
+                    },
                     _ => sub.conn.send(broadcast.frame.clone()),
                 };
                 if queued {

@@ -49,23 +49,23 @@ impl PresenceSubscriber {
         *event.user_id == *self.user
     }
 
-    /// Queues, holds or drops a member event for `conn`; false when its queue was full.
-    pub fn deliver(&self, conn: &ConnectionHandle, event: &MemberEvent, frame: &Bytes) -> bool {
+    /// Queues, holds or drops a member event for `conn`: `Some(queued)` when it went to the queue (false: the
+    /// queue was full), None when it was held or not for this subscriber.
+    pub fn deliver(&self, conn: &ConnectionHandle, event: &MemberEvent, frame: &Bytes) -> Option<bool> {
         if self.is_about_self(event) {
-            return true;
+            return None;
         }
-        let shown = self.shown.load(Ordering::Acquire);
+        let mut shown = self.shown.load(Ordering::Acquire);
         if shown == JOINING {
             let mut held = self.held.lock().expect("held member events");
             // Read again under the lock: the release sets the version while holding it.
-            let shown = self.shown.load(Ordering::Acquire);
+            shown = self.shown.load(Ordering::Acquire);
             if shown == JOINING {
                 held.push((event.version, frame.clone()));
-                return true;
+                return None;
             }
-            return event.version <= shown || conn.send(frame.clone());
         }
-        event.version <= shown || conn.send(frame.clone())
+        (event.version > shown).then(|| conn.send(frame.clone()))
     }
 
     /// The join's `subscription_succeeded` is queued, with the member list of `version`: sends the held

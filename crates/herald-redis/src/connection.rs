@@ -38,7 +38,8 @@ impl RedisConnection {
     }
 
     /// Runs idempotent work; one that failed because the connection broke (Redis restarted, say) is tried
-    /// once more on the connection the manager re-established.
+    /// once more on the connection the manager re-established. Work whose second run would answer
+    /// differently (presence scripts, reaps, count batches) uses [`run_once_only`](Self::run_once_only).
     pub async fn run<T, F, Fut>(&self, command: &'static str, f: F) -> Result<T, RedisError>
     where
         F: Fn(ConnectionManager) -> Fut,
@@ -91,7 +92,9 @@ impl RedisConnection {
     }
 }
 
-/// True when the error means the connection broke rather than that Redis refused the command.
+/// True when the error means the connection broke before the command could run, rather than that Redis
+/// refused it or was slow to answer: a command that timed out may still run when Redis wakes up, so it is
+/// never sent again.
 fn broken(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()
+    !e.is_timeout() && (e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal())
 }

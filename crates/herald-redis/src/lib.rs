@@ -86,10 +86,6 @@ struct Leased {
 
 impl Lifecycle for Leased {
     fn retire(&self) -> BoxFuture<'_, ()> {
-        Box::pin(async move {
-            // Stop renewing first, or the next renewal would find the lease gone and register the node again.
-            self.running.stop();
-            self.liveness.retire().await;
-        })
+        Box::pin(self.liveness.retire(&self.running))
     }
 }

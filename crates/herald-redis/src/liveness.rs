@@ -1,16 +1,17 @@
 //! Node liveness: every node holds a lease in Redis (`herald:nodes`) that it renews several times per lease.
-//! Each round it also reaps the nodes whose lease expired (a SIGKILL, a partition) and reports what that took
-//! back (members gone, channels vacated) to the node, which announces it. A node that finds Redis emptied puts
-//! its entries and counts back silently; one that finds itself reaped puts them back and reports the members
-//! that are new to their channels again.
+//! Right after each successful renewal it reaps the nodes whose lease expired (a SIGKILL, a partition),
+//! quoting the lease that renewal set, and reports what that took back (members gone, channels vacated) to the
+//! node, which announces it. A node that finds Redis emptied puts its entries and counts back silently; one
+//! that finds itself reaped puts them back and reports the members that are new to their channels again.
 
 use crate::redis_presence::{LeaseStatus, Reaped, RedisPresence};
 use crate::redis_stats::RedisStats;
 use herald_core::backend_events::{Events, MemberReturned};
 use herald_core::metrics::metrics;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// What keeps this node's share of Redis state alive.
 #[derive(Clone)]
@@ -18,17 +19,16 @@ pub struct Liveness {
     pub presence: Arc<RedisPresence>,
     pub stats: Arc<RedisStats>,
     pub events: Events,
-    /// A re-registration is running; renewals that still report the loss do not start another.
-    reregistering: Arc<AtomicBool>,
+    /// The re-registration running, if any: renewals that still report the loss do not start another, and
+    /// retiring stops it.
+    reregistering: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
-/// The liveness tasks of a node; stopped before the node gives its lease up.
-pub struct Running(Vec<tokio::task::JoinHandle<()>>);
-
-impl Running {
-    pub fn stop(&self) {
-        self.0.iter().for_each(|t| t.abort());
-    }
+/// The liveness tasks of a node: the lease task, and the announcer that publishes what reaps took back
+/// (apart, so a slow publish never makes a renewal late).
+pub struct Running {
+    lease: JoinHandle<()>,
+    announcer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Liveness {
@@ -41,45 +41,44 @@ impl Liveness {
         }
     }
 
-    /// Starts renewing (every lease/4, each attempt bounded to lease/3, on a task of its own so nothing
-    /// else can make it late) and reaping (every lease/4). A node reaps only after its own renewals have
-    /// succeeded for a whole lease: after a Redis stall every lease has expired, and the first node back must
-    /// not reap the others before they had their turn to renew.
+    /// Starts the lease task: every lease/4 a renewal bounded to lease/3 and, once the renewals have
+    /// succeeded for a whole lease, a reap right after the renewal, quoting the lease it just set. After a
+    /// Redis stall every lease has expired, and the first node back must not reap the others before they had
+    /// their turn to renew; and a reap that reaches Redis late finds the lease it quotes expired and does
+    /// nothing.
     pub fn spawn(self, lease: Duration) -> Running {
         let every = (lease / 4).max(Duration::from_millis(50));
-        let started = std::time::Instant::now();
-        // Milliseconds since `started` at which the renewals became healthy; u64::MAX while they are not.
-        let healthy_since = Arc::new(std::sync::atomic::AtomicU64::new(u64::MAX));
-        let renewing = {
-            let (this, healthy_since) = (self.clone(), healthy_since.clone());
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let ok = matches!(tokio::time::timeout(lease / 3, this.renew()).await, Ok(true));
-                    let now = started.elapsed().as_millis() as u64;
-                    if !ok {
-                        healthy_since.store(u64::MAX, Ordering::Release);
-                    } else if healthy_since.load(Ordering::Acquire) == u64::MAX {
-                        healthy_since.store(now, Ordering::Release);
-                    }
-                }
-            })
-        };
-        let reaping = tokio::spawn(async move {
+        let (found, mut announce) = mpsc::unbounded_channel::<Reaped>();
+        let events = self.events.clone();
+        let announcer = tokio::spawn(async move {
+            while let Some(reaped) = announce.recv().await {
+                events.channels_changed(reaped.vacated);
+                events.members_left(reaped.removed).await;
+            }
+        });
+        let lease_task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut healthy_since: Option<Instant> = None;
             loop {
                 tick.tick().await;
-                let since = healthy_since.load(Ordering::Acquire);
-                let now = started.elapsed().as_millis() as u64;
-                if since != u64::MAX && now.saturating_sub(since) >= lease.as_millis() as u64 {
-                    self.reap_round().await;
+                let renewed = matches!(tokio::time::timeout(lease / 3, self.renew()).await, Ok(true));
+                if !renewed {
+                    healthy_since = None;
+                    continue;
+                }
+                let since = *healthy_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= lease {
+                    if let Ok(reaped) = tokio::time::timeout(lease / 3, self.reap_round()).await {
+                        let _ = found.send(reaped);
+                    }
                 }
             }
         });
-        Running(vec![renewing, reaping])
+        Running {
+            lease: lease_task,
+            announcer: Mutex::new(Some(announcer)),
+        }
     }
 
     /// One renewal (and the re-registration it may call for); true when the lease is held.
@@ -95,7 +94,8 @@ impl Liveness {
         match renewed {
             Ok(LeaseStatus::Ok) => true,
             Ok(status) => {
-                if !self.reregistering.swap(true, Ordering::AcqRel) {
+                let mut running = self.reregistering.lock().expect("re-registration lock");
+                if running.as_ref().is_none_or(|task| task.is_finished()) {
                     let announce = status == LeaseStatus::Reaped;
                     let node_id = self.presence.node_id();
                     tracing::warn!(
@@ -104,11 +104,9 @@ impl Liveness {
                         "this node's presence entries and counts were lost in Redis; registering them again"
                     );
                     let this = self.clone();
+                    let marker = self.presence.reaped_marker();
                     // Re-registration may take a while; the lease is held again already.
-                    tokio::spawn(async move {
-                        this.reregister(announce).await;
-                        this.reregistering.store(false, Ordering::Release);
-                    });
+                    *running = Some(tokio::spawn(async move { this.reregister(announce, marker).await }));
                 }
                 true
             }
@@ -119,10 +117,12 @@ impl Liveness {
         }
     }
 
-    /// Retries failed leaves and reaps dead nodes.
-    async fn reap_round(&self) {
-        let retried = self.presence.retry_leaves().await;
-        self.events.members_left(retried);
+    /// Retries failed leaves and reaps dead nodes; returns what they took back.
+    async fn reap_round(&self) -> Reaped {
+        let mut found = Reaped {
+            removed: self.presence.retry_leaves().await,
+            ..Reaped::default()
+        };
         let reaped = self.presence.reap().await;
         let result = if reaped.is_ok() { "ok" } else { "error" };
         metrics().presence_operations.with_label_values(&["reap", result]).inc();
@@ -131,42 +131,62 @@ impl Liveness {
                 if !reaped.nodes.is_empty() {
                     let (nodes, members_removed) = (&reaped.nodes, reaped.removed.len());
                     tracing::warn!(?nodes, members_removed, "reaped nodes whose lease expired");
+                    metrics()
+                        .presence_operations
+                        .with_label_values(&["reaped_node", "ok"])
+                        .inc_by(reaped.nodes.len() as u64);
                 }
-                self.report(reaped);
+                found.nodes = reaped.nodes;
+                found.removed.extend(reaped.removed);
+                found.vacated = reaped.vacated;
             }
             Err(e) => tracing::warn!(error = %e, "reaping dead nodes failed; retried next round"),
         }
+        found
     }
 
-    /// Gives the lease up at the end of a clean shutdown.
-    pub async fn retire(&self) {
+    /// Gives the lease up at the end of a clean shutdown: stops renewing and re-registering, lets the
+    /// announcer finish, takes this node's counts off the count task, then removes whatever the node still
+    /// holds in Redis and announces it, waiting for the announcements.
+    pub async fn retire(&self, running: &Running) {
+        // Stop renewing first, or the next renewal would find the lease gone and register the node again.
+        running.lease.abort();
+        if let Some(task) = self.reregistering.lock().expect("re-registration lock").take() {
+            task.abort();
+        }
+        let announcer = running.announcer.lock().expect("announcer lock").take();
+        if let Some(announcer) = announcer {
+            // The lease task held the only sender; it is gone, so the announcer ends once its queue is empty.
+            let _ = tokio::time::timeout(Duration::from_secs(5), announcer).await;
+        }
+        self.stats.retire().await;
         match self.presence.retire().await {
-            Ok(reaped) => self.report(reaped),
+            Ok(reaped) => {
+                self.events.channels_changed(reaped.vacated);
+                self.events.members_left(reaped.removed).await;
+            }
             Err(e) => tracing::warn!(error = %e, "could not give the lease up; other nodes will reap it"),
         }
     }
 
-    /// Tells the node what reaping took back.
-    fn report(&self, reaped: Reaped) {
-        self.events.members_left(reaped.removed);
-        self.events.channels_changed(reaped.vacated);
-    }
-
-    /// Puts this node's counts and presence entries back; when it had been reaped, the members that are new
-    /// to their channel again are reported, and the reaped marker is taken down once all are back.
-    async fn reregister(&self, announce: bool) {
+    /// Puts this node's counts and presence entries back; when it had been reaped, each member that is new to
+    /// its channel again is announced at once, and the reaped marker is taken down once all are back (unless
+    /// another reap set it again meanwhile).
+    async fn reregister(&self, announce: bool, marker: String) {
         self.stats.reset();
-        let mut returned = Vec::new();
         let mut complete = true;
         for entry in self.presence.local_entries() {
             match self.presence.rejoin(&entry).await {
-                Ok(joined) if announce && joined.first_for_user => returned.push(MemberReturned {
-                    app_id: entry.app_id,
-                    channel: entry.channel,
-                    socket_id: entry.socket_id,
-                    member: entry.member,
-                    version: joined.version,
-                }),
+                Ok(joined) if announce && joined.first_for_user => {
+                    let back = MemberReturned {
+                        app_id: entry.app_id,
+                        channel: entry.channel,
+                        socket_id: entry.socket_id,
+                        member: entry.member,
+                        version: joined.version,
+                    };
+                    self.events.members_returned(vec![back]).await;
+                }
                 Ok(_) => {}
                 Err(e) => {
                     complete = false;
@@ -174,9 +194,8 @@ impl Liveness {
                 }
             }
         }
-        self.events.members_returned(returned);
         if announce && complete {
-            if let Err(e) = self.presence.reaped_handled().await {
+            if let Err(e) = self.presence.reaped_handled(&marker).await {
                 tracing::warn!(error = %e, "could not clear this node's reaped marker; retried at the next renewal");
             }
         }

@@ -33,6 +33,7 @@ struct Scripts {
     leave: Script,
     renew: Script,
     reap: Script,
+    unmark: Script,
 }
 
 /// What reaping dead nodes took back.
@@ -66,6 +67,8 @@ pub struct RedisPresence {
     /// The lease expiry the last renewal set (as Redis wrote it); reaps quote it, so a reap that reaches
     /// Redis after the lease changed or ran out does nothing.
     lease_score: Mutex<String>,
+    /// The reaped marker as the last renewal read it ('' when none).
+    reaped_marker: Mutex<String>,
     started: Instant,
     lease: Duration,
     /// Milliseconds since `started` when the lease was last renewed (0 = never).
@@ -83,11 +86,13 @@ impl RedisPresence {
                 leave: Script::new(include_str!("lua/leave.lua")),
                 renew: Script::new(include_str!("lua/renew.lua")),
                 reap: Script::new(include_str!("lua/reap.lua")),
+                unmark: Script::new(include_str!("lua/unmark.lua")),
             }),
             local: DashMap::new(),
             pending_leaves: Mutex::new(Vec::new()),
             epoch: Mutex::new(String::new()),
             lease_score: Mutex::new(String::new()),
+            reaped_marker: Mutex::new(String::new()),
             started: Instant::now(),
             lease,
             renewed_ms: AtomicU64::new(0),
@@ -120,7 +125,7 @@ impl RedisPresence {
         let lease_ms = self.lease.as_millis() as u64;
         let marker = keys::node_reaped(&node_id);
         let (node_id, known, fresh, marker) = (&node_id, &known, &fresh, &marker);
-        let (status, epoch, score): (String, String, String) = self
+        let (status, epoch, score, marker): (String, String, String, String) = self
             .conn
             .run("renew", |mut c| async move {
                 script
@@ -138,6 +143,7 @@ impl RedisPresence {
             .await?;
         *self.epoch.lock().expect("epoch lock") = epoch;
         *self.lease_score.lock().expect("lease lock") = score;
+        *self.reaped_marker.lock().expect("marker lock") = marker;
         self.renewed_ms
             .store(self.started.elapsed().as_millis().max(1) as u64, Ordering::Release);
         Ok(match status.as_str() {
@@ -147,8 +153,8 @@ impl RedisPresence {
         })
     }
 
-    /// Removes the entries of nodes whose lease expired; returns their ids and `(app, channel, user)` for
-    /// each user whose last connection was on one of them.
+    /// Removes the entries of nodes whose lease expired; returns their ids and each user whose last
+    /// connection was on one of them. Quotes the lease the last renewal set: run it right after a renewal.
     pub async fn reap(&self) -> Result<Reaped, RedisError> {
         let score = self.lease_score.lock().expect("lease lock").clone();
         self.run_reap("others", self.lease.as_millis() as u64 / 2, &score).await
@@ -159,7 +165,7 @@ impl RedisPresence {
         let node_id = &self.node_id;
         let (nodes, flat, vacated): (Vec<String>, Vec<String>, Vec<String>) = self
             .conn
-            .run("reap", |mut c| async move {
+            .run_once_only("reap", |mut c| async move {
                 script
                     .reap
                     .key(keys::NODES)
@@ -202,13 +208,19 @@ impl RedisPresence {
         self.run_reap("self", 0, "").await
     }
 
-    /// This node put its state back after it was reaped: its renewals may say "ok" again.
-    pub async fn reaped_handled(&self) -> Result<(), RedisError> {
-        let marker = keys::node_reaped(&self.node_id);
-        let marker = &marker;
+    /// The reaped marker as the last renewal read it, to pass to [`reaped_handled`](Self::reaped_handled).
+    pub fn reaped_marker(&self) -> String {
+        self.reaped_marker.lock().expect("marker lock").clone()
+    }
+
+    /// This node put its state back after the reap that set `marker`: its renewals may say "ok" again, unless
+    /// another reap happened meanwhile.
+    pub async fn reaped_handled(&self, marker: &str) -> Result<(), RedisError> {
+        let key = keys::node_reaped(&self.node_id);
+        let (key, script) = (&key, &self.scripts);
         self.conn
             .run("reaped_handled", |mut c| async move {
-                redis::cmd("DEL").arg(marker).query_async::<i64>(&mut c).await
+                script.unmark.key(key).arg(marker).invoke_async::<i64>(&mut c).await
             })
             .await
             .map(|_| ())
@@ -276,7 +288,7 @@ impl RedisPresence {
         let (base, node_set, info, entry) = (&base, &node_set, &info, &entry);
         let reply: Result<Vec<Value>, RedisError> = self
             .conn
-            .run("presence_join", |mut c| async move {
+            .run_once_only("presence_join", |mut c| async move {
                 presence_keys(&script.join, base, node_set)
                     .arg(socket)
                     .arg(user)
@@ -310,7 +322,7 @@ impl RedisPresence {
         let (base, node_set, entry) = (&base, &node_set, &entry);
         let version: u64 = self
             .conn
-            .run("presence_leave", |mut c| async move {
+            .run_once_only("presence_leave", |mut c| async move {
                 presence_keys(&script.leave, base, node_set)
                     .arg(socket)
                     .arg(user)

@@ -32,6 +32,9 @@ enum Change {
     },
     /// This node's share in Redis is gone or wrong: set it to the node's own totals.
     Reset,
+    /// The node retires: apply what is queued (one attempt), answer, and take no more changes, so nothing
+    /// lands after the node's share was taken back.
+    Retire(oneshot::Sender<()>),
 }
 
 impl RedisStats {
@@ -55,6 +58,14 @@ impl RedisStats {
     pub fn reset(&self) {
         let _ = self.changes.send(Change::Reset);
     }
+
+    /// Applies what is queued and stops counting (a clean shutdown, before the node's share is taken back).
+    pub async fn retire(&self) {
+        let (done, applied) = oneshot::channel();
+        if self.changes.send(Change::Retire(done)).is_ok() {
+            let _ = tokio::time::timeout(COMMAND_TIMEOUT * 2, applied).await;
+        }
+    }
 }
 
 /// What the next script call applies.
@@ -76,7 +87,9 @@ impl Applier {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Change>) {
         let script = Script::new(include_str!("lua/count.lua"));
         let mut pending: HashMap<String, i64> = HashMap::new();
+        // Subscribes waiting for their change: released once the batch holding it was tried.
         let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut retiring: Option<oneshot::Sender<()>> = None;
         // Batch numbers rise from the clock; count.lua applies each number once, so a batch that timed out
         // (and may have been applied) is retried as it was, never counted twice.
         let mut seq: u64 = std::time::SystemTime::now()
@@ -85,6 +98,13 @@ impl Applier {
         let mut failed: Option<Batch> = None;
         let mut reset = false;
         loop {
+            if let Some(done) = retiring.take().filter(|_| failed.is_none() && pending.is_empty()) {
+                waiters.drain(..).for_each(|w| {
+                    let _ = w.send(());
+                });
+                let _ = done.send(());
+                return;
+            }
             // Take what is queued (waiting only when there is nothing to do).
             let mut next = if failed.is_none() && !reset && pending.is_empty() {
                 match rx.recv().await {
@@ -97,9 +117,18 @@ impl Applier {
             while let Some(change) = next.take() {
                 match change {
                     Change::Delta { field, delta, applied } => {
-                        *self.own.entry(field.clone()).or_default() += delta;
+                        let own = self.own.entry(field.clone()).or_default();
+                        *own += delta;
+                        if *own == 0 {
+                            self.own.remove(&field);
+                        }
                         *pending.entry(field).or_default() += delta;
                         waiters.extend(applied);
+                    }
+                    Change::Retire(done) => {
+                        // One last attempt for what is queued; a failed batch is given up.
+                        failed = None;
+                        retiring = Some(done);
                     }
                     // The share is set from `own`, which holds everything: what failed or is pending is moot.
                     Change::Reset => {
@@ -112,17 +141,20 @@ impl Applier {
                     next = rx.try_recv().ok();
                 }
             }
+            // The waiters of this attempt: those whose change it holds (none when it retries an older batch).
+            let mut batch_waiters = Vec::new();
             let batch = if let Some(batch) = failed.take() {
                 batch
             } else if reset {
                 reset = false;
-                self.own.retain(|_, n| *n != 0);
                 seq += 1;
+                batch_waiters = std::mem::take(&mut waiters);
                 Batch::Set(self.own.iter().map(|(f, n)| (f.clone(), *n)).collect())
             } else {
                 pending.retain(|_, d| *d != 0);
+                batch_waiters = std::mem::take(&mut waiters);
                 if pending.is_empty() {
-                    waiters.drain(..).for_each(|w| {
+                    batch_waiters.drain(..).for_each(|w| {
                         let _ = w.send(());
                     });
                     continue;
@@ -146,7 +178,7 @@ impl Applier {
                     invocation.invoke_async::<Vec<String>>(&mut c).await
                 })
                 .await;
-            waiters.drain(..).for_each(|w| {
+            batch_waiters.drain(..).for_each(|w| {
                 let _ = w.send(());
             });
             match result {
@@ -167,6 +199,10 @@ impl Applier {
                     let changes = match &batch {
                         Batch::Delta(f) | Batch::Set(f) => f.len(),
                     };
+                    if retiring.is_some() {
+                        tracing::warn!(error = %e, changes, "cluster counts not updated in Redis at shutdown; the node's share is taken back anyway");
+                        continue;
+                    }
                     tracing::warn!(error = %e, changes, "cluster counts not updated in Redis; retrying");
                     failed = Some(batch);
                     tokio::time::sleep(std::time::Duration::from_millis(500)).await;

@@ -138,6 +138,66 @@ async fn a_reaped_node_learns_it_from_a_lasting_marker() {
     // The reply to B's first renewal is lost (it timed out, say): the next one still says so.
     assert_eq!(b.renew().await.unwrap(), LeaseStatus::Reaped);
     assert_eq!(b.renew().await.unwrap(), LeaseStatus::Reaped);
-    b.reaped_handled().await.unwrap();
+    let first = b.reaped_marker();
+    // B is reaped again while it puts its state back: the end of the first re-registration does not clear
+    // the second reap's marker.
+    let _: () = redis::cmd("ZADD")
+        .arg("herald:nodes")
+        .arg(0)
+        .arg("b")
+        .query(&mut admin)
+        .unwrap();
+    a.renew().await.unwrap();
+    assert_eq!(a.reap().await.unwrap().nodes, vec!["b".to_string()]);
+    b.reaped_handled(&first).await.unwrap();
+    assert_eq!(
+        b.renew().await.unwrap(),
+        LeaseStatus::Reaped,
+        "the second reap is still reported"
+    );
+    let second = b.reaped_marker();
+    assert_ne!(first, second);
+    b.reaped_handled(&second).await.unwrap();
     assert_eq!(b.renew().await.unwrap(), LeaseStatus::Ok);
+}
+
+/// A node that stops renewing (killed) is reaped by a live node within the target, 5 s with the default
+/// 2 s lease, and its members are announced gone once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_is_reaped_and_its_members_leave_within_five_seconds() {
+    let redis = start_redis();
+    let live = redis_node(&redis.url);
+    ready(&live).await;
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let dead = RedisPresence::new(client, "dead".into(), Duration::from_millis(2000));
+    dead.renew().await.unwrap();
+    let member = herald_protocol::presence_data::Member {
+        user_id: "gone".into(),
+        user_info: None,
+    };
+    let socket = herald_protocol::SocketId::new(9, 1);
+    dead.join("1", "presence-room", &socket, &member, 100).await.unwrap();
+    let mut watcher = Client::connect(&live).await;
+    let here = watcher.join("presence-room", "watcher").await;
+    assert_eq!(here["data"]["presence"]["count"], 2);
+    // From here on the dead node never renews.
+    let died = std::time::Instant::now();
+    let mut removed = Vec::new();
+    until(
+        "member_removed for the dead node's user",
+        Duration::from_secs(8),
+        async || {
+            removed.extend(watcher.queued_events("pusher_internal:member_removed"));
+            !removed.is_empty()
+        },
+    )
+    .await;
+    let took = died.elapsed();
+    println!(
+        "member_removed {:.2} s after the node stopped renewing",
+        took.as_secs_f64()
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0]["data"], r#"{"user_id":"gone"}"#);
 }

@@ -4,6 +4,7 @@
 use super::Node;
 use crate::backend_events::{BackendEvents, ChannelTransition, Inbound, MemberLeft, MemberReturned};
 use crate::webhook::WebhookEvent;
+use crate::BoxFuture;
 use herald_protocol::channel::is_internal;
 use std::sync::Weak;
 use std::time::Instant;
@@ -31,27 +32,23 @@ impl BackendEvents for NodeEvents {
         }
     }
 
-    fn members_left(&self, left: Vec<MemberLeft>) {
-        let Some(node) = self.node.upgrade() else { return };
-        if left.is_empty() {
-            return;
-        }
-        tokio::spawn(async move {
+    fn members_left(&self, left: Vec<MemberLeft>) -> BoxFuture<'static, ()> {
+        let node = self.node.upgrade();
+        Box::pin(async move {
+            let Some(node) = node else { return };
             for gone in left {
                 if let Some(app) = node.apps.by_id(&gone.app_id) {
                     node.member_removed(app, &gone.channel, &gone.user_id, gone.version)
                         .await;
                 }
             }
-        });
+        })
     }
 
-    fn members_returned(&self, returned: Vec<MemberReturned>) {
-        let Some(node) = self.node.upgrade() else { return };
-        if returned.is_empty() {
-            return;
-        }
-        tokio::spawn(async move {
+    fn members_returned(&self, returned: Vec<MemberReturned>) -> BoxFuture<'static, ()> {
+        let node = self.node.upgrade();
+        Box::pin(async move {
+            let Some(node) = node else { return };
             for back in returned {
                 if let Some(app) = node.apps.by_id(&back.app_id) {
                     let except = Some(back.socket_id.clone());
@@ -59,7 +56,7 @@ impl BackendEvents for NodeEvents {
                         .await;
                 }
             }
-        });
+        })
     }
 
     fn channels_changed(&self, transitions: Vec<ChannelTransition>) {

@@ -8,8 +8,10 @@
 --   the caller's lease expired, or renewed by a renewal queued before it, and does nothing: a stall never
 --   makes one live node wipe another whose renewal is still on its way.
 --   'self': the caller gives its own lease up (a clean shutdown): reap the caller only.
--- Every reaped node gets a lasting marker (herald:node:{id}:reaped, kept a day) that its renewals report until
--- it has put its state back, so a node learns it was reaped even if the one reply that said so was lost.
+-- Every reaped node gets a lasting marker (herald:node:{id}:reaped = '{reaper}@{time}', kept a day) that its
+-- renewals report until it has put its state back (unmark.lua), so a node learns it was reaped even if the one
+-- reply that said so was lost; a second reap during that re-registration sets a new value, which is not
+-- cleared by the first one's end.
 -- Returns {reaped node ids, {app1, channel1, user1, version1, app2, ...}, {app1, channel1, ...}}: the users
 -- whose last connection was on a dead node, for whom member_removed is due (with the member-set version of
 -- each departure, as leave.lua gives it), and the channels the dead nodes left empty.
@@ -35,7 +37,7 @@ for _, node in ipairs(dead) do
     redis.call('ZREM', KEYS[1], node)
     reaped[#reaped + 1] = node
     if ARGV[3] ~= 'self' then
-      redis.call('SET', 'herald:node:' .. node .. ':reaped', '1', 'EX', 86400)
+      redis.call('SET', 'herald:node:' .. node .. ':reaped', ARGV[1] .. '@' .. t[1] .. '.' .. t[2], 'EX', 86400)
     end
     local set = 'herald:node:' .. node .. ':presence'
     for _, entry in ipairs(redis.call('SMEMBERS', set)) do

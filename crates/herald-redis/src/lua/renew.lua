@@ -2,7 +2,7 @@
 -- KEYS: 1 the node sorted set, 2 the epoch key, 3 the node's reaped marker (set by reap.lua).
 -- ARGV: 1 node id, 2 lease in ms, 3 the epoch the node knows ('' on its first renewal), 4 a fresh epoch to use
 -- if none is set.
--- Returns {status, epoch, lease expiry (the node's score, which its reaps quote)}: 'ok'; 'lost' when Redis lost its data (the epoch vanished or changed); 'reaped' when
+-- Returns {status, epoch, lease expiry (the node's score, which its reaps quote), the reaped marker or ''}: 'ok'; 'lost' when Redis lost its data (the epoch vanished or changed); 'reaped' when
 -- the node's lease had expired and another node removed its presence entries: reported on every renewal
 -- while the marker stands, until the node has put its state back and deleted the marker.
 local t = redis.call('TIME')
@@ -22,4 +22,4 @@ elseif ARGV[3] ~= '' and not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
 end
 local expiry = now + tonumber(ARGV[2])
 redis.call('ZADD', KEYS[1], expiry, ARGV[1])
-return {status, epoch, redis.call('ZSCORE', KEYS[1], ARGV[1])}
+return {status, epoch, redis.call('ZSCORE', KEYS[1], ARGV[1]), redis.call('GET', KEYS[3]) or ''}
