@@ -82,10 +82,19 @@ impl RedisPresence {
             node_id,
             conn: RedisConnection::new(client),
             scripts: Arc::new(Scripts {
-                join: Script::new(include_str!("lua/join.lua")),
-                leave: Script::new(include_str!("lua/leave.lua")),
+                join: Script::new(concat!(
+                    include_str!("lua/member_version.lua"),
+                    include_str!("lua/join.lua")
+                )),
+                leave: Script::new(concat!(
+                    include_str!("lua/member_version.lua"),
+                    include_str!("lua/leave.lua")
+                )),
                 renew: Script::new(include_str!("lua/renew.lua")),
-                reap: Script::new(include_str!("lua/reap.lua")),
+                reap: Script::new(concat!(
+                    include_str!("lua/member_version.lua"),
+                    include_str!("lua/reap.lua")
+                )),
                 unmark: Script::new(include_str!("lua/unmark.lua")),
             }),
             local: DashMap::new(),

@@ -128,12 +128,15 @@ async fn a_reaped_node_learns_it_from_a_lasting_marker() {
     b.renew().await.unwrap();
     // B goes silent: its lease is made to have expired long ago; A reaps it.
     let mut admin = redis.connection();
-    let _: () = redis::cmd("ZADD")
-        .arg("herald:nodes")
-        .arg(0)
-        .arg("b")
-        .query(&mut admin)
-        .unwrap();
+    let mut expire_b = || {
+        redis::cmd("ZADD")
+            .arg("herald:nodes")
+            .arg(0)
+            .arg("b")
+            .query::<()>(&mut admin)
+            .unwrap()
+    };
+    expire_b();
     assert_eq!(a.reap().await.unwrap().nodes, vec!["b".to_string()]);
     // The reply to B's first renewal is lost (it timed out, say): the next one still says so.
     assert_eq!(b.renew().await.unwrap(), LeaseStatus::Reaped);
@@ -141,12 +144,7 @@ async fn a_reaped_node_learns_it_from_a_lasting_marker() {
     let first = b.reaped_marker();
     // B is reaped again while it puts its state back: the end of the first re-registration does not clear
     // the second reap's marker.
-    let _: () = redis::cmd("ZADD")
-        .arg("herald:nodes")
-        .arg(0)
-        .arg("b")
-        .query(&mut admin)
-        .unwrap();
+    expire_b();
     a.renew().await.unwrap();
     assert_eq!(a.reap().await.unwrap().nodes, vec!["b".to_string()]);
     b.reaped_handled(&first).await.unwrap();

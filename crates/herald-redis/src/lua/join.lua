@@ -5,14 +5,7 @@
 -- Returns {first, version, user1, info1, user2, info2, ...}: first is 1 when this is the user's first
 -- connection anywhere (the version then rises: it is the version of this arrival), 0 when not; the list is the
 -- member set of that version. Or {-1} when a new user would exceed the limit (nothing changed).
--- A version is Redis time in microseconds, or one more than the last when that is later, so it keeps rising
--- even after the key was deleted with the channel's last member.
-local function bump(key)
-  local t = redis.call('TIME')
-  local v = math.max(tonumber(redis.call('GET', key) or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
-  redis.call('SET', key, string.format('%.0f', v))
-  return v
-end
+-- (bump_version comes from member_version.lua, prepended.)
 local count = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 local first = 0
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
@@ -27,7 +20,7 @@ redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[5])
 local version
 if first == 1 then
-  version = bump(KEYS[5])
+  version = bump_version(KEYS[5])
 else
   version = tonumber(redis.call('GET', KEYS[5]) or '0')
 end

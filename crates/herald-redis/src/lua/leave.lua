@@ -2,19 +2,13 @@
 -- KEYS: as join.lua. ARGV: 1 socket id, 2 user id, 3 the node entry.
 -- Returns the version of the user's departure when that was the user's last connection anywhere
 -- (member_removed is due), else 0. The version key goes with the channel's last member.
-local function bump(key)
-  local t = redis.call('TIME')
-  local v = math.max(tonumber(redis.call('GET', key) or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
-  redis.call('SET', key, string.format('%.0f', v))
-  return v
-end
 redis.call('SREM', KEYS[4], ARGV[3])
 if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 local n = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
 if n <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])
-  local version = bump(KEYS[5])
+  local version = bump_version(KEYS[5])
   if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('DEL', KEYS[5]) end
   return version
 end

@@ -15,12 +15,6 @@
 -- Returns {reaped node ids, {app1, channel1, user1, version1, app2, ...}, {app1, channel1, ...}}: the users
 -- whose last connection was on a dead node, for whom member_removed is due (with the member-set version of
 -- each departure, as leave.lua gives it), and the channels the dead nodes left empty.
-local function bump(key)
-  local t = redis.call('TIME')
-  local v = math.max(tonumber(redis.call('GET', key) or '0') + 1, tonumber(t[1]) * 1000000 + tonumber(t[2]))
-  redis.call('SET', key, string.format('%.0f', v))
-  return v
-end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local dead
@@ -52,7 +46,7 @@ for _, node in ipairs(dead) do
             removed[#removed + 1] = app
             removed[#removed + 1] = channel
             removed[#removed + 1] = user
-            removed[#removed + 1] = string.format('%.0f', bump(base .. ':version'))
+            removed[#removed + 1] = string.format('%.0f', bump_version(base .. ':version'))
             if redis.call('EXISTS', base .. ':users') == 0 then redis.call('DEL', base .. ':version') end
           end
         end
