@@ -12,6 +12,7 @@ php -m 2>/dev/null | grep -qi '^redis$' || need_apt+=(php-redis)
 [ -f /usr/share/php/Illuminate/autoload.php ] || need_apt+=(php-laravel-framework)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v haproxy >/dev/null || need_apt+=(haproxy)
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"

@@ -42,6 +42,14 @@ function track(child) {
   return child;
 }
 
+/** Spawns a process that is killed when the test run ends, whatever happens. */
+export function spawnTracked(command, args, options) {
+  return track(spawn(command, args, options));
+}
+
+/** Stops a tracked process: SIGTERM, then SIGKILL after the grace. */
+export { stopChild };
+
 function exited(child) {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => child.once('exit', () => resolve()));

@@ -25,6 +25,11 @@ impl RedisConnection {
         }
     }
 
+    /// Where this connection goes (`host:port`, never the password), for log lines.
+    pub fn address(&self) -> String {
+        self.client.get_connection_info().addr.to_string()
+    }
+
     async fn get(&self) -> Result<ConnectionManager, RedisError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(COMMAND_TIMEOUT)

@@ -27,15 +27,68 @@ use std::time::Duration;
 /// How a node uses Redis.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/db`.
+    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
     pub url: String,
     /// How long a node's lease lasts; a node silent longer is reaped (its members leave).
     pub lease: Duration,
+    /// TLS settings for `rediss://`.
+    pub tls: RedisTls,
+}
+
+/// TLS towards Redis: a CA bundle when Redis's certificate is not signed by a system root, a client
+/// certificate for mutual TLS, and, for self-signed test setups only, no verification at all.
+#[derive(Debug, Clone, Default)]
+pub struct RedisTls {
+    /// PEM CA bundle.
+    pub ca: Option<Vec<u8>>,
+    /// PEM client certificate and key.
+    pub client_cert: Option<Vec<u8>>,
+    pub client_key: Option<Vec<u8>>,
+    /// Accept any certificate (logged as a warning at every start).
+    pub insecure: bool,
+}
+
+impl RedisTls {
+    /// True when anything is set.
+    pub fn is_set(&self) -> bool {
+        self.ca.is_some() || self.client_cert.is_some() || self.insecure
+    }
+}
+
+/// The Redis client for `settings`, with its TLS settings applied.
+fn client(settings: &RedisSettings) -> Result<redis::Client, RedisConfigError> {
+    let bad = |reason: String| RedisConfigError {
+        url: settings.url.clone(),
+        reason,
+    };
+    let tls = &settings.tls;
+    let mut url = settings.url.clone();
+    if tls.insecure {
+        tracing::warn!("HERALD_REDIS_TLS_INSECURE is on: Redis's certificate is NOT verified; anyone between Herald and Redis can read and change everything");
+        if !url.contains('#') {
+            url.push_str("#insecure");
+        }
+    }
+    if tls.ca.is_none() && tls.client_cert.is_none() {
+        return redis::Client::open(url.as_str()).map_err(|e| bad(e.to_string()));
+    }
+    let client_tls = match (&tls.client_cert, &tls.client_key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        }),
+        _ => None,
+    };
+    let certs = redis::TlsCertificates {
+        client_tls,
+        root_cert: tls.ca.clone(),
+    };
+    redis::Client::build_with_tls(url.as_str(), certs).map_err(|e| bad(e.to_string()))
 }
 
 /// Why Redis cannot be used as configured.
 #[derive(Debug, thiserror::Error)]
-#[error("HERALD_REDIS_URL {url:?} is not a Redis URL ({reason}); expected redis://host:6379/0")]
+#[error("HERALD_REDIS_URL {url:?} cannot be used ({reason}); expected redis://host:6379/0 or rediss://user:pass@redis.example:6380/0")]
 pub struct RedisConfigError {
     pub url: String,
     pub reason: String,
@@ -48,10 +101,7 @@ pub fn node(
     settings: NodeSettings,
     redis: &RedisSettings,
 ) -> Result<Arc<Node>, RedisConfigError> {
-    let client = redis::Client::open(redis.url.as_str()).map_err(|e| RedisConfigError {
-        url: redis.url.clone(),
-        reason: e.to_string(),
-    })?;
+    let client = client(redis)?;
     let node_id = format!("{:016x}", redis_backbone::rand_u64());
     let lease = redis.lease;
     tracing::info!(node_id, lease_ms = lease.as_millis() as u64, "cluster mode");

@@ -111,7 +111,8 @@ impl Liveness {
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "lease renewal in Redis failed; the node is unready until it succeeds");
+                let redis = self.presence.address();
+                tracing::warn!(redis, error = %e, "lease renewal in Redis failed; the node is unready until it succeeds");
                 false
             }
         }

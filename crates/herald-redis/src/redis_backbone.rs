@@ -240,7 +240,8 @@ impl Subscriber {
             let pubsub = match result {
                 Ok(pubsub) => pubsub,
                 Err(e) => {
-                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "Redis subscriber cannot connect");
+                    let redis = self.client.get_connection_info().addr.to_string();
+                    tracing::warn!(redis, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot connect to Redis for pub/sub; check HERALD_REDIS_URL and Redis's TLS and ACL settings");
                     backoff = self.back_off(backoff, &mut commands).await;
                     continue;
                 }

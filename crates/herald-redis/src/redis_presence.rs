@@ -117,6 +117,11 @@ impl RedisPresence {
         self.lease
     }
 
+    /// The Redis address (`host:port`), for log lines.
+    pub fn address(&self) -> String {
+        self.conn.address()
+    }
+
     pub fn node_id(&self) -> &str {
         &self.node_id
     }

@@ -13,18 +13,11 @@ use http_body_util::Full;
 use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Request, StatusCode};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use std::sync::Arc;
 
-/// The HTTP client that reaches the apps' auth endpoints.
-pub type AppClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
-
-pub fn client() -> AppClient {
-    // Title-case header names (`X-Pusher-Signature`): some PHP code looks headers up case-sensitively.
-    Client::builder(TokioExecutor::new())
-        .http1_title_case_headers(true)
-        .build_http()
-}
+/// The HTTP client that reaches the apps' auth endpoints and webhooks (built in `tls.rs`).
+pub type AppClient =
+    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
 
 /// Which of Herald's auth endpoints was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,7 +147,8 @@ pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming:
     let response = match tokio::time::timeout(config.auth_timeout, client.request(forward)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            tracing::warn!(app = %config.id, url, error = %e, "the app's auth endpoint is unreachable");
+            let error = crate::tls::cause(&e);
+            tracing::warn!(app = %config.id, url, error, "the app's auth endpoint is unreachable");
             return fail(StatusCode::BAD_GATEWAY, "The app's auth endpoint is unreachable");
         }
         Err(_) => {

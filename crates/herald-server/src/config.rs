@@ -26,9 +26,30 @@ pub struct Flags {
     /// Port for WebSocket clients and the HTTP API.
     #[arg(long, env = "HERALD_PORT")]
     pub port: Option<u16>,
-    /// Redis URL; absent means the embedded default (one node, all in memory).
+    /// Redis URL; absent means the embedded default (one node, all in memory). `rediss://` for TLS.
     #[arg(long, env = "HERALD_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// PEM CA bundle that signs Redis's certificate (rediss://), when it is not in the system's roots.
+    #[arg(long, env = "HERALD_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+    /// PEM client certificate for Redis mutual TLS.
+    #[arg(long, env = "HERALD_REDIS_CLIENT_CERT_FILE")]
+    pub redis_client_cert_file: Option<PathBuf>,
+    /// PEM key of the Redis client certificate.
+    #[arg(long, env = "HERALD_REDIS_CLIENT_KEY_FILE")]
+    pub redis_client_key_file: Option<PathBuf>,
+    /// Accept any certificate from Redis (self-signed test setups only; logged loudly).
+    #[arg(long, env = "HERALD_REDIS_TLS_INSECURE")]
+    pub redis_tls_insecure: Option<bool>,
+    /// PEM certificate (a chain is allowed) to serve wss:// and https:// on the main port.
+    #[arg(long, env = "HERALD_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of that certificate.
+    #[arg(long, env = "HERALD_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle trusted, besides the system's roots, for the app's https:// auth URLs and webhooks.
+    #[arg(long, env = "HERALD_APP_CA_FILE")]
+    pub app_ca_file: Option<PathBuf>,
     /// Prefix(es) of Laravel's Redis channels, comma-separated (`laravel_database_`; may be empty).
     #[arg(long, env = "HERALD_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
@@ -204,8 +225,17 @@ struct FileConfig {
     drain_seconds: Option<u64>,
     presence_grace_ms: Option<u64>,
     redis: Option<FileRedis>,
+    tls: Option<FileTls>,
+    app_ca_file: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<FileApp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +243,10 @@ struct FileConfig {
 struct FileRedis {
     url: Option<String>,
     prefix: Option<Prefixes>,
+    ca_file: Option<PathBuf>,
+    client_cert_file: Option<PathBuf>,
+    client_key_file: Option<PathBuf>,
+    tls_insecure: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -282,8 +316,8 @@ fn webhook_target(
     channel_prefix: Option<String>,
     at: &str,
 ) -> Result<WebhookTarget, String> {
-    if !url.starts_with("http://") || url.parse::<hyper::Uri>().is_err() {
-        return Err(format!("{at}.url {url:?} must be an http:// URL"));
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.parse::<hyper::Uri>().is_err() {
+        return Err(format!("{at}.url {url:?} must be an http:// or https:// URL"));
     }
     if let Some(bad) = events.iter().find(|e| !WEBHOOK_EVENTS.contains(&e.as_str())) {
         return Err(format!(
@@ -326,6 +360,12 @@ pub struct Config {
     pub dev_app: bool,
     /// Settings given under an old name, to be logged once logging is up.
     pub deprecations: Vec<String>,
+    /// TLS towards Redis (rediss://).
+    pub redis_tls: herald_redis::RedisTls,
+    /// The listener's certificate and key files: the main port serves TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// A CA bundle for the app's https:// endpoints.
+    pub app_ca_file: Option<PathBuf>,
 }
 
 fn split_prefixes(s: &str) -> Vec<String> {
@@ -526,6 +566,48 @@ impl Config {
                 ))
             }
         };
+        let read = |path: Option<PathBuf>, key: &str| -> Result<Option<Vec<u8>>, String> {
+            path.map(|p| std::fs::read(&p).map_err(|e| format!("{key} {}: {e}", p.display())))
+                .transpose()
+        };
+        let redis_tls = herald_redis::RedisTls {
+            ca: read(
+                flags.redis_ca_file.or(file_redis.ca_file),
+                "[redis] ca_file (HERALD_REDIS_CA_FILE)",
+            )?,
+            client_cert: read(
+                flags.redis_client_cert_file.or(file_redis.client_cert_file),
+                "[redis] client_cert_file (HERALD_REDIS_CLIENT_CERT_FILE)",
+            )?,
+            client_key: read(
+                flags.redis_client_key_file.or(file_redis.client_key_file),
+                "[redis] client_key_file (HERALD_REDIS_CLIENT_KEY_FILE)",
+            )?,
+            insecure: flags.redis_tls_insecure.or(file_redis.tls_insecure).unwrap_or(false),
+        };
+        if redis_tls.client_cert.is_some() != redis_tls.client_key.is_some() {
+            return Err(
+                "HERALD_REDIS_CLIENT_CERT_FILE and HERALD_REDIS_CLIENT_KEY_FILE go together: set both or neither"
+                    .into(),
+            );
+        }
+        if redis_tls.is_set() && !redis_url.as_deref().is_some_and(|u| u.starts_with("rediss://")) {
+            return Err(
+                "Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need a rediss:// HERALD_REDIS_URL, e.g. rediss://user:pass@redis.example:6380/0"
+                    .into(),
+            );
+        }
+        let file_tls = file.tls.unwrap_or_default();
+        let tls = match (flags.tls_cert_file.or(file_tls.cert_file), flags.tls_key_file.or(file_tls.key_file)) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(
+                    "HERALD_TLS_CERT_FILE and HERALD_TLS_KEY_FILE ([tls] cert_file, key_file) go together: set both or neither"
+                        .into(),
+                )
+            }
+        };
         Ok(Config {
             host: flags.host.or(file.host).unwrap_or_else(|| "0.0.0.0".into()),
             port: flags.port.or(file.port).unwrap_or(6001),
@@ -539,6 +621,9 @@ impl Config {
             presence_grace: Duration::from_millis(flags.presence_grace_ms.or(file.presence_grace_ms).unwrap_or(5000)),
             dev_app,
             deprecations: warnings,
+            redis_tls,
+            tls,
+            app_ca_file: flags.app_ca_file.or(file.app_ca_file),
         })
     }
 }
@@ -571,8 +656,10 @@ fn validate_app(app: &AppConfig, at: &str) -> Result<(), String> {
     }
     for (name, url) in [("auth_url", &app.auth_url), ("user_auth_url", &app.user_auth_url)] {
         if let Some(url) = url {
-            if !url.starts_with("http://") || url.parse::<hyper::Uri>().is_err() {
-                return Err(format!("{at}.{name} {url:?} must be an http:// URL (put TLS in front of the app, not between Herald and it)"));
+            if !(url.starts_with("http://") || url.starts_with("https://")) || url.parse::<hyper::Uri>().is_err() {
+                return Err(format!(
+                    "{at}.{name} {url:?} must be an http:// or https:// URL, e.g. https://shop.example.com/broadcasting/auth"
+                ));
             }
         }
     }

@@ -8,6 +8,7 @@ mod frame_writer;
 mod http;
 mod routes;
 mod shutdown;
+mod tls;
 mod webhook_sender;
 mod websocket;
 
@@ -28,6 +29,8 @@ fn main() {
         }
     };
     init_logs(config.log_format);
+    // One crypto provider for every TLS configuration in the process (ours and redis-rs's).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     for warning in &config.deprecations {
         tracing::warn!("{warning}");
     }
@@ -43,8 +46,11 @@ fn main() {
 
 fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    // Colours only for a person at a terminal; log collectors get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
@@ -58,6 +64,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             let redis = herald_redis::RedisSettings {
                 url: url.clone(),
                 lease: config.lease,
+                tls: config.redis_tls.clone(),
             };
             herald_redis::node(config.apps.clone(), config.settings.clone(), &redis)?
         }
@@ -76,12 +83,27 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         "embedded (no Redis)"
     };
-    tracing::info!(%addr, mode, apps = config.apps.len(), "herald listening");
+    let scheme = if config.tls.is_some() {
+        "tls (wss://, https://)"
+    } else {
+        "plaintext (ws://, http://)"
+    };
+    tracing::info!(%addr, mode, scheme, apps = config.apps.len(), "herald listening");
     if config.dev_app {
         tracing::warn!("no app configured: using the development app (id app-id, key app-key, secret app-secret)");
     }
 
-    webhook_sender::spawn(node.clone(), auth_proxy::client());
+    let app_client = tls::app_client(config.app_ca_file.as_deref()).map_err(|e| format!("HERALD_APP_CA_FILE: {e}"))?;
+    let listener_tls = match &config.tls {
+        Some((cert, key)) => {
+            let cert = tls::ListenerCert::load(cert, key)
+                .map_err(|e| format!("HERALD_TLS_CERT_FILE / HERALD_TLS_KEY_FILE: {e}"))?;
+            cert.watch();
+            Some(cert.acceptor())
+        }
+        None => None,
+    };
+    webhook_sender::spawn(node.clone(), app_client.clone());
     let shutdown = shutdown::Shutdown::default();
     let drain = websocket::DrainPolicy {
         window: config.drain_window,
@@ -93,7 +115,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         serves_clients: true,
         serves_probes: config.metrics_port.is_none(),
         drain,
-        app_client: auth_proxy::client(),
+        app_client,
     };
     if let Some(port) = config.metrics_port {
         let addr = format!("{}:{}", config.host, port);
@@ -106,9 +128,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             serves_probes: true,
             ..server.clone()
         };
-        tokio::spawn(accept_loop(probes, probe_server, std::future::pending()));
+        tokio::spawn(accept_loop(probes, probe_server, None, std::future::pending()));
     }
-    let accepting = tokio::spawn(accept_loop(listener, server.clone(), std::future::pending()));
+    let accepting = tokio::spawn(accept_loop(
+        listener,
+        server.clone(),
+        listener_tls,
+        std::future::pending(),
+    ));
     shutdown::signal().await;
     tracing::info!(open = server.shutdown.open_connections(), "draining");
     // Unready first (new WebSockets are refused with 4100 and the load balancer stops sending), then the
@@ -128,10 +155,14 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Accepts connections on `listener` until `stop` resolves.
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listener` (over TLS when `tls` is given) until `stop` resolves.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     server: http::Server,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(stop);
@@ -149,15 +180,31 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let server = server.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| server.clone().handle(req));
-            // A client that never finishes its request headers is dropped (slowloris).
-            let _ = http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(stream), service)
-                .with_upgrades()
-                .await;
+            match tls {
+                None => serve(stream, server).await,
+                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => serve(stream, server).await,
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                },
+            }
         });
     }
+}
+
+/// Serves HTTP/1.1 (and WebSocket upgrades) on one accepted connection.
+async fn serve<S>(stream: S, server: http::Server)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| server.clone().handle(req));
+    // A client that never finishes its request headers is dropped (slowloris).
+    let _ = http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
 }

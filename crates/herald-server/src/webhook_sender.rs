@@ -113,6 +113,7 @@ impl Drop for Done {
 async fn deliver(client: &AppClient, url: &str, key: &str, signature: &str, body: Bytes) -> bool {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(250);
+    let mut first = true;
     loop {
         let request = hyper::Request::post(url)
             .header("content-type", "application/json")
@@ -123,9 +124,14 @@ async fn deliver(client: &AppClient, url: &str, key: &str, signature: &str, body
         match tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(request)).await {
             Ok(Ok(response)) if response.status().is_success() => return true,
             Ok(Ok(response)) => tracing::debug!(url, status = %response.status(), "webhook refused; retrying"),
-            Ok(Err(e)) => tracing::debug!(url, error = %e, "webhook failed; retrying"),
+            Ok(Err(e)) if first => {
+                let error = crate::tls::cause(&e);
+                tracing::warn!(url, error, "webhook not delivered; retrying");
+            }
+            Ok(Err(e)) => tracing::debug!(url, error = crate::tls::cause(&e), "webhook failed again; retrying"),
             Err(_) => tracing::debug!(url, "webhook timed out; retrying"),
         }
+        first = false;
         if started.elapsed() + backoff > RETRY_FOR {
             return false;
         }

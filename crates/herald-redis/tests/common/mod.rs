@@ -14,6 +14,7 @@ pub fn redis_node(url: &str) -> Arc<Node> {
     let settings = RedisSettings {
         url: url.to_owned(),
         lease: Duration::from_millis(2000),
+        tls: Default::default(),
     };
     herald_redis::node(vec![herald_core::testing::app()], NodeSettings::default(), &settings)
         .expect("a valid Redis URL")
