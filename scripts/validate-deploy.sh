@@ -263,6 +263,9 @@ CASES = {
                      "apps": {"default": {"id": "a", "key": "k", "secret": "s"}}},
     "single": {"replicaCount": 1, "redis": {"mode": "none"}, "podDisruptionBudget": {"enabled": False}},
     "existing-secret": {"apps": {"existingSecret": "herald-creds"}, "herald": {"metricsPort": 9100}},
+    "tls": {"herald": {"tls": {"secretName": "herald-tls"}, "appCaSecret": "app-ca"},
+            "redis": {"mode": "external", "url": "rediss://herald:pw@redis.example:6380/0",
+                      "tls": {"caSecret": "redis-ca", "clientCertSecret": "redis-client"}}},
 }
 BAD_RENDER = {
     "none-with-3-replicas": {"redis": {"mode": "none"}},
@@ -412,6 +415,21 @@ def invariants(case, values, d):
     probe_port = "metrics" if herald.get("metricsPort") else "http"
     if c["readinessProbe"]["httpGet"]["port"] != probe_port:
         errors.append(f"probes must use port {probe_port}")
+    probe_scheme = "HTTPS" if herald.get("tls", {}).get("secretName") and not herald.get("metricsPort") else "HTTP"
+    for probe in ("livenessProbe", "readinessProbe"):
+        if c[probe]["httpGet"].get("scheme") != probe_scheme:
+            errors.append(f"{probe} must use {probe_scheme}")
+    # Every TLS file Herald is pointed at lives in a mounted Secret (a directory mount, so renewals arrive).
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    secrets = {v["name"]: v.get("secret", {}).get("secretName") for v in pod.get("volumes", [])}
+    for var in ("HERALD_TLS_CERT_FILE", "HERALD_TLS_KEY_FILE", "HERALD_APP_CA_FILE", "HERALD_REDIS_CA_FILE",
+                "HERALD_REDIS_CLIENT_CERT_FILE", "HERALD_REDIS_CLIENT_KEY_FILE"):
+        if var in env:
+            folder = os.path.dirname(env[var]["value"])
+            if folder not in mounts or not secrets.get(mounts[folder]):
+                errors.append(f"{var} points into {folder}, which no Secret is mounted at")
+            if any(m.get("subPath") for m in c.get("volumeMounts", []) if m["mountPath"] == folder):
+                errors.append(f"{folder} is a subPath mount: renewed certificates would never arrive")
     if "sleep" not in " ".join(c["lifecycle"]["preStop"]["exec"]["command"]):
         errors.append("no preStop sleep")
     sc, psc = c["securityContext"], pod["securityContext"]
@@ -662,9 +680,9 @@ check "helm/herald/files/herald-rules.yml identical to prometheus/herald-rules.y
   cmp prometheus/herald-rules.yml helm/herald/files/herald-rules.yml
 
 # Helm
-check "helm: lint --strict (defaults and 4 other value sets)" pyc helm_lint
+check "helm: lint --strict (defaults and 5 other value sets)" pyc helm_lint
 check "helm: values.schema.json accepts the value sets, rejects typos" pyc helm_schema
-check "helm: render 5 value sets, invariants (probes, drain, security, toml, NOTES, rules)" pyc helm_render
+check "helm: render 6 value sets, invariants (probes, drain, security, TLS mounts, toml, NOTES, rules)" pyc helm_render
 kube_validate() {
   local files; files=$(pyc builtin_manifests) || return 1
   [ -n "$files" ] || { echo "nothing rendered"; return 1; }

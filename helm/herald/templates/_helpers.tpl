@@ -71,6 +71,11 @@ app.kubernetes.io/component: server
 {{- if .Values.herald.metricsPort }}metrics{{ else }}http{{ end }}
 {{- end }}
 
+{{/* The probes speak HTTPS when the main port serves TLS and the probes are on it. */}}
+{{- define "herald.healthScheme" -}}
+{{- if and .Values.herald.tls.secretName (not .Values.herald.metricsPort) }}HTTPS{{ else }}HTTP{{ end }}
+{{- end }}
+
 {{/* herald.toml holds extra apps (secrets) -> it lives in the Secret; otherwise in the ConfigMap. */}}
 {{- define "herald.configInSecret" -}}
 {{- if .Values.apps.extra }}true{{ end }}
