@@ -13,6 +13,7 @@ php -m 2>/dev/null | grep -qi '^redis$' || need_apt+=(php-redis)
 command -v node >/dev/null || need_apt+=(nodejs npm)
 command -v haproxy >/dev/null || need_apt+=(haproxy)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v chromium >/dev/null || need_apt+=(chromium)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
@@ -22,5 +23,5 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 if [ ! -d tests/node_modules ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
-  (cd tests && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -5,6 +5,7 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import crypto from 'node:crypto';
 import https from 'node:https';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
@@ -13,6 +14,7 @@ import {
   spawnTracked, stopChild, REPO_ROOT, APP_KEY,
 } from '../lib/harness.mjs';
 import { makePki, issueServerCert, servedFingerprint, fileFingerprint } from '../lib/tls.mjs';
+import { laravelBroadcast } from '../lib/laravel.mjs';
 
 const PASSWORD = 'herald-pw';
 
@@ -76,10 +78,15 @@ describe('TLS', () => {
 
         await c1.subscribeOk('news');
         await c2.subscribeOk('news');
-        await redisCli(pki, redis.port, ['PUBLISH', 'laravel_database_news', '{"event":"OrderShipped","data":{"id":7},"socket":null}']);
+        // Laravel's own RedisBroadcaster, over TLS as the ACL user (phpredis, as config/database.php sets it).
+        await laravelBroadcast(redis.port, {
+          channels: [{ type: 'public', name: 'news' }],
+          data: { id: 7 },
+          redis: { scheme: 'tls', password: ['herald', PASSWORD], context: { stream: { cafile: pki.ca.cert, peer_name: 'localhost' } } },
+        });
         for (const c of [c1, c2]) {
-          const got = await c.next((f) => f.event === 'OrderShipped');
-          assert.deepEqual(dataOf(got), { id: 7 });
+          const got = await c.next((f) => f.event === 'App\\Events\\OrderShipped');
+          assert.equal(dataOf(got).id, 7);
         }
       } finally {
         await a.stop();
@@ -153,6 +160,59 @@ describe('TLS', () => {
         await assert.rejects(fetch(`http://127.0.0.1:${herald.port}/`), 'the main port speaks only TLS');
       } finally {
         await stopChild(client);
+      }
+    });
+
+    e2e('headless Chromium loads a page over https that connects with wss:// and receives an event', async () => {
+      const { chromium } = await import('playwright-core');
+      // Chromium trusts exactly the test server's key (by its SPKI hash), the way a CA-signed cert would be.
+      const spki = crypto.createHash('sha256')
+        .update(new crypto.X509Certificate(fs.readFileSync(pki.server.cert)).publicKey.export({ type: 'spki', format: 'der' }))
+        .digest('base64');
+      const page = `<!doctype html><html><body><h1>Herald over wss://</h1><pre id="log"></pre>
+<script src="/pusher.min.js"></script><script>
+const log = (t) => { document.getElementById('log').textContent += t + ' | '; };
+const pusher = new Pusher('${APP_KEY}', { wsHost: 'localhost', wssPort: ${herald.port}, forceTLS: true, enabledTransports: ['ws', 'wss'], cluster: 'mt1', disableStats: true });
+pusher.connection.bind('state_change', (s) => log('state ' + s.current));
+const ch = pusher.subscribe('browser');
+ch.bind('pusher:subscription_succeeded', () => { log('subscribed'); window.subscribed = true; });
+ch.bind('hello', (d) => { log('hello ' + JSON.stringify(d)); window.hello = d; });
+</script></body></html>`;
+      const site = https.createServer({ cert: fs.readFileSync(pki.server.cert), key: fs.readFileSync(pki.server.key) }, (req, res) => {
+        if (req.url === '/pusher.min.js') {
+          res.writeHead(200, { 'content-type': 'text/javascript' });
+          res.end(fs.readFileSync(path.join(REPO_ROOT, 'tests', 'node_modules', 'pusher-js', 'dist', 'web', 'pusher.min.js')));
+        } else {
+          res.writeHead(200, { 'content-type': 'text/html' });
+          res.end(page);
+        }
+      });
+      await new Promise((r) => site.listen(0, '127.0.0.1', r));
+      const browser = await chromium.launch({
+        executablePath: '/usr/bin/chromium',
+        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+          '--disable-component-update', '--disable-sync', `--ignore-certificate-errors-spki-list=${spki}`],
+      });
+      try {
+        const tab = await browser.newPage();
+        const consoleLines = [];
+        tab.on('console', (m) => consoleLines.push(m.text()));
+        tab.on('pageerror', (e) => consoleLines.push(`page error: ${e.message}`));
+        tab.on('requestfailed', (r) => consoleLines.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+        await tab.goto(`https://localhost:${site.address().port}/`);
+        await tab.waitForFunction(() => window.subscribed === true, null, { timeout: 15000 }).catch(async (e) => {
+          e.message += `\npage log:\n${await tab.textContent('#log')}\nconsole:\n${consoleLines.join('\n')}`;
+          throw e;
+        });
+        const api = pusherServer(herald.port, { useTLS: true, agent: new https.Agent({ ca: fs.readFileSync(pki.ca.cert) }), host: 'localhost' });
+        await api.trigger('browser', 'hello', { from: 'the https API' });
+        await tab.waitForFunction(() => window.hello?.from === 'the https API', null, { timeout: 10000 });
+        const shots = path.join(REPO_ROOT, 'target', 'test-artifacts');
+        fs.mkdirSync(shots, { recursive: true });
+        await tab.screenshot({ path: path.join(shots, 'tls-wss-page.png') });
+      } finally {
+        await browser.close();
+        site.close();
       }
     });
 

@@ -9,7 +9,7 @@ const SCRIPT = path.join(REPO_ROOT, 'tests', 'php', 'broadcast.php');
  * laravelBroadcast(redisPort, {
  *   channels: [{type:'public'|'private'|'presence'|'encrypted', name}],
  *   event_class = 'OrderShipped', broadcast_as = null, data = {}, socket = null,
- *   prefix = 'laravel_database_',
+ *   prefix = 'laravel_database_', redis = {} (merged into Laravel's database.redis.default: TLS, ACL user),
  * })
  * Resolves once PHP has sent the EVAL; rejects on a non-zero exit.
  */

@@ -12,6 +12,7 @@
  *     "broadcast_as": null | "message.sent", value returned by broadcastAs()
  *     "data": {"order": {"id": 1}},          the event's public properties
  *     "socket": null | "1234.5678"           X-Socket-ID of the current request => toOthers()
+ *     "redis": {}                             merged into database.redis.default (TLS, ACL user, ...)
  *   }
  *
  * Exits 0 after the EVAL has been sent; non-zero (with a message on stderr) otherwise.
@@ -61,7 +62,11 @@ $socket = $opts['socket'] ?? null;
 // ---------------------------------------------------------------------------
 // A minimal application container, wired the way Laravel's service providers do it.
 // ---------------------------------------------------------------------------
-$app = laravel_app($prefix, $port, 5);
+$redis = $opts['redis'] ?? [];
+if (!is_array($redis)) {
+    fail('redis must be an object');
+}
+$app = laravel_app($prefix, $port, 5, $redis);
 
 // The current HTTP request, carrying the sender's socket id (what Echo's axios interceptor sets).
 if ($socket !== null) {

@@ -15,7 +15,11 @@ use Illuminate\Redis\RedisManager;
 use Illuminate\Support\Arr;
 use Illuminate\Support\Facades\Facade;
 
-function laravel_app(string $prefix, int $port, int $timeout): Container
+/**
+ * $redis is merged into database.redis.default, as an app's config/database.php would set it: e.g. TLS and an
+ * ACL user: ['scheme' => 'tls', 'password' => ['user', 'pass'], 'context' => ['stream' => ['cafile' => ...]]].
+ */
+function laravel_app(string $prefix, int $port, int $timeout, array $redis = []): Container
 {
     $app = new Container();
     Container::setInstance($app);
@@ -32,14 +36,14 @@ function laravel_app(string $prefix, int $port, int $timeout): Container
             'redis' => [
                 'client' => 'phpredis',
                 'options' => ['prefix' => $prefix],
-                'default' => [
+                'default' => array_merge([
                     'host' => '127.0.0.1',
                     'password' => null,
                     'port' => $port,
                     'database' => 0,
                     'read_timeout' => $timeout,
                     'timeout' => $timeout,
-                ],
+                ], $redis),
             ],
         ],
     ]));
