@@ -16,15 +16,7 @@ OUT=target/bench-compare
 mkdir -p "$OUT"
 cargo build --release -q -p loadtest
 LOAD=target/release/herald-load
-pid=""
-stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true; pid=""; }
-trap stop EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_http() { for _ in $(seq 100); do curl -fs "http://127.0.0.1:$1/readyz" >/dev/null 2>&1 && return 0; sleep 0.1; done; return 1; }
-start_herald() { port=$(free_port); HERALD_HOST=127.0.0.1 HERALD_PORT=$port RUST_LOG=warn "$1" & pid=$!; wait_http "$port"; }
-start_raw() { port=$(free_port); target/release/raw-fanout "127.0.0.1:$port" 2>/dev/null & pid=$!; sleep 0.5; }
-# Prints the figure named $2 from the JSON result $1, rounded to one decimal.
-figure() { python3 -c 'import json,sys; print(next(round(v, 1) for n, v, u in json.load(open(sys.argv[1]))["figures"] if n == sys.argv[2]))' "$1" "$2"; }
+. scripts/lib/bench-common.sh
 
 echo "| run | build | fanout CPU/delivery (µs) | idle public (KiB/conn) | idle presence (KiB/conn) |" > "$OUT/summary.md"
 echo "|---|---|---|---|---|" >> "$OUT/summary.md"

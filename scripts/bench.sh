@@ -51,4 +51,8 @@ if command -v redis-server >/dev/null; then
   load presence-one-channel --target 127.0.0.1:$N1 --target 127.0.0.1:$N2 --server-pid $P1 --server-pid $P2 presence --users 2000 --tabs 2 --channels 1
   load fanout-cluster-redis --target 127.0.0.1:$N1 --target 127.0.0.1:$N2 --server-pid $P1 --server-pid $P2 fanout --subscribers "$SUBS" --channels 1 --rate 20 --duration "$DURATION" --publish redis --redis-url redis://127.0.0.1:$REDIS
 fi
-echo "results in $OUT/" >&2
+# CPU per delivery over wss:// next to ws:// (fresh servers, one run; RUNS=3 ./scripts/bench-wss.sh for the spread),
+# with nothing else running.
+cleanup; pids=()
+RUNS=${BENCH_WSS_RUNS:-1} ./scripts/bench-wss.sh >&2
+echo "results in $OUT/ and target/bench-wss/" >&2

@@ -2,11 +2,12 @@
 //! fastwebsockets as the client role. It subscribes (signing private and presence channels like an app's
 //! auth endpoint would), answers `pusher:ping`, and hands every event frame to a callback.
 
+use crate::conn::Conn;
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
 use herald_protocol::signature;
 use std::net::SocketAddr;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone)]
@@ -14,11 +15,13 @@ pub struct Target {
     pub addr: SocketAddr,
     pub key: String,
     pub secret: String,
+    /// Connect with TLS (wss://) under this configuration.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// A connected, established client.
 pub struct Client {
-    pub ws: WebSocket<TcpStream>,
+    pub ws: WebSocket<Conn>,
     pub socket_id: String,
 }
 
@@ -33,7 +36,7 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
             .bind(SocketAddr::new(ip, 0))
             .map_err(|e| format!("bind {ip}: {e}"))?;
     }
-    let mut stream = socket
+    let stream = socket
         .connect(target.addr)
         .await
         .map_err(|e| format!("connect {}: {e}", target.addr))?;
@@ -42,6 +45,33 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
         "GET /app/{}?protocol=7&client=herald-load&version=1 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: aGVyYWxkLWxvYWR0ZXN0IQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         target.key, target.addr
     );
+    let mut stream = match &target.tls {
+        None => stream,
+        Some(config) => {
+            let name = rustls::pki_types::ServerName::IpAddress(target.addr.ip().into());
+            let tls = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS handshake with {}: {e}", target.addr))?;
+            let mut conn = Conn::Tls(Box::new(tls));
+            conn.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+            // No peek through TLS: read the response head byte by byte, so no frame bytes are taken.
+            let mut head = Vec::with_capacity(256);
+            while !head.ends_with(b"\r\n\r\n") {
+                if head.len() > 1024 {
+                    return Err("handshake response too long".into());
+                }
+                head.push(conn.read_u8().await.map_err(|e| e.to_string())?);
+            }
+            if !head.starts_with(b"HTTP/1.1 101") {
+                return Err(format!(
+                    "handshake refused: {}",
+                    String::from_utf8_lossy(&head[..head.len().min(80)])
+                ));
+            }
+            return established(conn).await;
+        }
+    };
     stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
     // Read exactly the response head: peek for its end, then consume it, so no frame bytes are lost.
     let mut head = [0u8; 1024];
@@ -52,9 +82,7 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
         }
         if let Some(end) = head[..n].windows(4).position(|w| w == b"\r\n\r\n") {
             let mut consumed = vec![0u8; end + 4];
-            tokio::io::AsyncReadExt::read_exact(&mut stream, &mut consumed)
-                .await
-                .map_err(|e| e.to_string())?;
+            stream.read_exact(&mut consumed).await.map_err(|e| e.to_string())?;
             if !consumed.starts_with(b"HTTP/1.1 101") {
                 return Err(format!(
                     "handshake refused: {}",
@@ -68,7 +96,12 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
         }
         tokio::task::yield_now().await;
     }
-    let mut ws = WebSocket::after_handshake(stream, Role::Client);
+    established(Conn::Plain(stream)).await
+}
+
+/// After the upgrade: the WebSocket, and `connection_established`.
+async fn established(conn: Conn) -> Result<Client, String> {
+    let mut ws = WebSocket::after_handshake(conn, Role::Client);
     ws.set_auto_pong(true);
     ws.set_auto_close(true);
     let frame = ws.read_frame().await.map_err(|e| e.to_string())?;

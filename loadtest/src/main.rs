@@ -5,6 +5,7 @@
 //! and an SVG chart.
 
 mod client;
+mod conn;
 mod latency;
 mod proc_stats;
 mod publisher;
@@ -46,6 +47,9 @@ struct Cli {
     /// Write an SVG chart here (latency percentiles, deliveries per second).
     #[arg(long, global = true)]
     svg: Option<PathBuf>,
+    /// Connect with TLS (wss://, and https:// for the HTTP API), trusting the CA in this PEM file.
+    #[arg(long, global = true)]
+    tls_ca: Option<PathBuf>,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -134,23 +138,41 @@ fn resolve(target: &str) -> Result<SocketAddr, String> {
 }
 
 async fn publisher(cli: &Cli, load: &Load) -> Result<publisher::Publisher, String> {
+    let tls = tls(cli)?;
     match load.publish.as_str() {
         "api" => {
-            let base = load.api.clone().unwrap_or_else(|| format!("http://{}", cli.targets[0]));
-            Ok(publisher::Publisher::api(&base, &cli.app_id, &cli.key, &cli.secret))
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            let base = load
+                .api
+                .clone()
+                .unwrap_or_else(|| format!("{scheme}://{}", cli.targets[0]));
+            Ok(publisher::Publisher::api(
+                &base,
+                &cli.app_id,
+                &cli.key,
+                &cli.secret,
+                tls.clone(),
+            ))
         }
         "redis" => publisher::Publisher::redis(&load.redis_url, &load.redis_prefix).await,
         other => Err(format!("--publish {other:?}: use api or redis")),
     }
 }
 
+/// The TLS configuration `--tls-ca` asks for.
+fn tls(cli: &Cli) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+    cli.tls_ca.as_deref().map(conn::tls_config).transpose()
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
+    let tls = tls(&cli)?;
     let mut targets = Vec::new();
     for t in &cli.targets {
         targets.push(client::Target {
             addr: resolve(t)?,
             key: cli.key.clone(),
             secret: cli.secret.clone(),
+            tls: tls.clone(),
         });
     }
     let common = scenarios::Common {

@@ -12,7 +12,7 @@ use hyper_util::rt::TokioExecutor;
 #[derive(Clone)]
 pub enum Publisher {
     Api {
-        client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+        client: Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>,
         base: String,
         app_id: String,
         key: String,
@@ -47,9 +47,32 @@ pub fn parse_delivery(frame: &[u8]) -> Option<(u64, u64)> {
 }
 
 impl Publisher {
-    pub fn api(base: &str, app_id: &str, key: &str, secret: &str) -> Self {
+    /// The HTTP API at `base` (`http://` or, with `tls`, `https://`).
+    pub fn api(
+        base: &str,
+        app_id: &str,
+        key: &str,
+        secret: &str,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Self {
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let connector = match tls {
+            Some(config) => builder.with_tls_config((*config).clone()),
+            None => builder.with_tls_config(
+                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
+            ),
+        }
+        .https_or_http()
+        .enable_http1()
+        .build();
         Publisher::Api {
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: Client::builder(TokioExecutor::new()).build(connector),
             base: base.trim_end_matches('/').to_owned(),
             app_id: app_id.to_owned(),
             key: key.to_owned(),
