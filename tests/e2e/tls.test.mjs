@@ -10,7 +10,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import {
-  e2e, freePort, startHerald, waitFor, rawClient, closeClients, signPresence, presenceData, dataOf, pusherServer,
+  e2e, freePort, startHerald, waitFor, rawClient, closeClients, signPresence, presenceData, dataOf, pusherServer, makeEcho,
   spawnTracked, stopChild, REPO_ROOT, APP_KEY,
 } from '../lib/harness.mjs';
 import { makePki, issueServerCert, servedFingerprint, fileFingerprint } from '../lib/tls.mjs';
@@ -20,17 +20,18 @@ const PASSWORD = 'herald-pw';
 
 function redisCli(pki, port, args) {
   return new Promise((resolve, reject) => {
-    execFile('redis-cli', ['--tls', '--cacert', pki.ca.cert, '-h', '127.0.0.1', '-p', String(port),
+    execFile('redis-cli', ['--tls', '--cacert', pki.ca.cert, '--cert', pki.client.cert, '--key', pki.client.key,
+      '-h', '127.0.0.1', '-p', String(port),
       '--user', 'herald', '--pass', PASSWORD, '--no-auth-warning', ...args], { timeout: 5000 }, (err, stdout) => (err ? reject(err) : resolve(stdout.trim())));
   });
 }
 
-async function startTlsRedis(pki) {
+async function startTlsRedis(pki, { clientAuth = false } = {}) {
   const port = await freePort();
   const child = spawnTracked('redis-server', [
     '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
     '--tls-cert-file', pki.server.cert, '--tls-key-file', pki.server.key, '--tls-ca-cert-file', pki.ca.cert,
-    '--tls-auth-clients', 'no',
+    '--tls-auth-clients', clientAuth ? 'yes' : 'no',
     '--user', 'default', 'off',
     '--user', 'herald', 'on', `>${PASSWORD}`, '~*', '&*', '+@all',
   ], { stdio: 'ignore' });
@@ -51,7 +52,10 @@ function httpsStatus(port, ca, urlPath = '/readyz') {
 
 describe('TLS', () => {
   let pki;
-  before(() => { pki = makePki(); });
+  before(() => {
+    pki = makePki();
+    pki.client = issueServerCert(pki, 'client');
+  });
   after(async () => { await closeClients(); pki?.remove(); });
 
   describe('Redis over TLS with an ACL user (rediss://)', () => {
@@ -78,6 +82,12 @@ describe('TLS', () => {
 
         await c1.subscribeOk('news');
         await c2.subscribeOk('news');
+        // And what a browser runs: laravel-echo on pusher-js, on the other node.
+        const echo = makeEcho({ port: b.port });
+        const shipped = [];
+        await new Promise((resolve) => {
+          echo.channel('news').listen('OrderShipped', (e) => shipped.push(e)).subscribed(resolve);
+        });
         // Laravel's own RedisBroadcaster, over TLS as the ACL user (phpredis, as config/database.php sets it).
         await laravelBroadcast(redis.port, {
           channels: [{ type: 'public', name: 'news' }],
@@ -88,6 +98,8 @@ describe('TLS', () => {
           const got = await c.next((f) => f.event === 'App\\Events\\OrderShipped');
           assert.equal(dataOf(got).id, 7);
         }
+        await waitFor(() => shipped.length === 1, { timeout: 5000, what: 'Echo to hear OrderShipped' });
+        assert.equal(shipped[0].id, 7);
       } finally {
         await a.stop();
         await b.stop();
@@ -118,6 +130,36 @@ describe('TLS', () => {
       } finally {
         await wrongCa.stop();
         await wrongPassword.stop();
+      }
+    });
+  });
+
+  describe('Redis that requires client certificates (mutual TLS)', () => {
+    let redis;
+    before(async () => { redis = await startTlsRedis(pki, { clientAuth: true }); });
+    after(async () => { await redis?.stop(); });
+
+    e2e('a node with HERALD_REDIS_CLIENT_CERT_FILE is served; one without is refused and says where', async () => {
+      const url = `rediss://herald:${PASSWORD}@127.0.0.1:${redis.port}/0`;
+      const withCert = await startHerald({
+        redisUrl: url,
+        env: {
+          HERALD_REDIS_CA_FILE: pki.ca.cert,
+          HERALD_REDIS_CLIENT_CERT_FILE: pki.client.cert,
+          HERALD_REDIS_CLIENT_KEY_FILE: pki.client.key,
+        },
+      });
+      const withoutCert = await startHerald({ redisUrl: url, env: { HERALD_REDIS_CA_FILE: pki.ca.cert }, waitReady: false });
+      try {
+        const c = await rawClient(withCert.port);
+        await c.subscribeOk('news');
+        await redisCli(pki, redis.port, ['PUBLISH', 'laravel_database_news', '{"event":"mtls","data":{"ok":true},"socket":null}']);
+        await c.next((f) => f.event === 'mtls');
+        await waitFor(() => withoutCert.logs().includes(`127.0.0.1:${redis.port}`), { timeout: 10000, what: 'a log line naming Redis' });
+        assert.equal((await fetch(withoutCert.url('/readyz'))).status, 503);
+      } finally {
+        await withCert.stop();
+        await withoutCert.stop();
       }
     });
   });
