@@ -78,6 +78,24 @@ for (const mode of modes()) {
       await bystanderStillServed();
     });
 
+    /** A pusher:ping frame of exactly `size` bytes. */
+    function pingOfSize(size) {
+      const empty = JSON.stringify({ event: 'pusher:ping', data: { pad: '' } });
+      return JSON.stringify({ event: 'pusher:ping', data: { pad: 'p'.repeat(size - empty.length) } });
+    }
+
+    e2e('a message of exactly max_message_size (10240) is taken; one byte more closes with 4300', async () => {
+      const c = await rawClient(ctx.port);
+      const exact = pingOfSize(10240);
+      assert.equal(Buffer.byteLength(exact), 10240);
+      c.send(exact);
+      await c.next((f) => f.event === 'pusher:pong', 5000);
+      assert.ok(c.isOpen(), 'a message of the limit itself is allowed');
+      c.send(pingOfSize(10241));
+      const { code } = await c.waitClosed(5000);
+      assert.equal(code, 4300);
+    });
+
     e2e('subscribe storm (500 channels) -> refused beyond the limit, node stays up', async () => {
       const c = await rawClient(ctx.port);
       for (let i = 0; i < 500; i++) c.subscribe(`storm-${i}`, { auth: '' });

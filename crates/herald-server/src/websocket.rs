@@ -119,7 +119,9 @@ pub async fn serve(
 ) {
     ws.set_auto_close(false);
     ws.set_auto_pong(false);
-    ws.set_max_message_size(node.settings().max_message_size);
+    // fastwebsockets refuses a frame whose length is at or over its limit; a message of exactly the limit is
+    // allowed (only larger ones are refused, as documented).
+    ws.set_max_message_size(node.settings().max_message_size + 1);
     let (mut session, rx) = herald_core::Session::open(node.clone(), app);
     let conn = session.connection().clone();
     let socket_id = conn.socket_id.clone();
