@@ -31,9 +31,9 @@ function subscriptionError(channel) {
   return waitFor(new Promise((resolve) => channel.error((err) => resolve(err))), { timeout: 10000, what: `an error on ${channel.name}` });
 }
 
-function post(port, path, body, headers) {
+function post(port, path, body, headers, method = 'POST') {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method: 'POST', path, headers }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
       let text = '';
       res.on('data', (c) => { text += c; });
       res.on('end', () => resolve({ status: res.statusCode, text, headers: res.headers }));
@@ -135,5 +135,37 @@ describe('auth endpoint for apps on the redis driver', () => {
     const noCookie = await post(herald.port, `/herald/auth/${APP_KEY}`, 'socket_id=1.2&channel_name=private-orders.2', { 'content-type': form['content-type'] });
     assert.equal(noCookie.status, 403);
     assert.equal((await httpGet(herald.port, '/readyz')).status, 200);
+  });
+});
+
+describe('auth endpoint with no allowed_origins: same origin only', () => {
+  let app;
+  let herald;
+  before(async () => {
+    app = await startAuthApp();
+    herald = await startHerald({ env: { HERALD_AUTH_URL: `${app.url}/broadcasting/auth` } });
+  });
+  after(async () => {
+    await herald?.stop();
+    await app?.stop();
+  });
+
+  e2e('another site gets 403 and no CORS headers; the same origin and non-browsers are served', async () => {
+    const form = { 'content-type': 'application/x-www-form-urlencoded', cookie: 'laravel_session=2' };
+    const body = 'socket_id=1.2&channel_name=private-orders.2';
+    for (const origin of ['http://evil.test', 'null']) {
+      const res = await post(herald.port, `/herald/auth/${APP_KEY}`, body, { ...form, origin });
+      assert.equal(res.status, 403, origin);
+      assert.equal(res.headers['access-control-allow-origin'], undefined, origin);
+      assert.equal(res.headers['access-control-allow-credentials'], undefined, origin);
+    }
+    const preflight = await post(herald.port, `/herald/auth/${APP_KEY}`, '', {
+      origin: 'http://evil.test', 'access-control-request-method': 'POST',
+    }, 'OPTIONS');
+    assert.equal(preflight.headers['access-control-allow-origin'], undefined, 'no preflight grant either');
+    const same = await post(herald.port, `/herald/auth/${APP_KEY}`, body, { ...form, origin: `http://127.0.0.1:${herald.port}` });
+    assert.equal(same.status, 200);
+    const noOrigin = await post(herald.port, `/herald/auth/${APP_KEY}`, body, form);
+    assert.equal(noOrigin.status, 200);
   });
 });

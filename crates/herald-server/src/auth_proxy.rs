@@ -92,7 +92,13 @@ pub fn parse_request(content_type: &str, body: &[u8]) -> Result<AuthRequest, Str
 }
 
 /// The CORS headers for `origin`, when the app allows it.
+/// CORS for the auth endpoints: only for the app's configured `allowed_origins`. With none configured there is
+/// no cross-origin access at all (a page on the same origin needs none), so no other site can have a browser
+/// send its cookies here and read the answer.
 pub fn cors(app: &App, origin: Option<&str>, headers: &mut HeaderMap) {
+    if app.config.allowed_origins.is_empty() {
+        return;
+    }
     if let Some(origin) = origin.filter(|o| app.config.origin_allowed(Some(o))) {
         if let Ok(value) = HeaderValue::from_str(origin) {
             headers.insert("access-control-allow-origin", value);
@@ -100,6 +106,18 @@ pub fn cors(app: &App, origin: Option<&str>, headers: &mut HeaderMap) {
             headers.insert("vary", HeaderValue::from_static("Origin"));
         }
     }
+}
+
+/// Whether a browser request from `origin` may use the auth endpoints: one of the app's `allowed_origins`, or,
+/// when it lists none, only the same origin as Herald itself (`Origin`'s host is the request's `Host`). A request
+/// without `Origin` is not from a cross-site page.
+fn origin_permitted(config: &herald_core::AppConfig, origin: Option<&str>, host: Option<&str>) -> bool {
+    let Some(origin) = origin else { return true };
+    if !config.allowed_origins.is_empty() {
+        return config.origin_allowed(Some(origin));
+    }
+    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    host.is_some_and(|host| host.eq_ignore_ascii_case(authority))
 }
 
 /// Handles one call: asks the app, signs what it granted.
@@ -116,7 +134,13 @@ pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming:
         );
     };
     let origin = incoming.get("origin").and_then(|v| v.to_str().ok());
-    if !config.origin_allowed(origin) {
+    let host = incoming.get("host").and_then(|v| v.to_str().ok());
+    if !origin_permitted(config, origin, host) {
+        tracing::info!(
+            app = %config.id,
+            origin,
+            "auth request from another site refused; list the site in allowed_origins (HERALD_ALLOWED_ORIGINS) if it is yours"
+        );
         return fail(StatusCode::FORBIDDEN, "Origin not allowed");
     }
     let content_type = incoming.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
