@@ -20,15 +20,8 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
-/// Checks a request's signature against the app's secret.
-pub fn authenticate(
-    app: &App,
-    method: &str,
-    path: &str,
-    query: &[(String, String)],
-    body: &[u8],
-    now_secs: i64,
-) -> Result<(), ApiError> {
+/// The checks that need no body: the key is the app's, the timestamp is fresh, a signature is present.
+pub fn check_credentials(app: &App, query: &[(String, String)], now_secs: i64) -> Result<(), ApiError> {
     let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let unauthorized = |m: &str| Err(ApiError::new(401, m));
     let Some(key) = get("auth_key") else {
@@ -43,6 +36,24 @@ pub fn authenticate(
     if (now_secs - ts).abs() > TIMESTAMP_WINDOW_SECS {
         return unauthorized("auth_timestamp is more than 600 seconds from the server time; check the clock");
     }
+    if get("auth_signature").is_none() {
+        return unauthorized("Missing auth_signature");
+    }
+    Ok(())
+}
+
+/// Checks a request's signature against the app's secret.
+pub fn authenticate(
+    app: &App,
+    method: &str,
+    path: &str,
+    query: &[(String, String)],
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), ApiError> {
+    check_credentials(app, query, now_secs)?;
+    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let unauthorized = |m: &str| Err(ApiError::new(401, m));
     if !body.is_empty() {
         match get("body_md5") {
             Some(md5) if md5 == signature::body_md5(body) => {}

@@ -89,6 +89,9 @@ pub struct Flags {
     /// Milliseconds a node's lease in Redis lasts; a node silent this long is reaped (presence cleaned up).
     #[arg(long, env = "HERALD_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// Milliseconds a client has to send a request body (HTTP API, auth endpoints) once its headers are in.
+    #[arg(long, env = "HERALD_BODY_TIMEOUT_MS")]
+    pub body_timeout_ms: Option<u64>,
     /// Serve /metrics, /livez and /readyz on this port instead of the main one.
     #[arg(long, env = "HERALD_METRICS_PORT")]
     pub metrics_port: Option<u16>,
@@ -221,6 +224,7 @@ struct FileConfig {
     lease_ms: Option<u64>,
     metrics_port: Option<u16>,
     drain_secs: Option<u64>,
+    body_timeout_ms: Option<u64>,
     /// Deprecated name of `drain_secs`.
     drain_seconds: Option<u64>,
     presence_grace_ms: Option<u64>,
@@ -366,6 +370,8 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// A CA bundle for the app's https:// endpoints.
     pub app_ca_file: Option<PathBuf>,
+    /// How long a request body may take to arrive.
+    pub body_timeout: Duration,
 }
 
 fn split_prefixes(s: &str) -> Vec<String> {
@@ -624,6 +630,9 @@ impl Config {
             redis_tls,
             tls,
             app_ca_file: flags.app_ca_file.or(file.app_ca_file),
+            body_timeout: Duration::from_millis(
+                flags.body_timeout_ms.or(file.body_timeout_ms).unwrap_or(10_000).max(1),
+            ),
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::websocket;
 use bytes::Bytes;
 use herald_core::metrics::metrics;
 use herald_core::Node;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
@@ -32,6 +32,8 @@ pub struct Server {
     pub drain: websocket::DrainPolicy,
     /// Reaches the apps' own auth endpoints.
     pub app_client: auth_proxy::AppClient,
+    /// Reads request bodies within bounds of size, time and concurrency.
+    pub bodies: crate::body_reader::BodyReader,
 }
 
 fn json(status: StatusCode, body: String) -> HttpResponse {
@@ -204,9 +206,9 @@ impl Server {
             r
         } else {
             let headers = req.headers().clone();
-            let body = match Limited::new(req.into_body(), 16 * 1024).collect().await {
-                Ok(body) => body.to_bytes(),
-                Err(_) => return error(413, "Auth request body larger than 16 KiB"),
+            let body = match self.bodies.read(req, 16 * 1024).await {
+                Ok(body) => body,
+                Err(e) => return error(e.status(), &e.to_string()),
             };
             let (status, body) = auth_proxy::authorize(&self.app_client, &app, kind, &headers, body).await;
             if !status.is_success() {
@@ -227,14 +229,22 @@ impl Server {
             tracing::info!(app_id, "HTTP API call for an unknown app");
             return error(404, &format!("Unknown app id {app_id:?}"));
         };
-        let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            Err(_) => return error(413, &format!("Request body larger than {MAX_BODY} bytes")),
-        };
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
+        // What can be checked without the body is checked first: an anonymous caller never gets a body read.
+        if let Err(e) = api::check_credentials(&app, &query, now) {
+            tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
+            return error(e.status, &e.message);
+        }
+        let body = match self.bodies.read(req, MAX_BODY).await {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::info!(app = %app.config.id, path, reason = %e, "HTTP API body not read");
+                return error(e.status(), &e.to_string());
+            }
+        };
         if let Err(e) = api::authenticate(&app, method.as_str(), &path, &query, &body, now) {
             tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
             return error(e.status, &e.message);

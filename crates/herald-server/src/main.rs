@@ -3,6 +3,7 @@
 
 mod api;
 mod auth_proxy;
+mod body_reader;
 mod config;
 mod frame_writer;
 mod http;
@@ -116,6 +117,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         serves_probes: config.metrics_port.is_none(),
         drain,
         app_client,
+        bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
     };
     if let Some(port) = config.metrics_port {
         let addr = format!("{}:{}", config.host, port);
@@ -154,6 +156,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Request bodies (HTTP API, auth endpoints) read at once; beyond this a request gets 503 at once.
+const MAX_BODIES_IN_FLIGHT: usize = 64;
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
