@@ -45,5 +45,11 @@ describe('redis restart', { skip: !runRedis && 'HERALD_TEST_MODE=embedded' }, ()
     assert.equal(echo.socketId(), socketId, 'the client kept its connection (no resubscribe needed)');
     assert.ok(raw.isOpen());
     await raw.ping();
+
+    // The window in which broadcasts could not reach this node is counted and logged, not lost silently.
+    const metrics = (await httpGet(ctx.port, '/metrics')).body;
+    const gaps = Number(/^herald_redis_subscription_gap_seconds_count (\d+)/m.exec(metrics)?.[1] ?? 0);
+    assert.ok(gaps >= 1, `gap windows counted: ${gaps}`);
+    assert.match(ctx.herald.logs(), /Redis subscription was down/);
   });
 });

@@ -32,6 +32,9 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     pub redis_subscription_up: IntGauge,
     pub redis_reconnects: IntCounter,
+    /// Windows in which the node's Redis subscription was down (what Redis published then was not delivered
+    /// here; pub/sub does not replay), and how long each lasted.
+    pub redis_subscription_gaps: Histogram,
     pub redis_command_duration: HistogramVec,
     pub redis_errors: IntCounterVec,
     pub presence_operations: IntCounterVec,
@@ -180,6 +183,14 @@ impl Metrics {
                 "herald_redis_reconnects_total",
                 "Times the Redis subscription was re-established",
                 &[],
+            )
+            .with_label_values(&[]),
+            redis_subscription_gaps: histogram(
+                &r,
+                "herald_redis_subscription_gap_seconds",
+                "Windows in which the Redis subscription was down: broadcasts published on Redis meanwhile did not reach this node's clients",
+                &[],
+                exponential_buckets(0.1, 2.0, 12).expect("valid buckets"),
             )
             .with_label_values(&[]),
             redis_command_duration: histogram(

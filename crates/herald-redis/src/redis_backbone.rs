@@ -227,6 +227,8 @@ impl Subscriber {
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut backoff = BACKOFF_MIN;
         let mut first = true;
+        // When the subscription was last known good, while it is down: the start of a loss window.
+        let mut down_since: Option<Instant> = None;
         loop {
             let client = self.client.clone();
             let connect = client.get_async_pubsub();
@@ -281,6 +283,14 @@ impl Subscriber {
                 metrics().redis_reconnects.inc();
             }
             first = false;
+            if let Some(since) = down_since.take() {
+                let gap = since.elapsed();
+                metrics().redis_subscription_gaps.observe(gap.as_secs_f64());
+                tracing::warn!(
+                    gap_ms = gap.as_millis() as u64,
+                    "Redis subscription was down: broadcasts published on Redis in that window did not reach this node's clients (Redis pub/sub does not replay them)"
+                );
+            }
             tracing::info!(channels = all.len() - 1, "Redis subscription live");
             self.ready.store(true, Ordering::Release);
             metrics().redis_subscription_up.set(1);
@@ -332,6 +342,8 @@ impl Subscriber {
             };
             self.ready.store(false, Ordering::Release);
             metrics().redis_subscription_up.set(0);
+            // The window opens at the last heartbeat seen: what came after it may not have been delivered.
+            down_since = Some(last_beat);
             tracing::warn!(reason = why, "Redis subscription lost; reconnecting");
         }
     }
