@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, Notify};
 pub enum Outbound {
     /// A text frame; the bytes may be shared with other connections.
     Frame(Bytes),
-    /// Answer a WebSocket ping.
-    Pong,
+    /// Answer a WebSocket ping, echoing its payload (at most 125 bytes, as every control frame).
+    Pong(Bytes),
     /// Send a close frame with this code and reason, then stop.
     Close(u16, String),
 }
@@ -69,9 +69,10 @@ impl ConnectionHandle {
         self.tx.send(Outbound::Frame(Bytes::from(frame))).await.is_ok()
     }
 
-    /// Queues the answer to a WebSocket ping (dropped when the queue is full: the client is not reading).
-    pub fn pong(&self) {
-        let _ = self.tx.try_send(Outbound::Pong);
+    /// Queues the answer to a WebSocket ping with the ping's payload (dropped when the queue is full: the
+    /// client is not reading).
+    pub fn pong(&self, payload: Bytes) {
+        let _ = self.tx.try_send(Outbound::Pong(payload));
     }
 
     /// Queues a close after what is already queued.

@@ -60,7 +60,7 @@ impl Client {
                 frame
             }
             Outbound::Close(code, reason) => json!({ "close": code, "reason": reason }),
-            Outbound::Pong => json!({ "pong": true }),
+            Outbound::Pong(_) => json!({ "pong": true }),
         }
     }
 

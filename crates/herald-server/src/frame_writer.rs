@@ -44,8 +44,10 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Adds an empty pong to the batch.
-    pub fn pong(&mut self) {
-        self.header(PONG, 0);
+    /// Adds a pong echoing the ping's payload (RFC 6455 5.5.3).
+    pub fn pong(&mut self, payload: &[u8]) {
+        self.header(PONG, payload.len());
+        self.buf.extend_from_slice(payload);
     }
 
     /// Adds a close frame (code and a reason cut to fit a control frame).

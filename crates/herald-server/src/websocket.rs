@@ -17,6 +17,24 @@ use tokio::sync::mpsc;
 
 type Socket = WebSocket<TokioIo<Upgraded>>;
 
+/// RFC 6455 close codes for a broken protocol and for a text message that is not UTF-8.
+const PROTOCOL_ERROR: u16 = 1002;
+const INVALID_PAYLOAD: u16 = 1007;
+
+/// True for read errors that mean the client broke the WebSocket protocol (rather than went away).
+fn is_protocol_error(e: &WebSocketError) -> bool {
+    matches!(
+        e,
+        WebSocketError::ReservedBitsNotZero
+            | WebSocketError::ControlFrameFragmented
+            | WebSocketError::PingFrameTooLarge
+            | WebSocketError::InvalidFragment
+            | WebSocketError::InvalidContinuationFrame
+            | WebSocketError::InvalidCloseFrame
+            | WebSocketError::InvalidCloseCode
+    )
+}
+
 /// Longest time one frame may take to reach a client before it is dropped as stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -184,21 +202,34 @@ pub async fn serve(
                 );
                 break "message too large";
             }
-            Err(_) => break "read error",
+            Err(e) => {
+                // RFC 6455: a frame that breaks the protocol (reserved bits, a fragmented or oversized control
+                // frame, a bad continuation) ends the connection with 1002.
+                if is_protocol_error(&e) {
+                    conn.close(PROTOCOL_ERROR, &e.to_string());
+                    break "protocol error";
+                }
+                break "read error";
+            }
         };
         activity.touch();
+        if matches!(frame.opcode, OpCode::Ping | OpCode::Pong | OpCode::Close) && frame.payload.len() > 125 {
+            conn.close(PROTOCOL_ERROR, "Control frame over 125 bytes");
+            break "oversized control frame";
+        }
         let (opcode, payload) = match frame.opcode {
             OpCode::Close => {
                 conn.close(1000, "");
                 break "client closed";
             }
             OpCode::Ping => {
-                conn.pong();
+                conn.pong(Bytes::copy_from_slice(&frame.payload));
                 continue;
             }
             OpCode::Pong => continue,
             OpCode::Continuation => {
                 let Some((op, mut buf)) = partial.take() else {
+                    conn.close(PROTOCOL_ERROR, "Continuation frame without a message to continue");
                     break "stray continuation";
                 };
                 if buf.len() + frame.payload.len() > max {
@@ -216,6 +247,10 @@ pub async fn serve(
                 (op, buf)
             }
             op @ (OpCode::Text | OpCode::Binary) => {
+                if partial.is_some() {
+                    conn.close(PROTOCOL_ERROR, "New message before the fragmented one ended");
+                    break "interleaved fragments";
+                }
                 if !frame.fin {
                     partial = Some((op, frame.payload.to_vec()));
                     continue;
@@ -225,6 +260,11 @@ pub async fn serve(
         };
         match (opcode, String::from_utf8(payload)) {
             (OpCode::Text, Ok(text)) => session.handle_text(&text).await,
+            (OpCode::Text, Err(_)) => {
+                // RFC 6455 8.1: a text message that is not UTF-8 fails the connection with 1007.
+                conn.close(INVALID_PAYLOAD, "Text message is not valid UTF-8");
+                break "invalid UTF-8";
+            }
             _ => {
                 let message = "Binary messages are not supported; send JSON text";
                 conn.reply(frame::error(close_code::INVALID_MESSAGE, message)).await;
@@ -298,7 +338,7 @@ async fn write_loop(
         while let Some(message) = next.take() {
             match message {
                 Outbound::Frame(bytes) => write.text(&bytes),
-                Outbound::Pong => write.pong(),
+                Outbound::Pong(payload) => write.pong(&payload),
                 Outbound::Close(code, reason) => {
                     closing = Some((code, reason));
                     break;
