@@ -90,16 +90,16 @@ mod tests {
             let mut w = FrameWriter::new(&mut out);
             w.text(b"hi");
             w.text(&[b'x'; 300]);
-            w.pong();
+            w.pong(b"p1");
             w.close(4100, "slow");
             w.flush().await.unwrap();
         }
         assert_eq!(&out[..4], &[0x81, 2, b'h', b'i']);
         assert_eq!(&out[4..8], &[0x81, 126, 1, 44]);
         let rest = &out[8 + 300..];
-        assert_eq!(&rest[..2], &[0x8A, 0]);
-        assert_eq!(&rest[2..6], &[0x88, 6, 0x10, 0x04]);
-        assert_eq!(&rest[6..], b"slow");
+        assert_eq!(&rest[..4], &[0x8A, 2, b'p', b'1'], "the pong echoes the ping's payload");
+        assert_eq!(&rest[4..8], &[0x88, 6, 0x10, 0x04]);
+        assert_eq!(&rest[8..], b"slow");
         let mut big = Vec::new();
         let mut w = FrameWriter::new(&mut big);
         w.text(&vec![b'y'; 70_000]);
