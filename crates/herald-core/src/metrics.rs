@@ -37,6 +37,8 @@ pub struct Metrics {
     pub redis_subscription_gaps: Histogram,
     pub redis_command_duration: HistogramVec,
     pub redis_errors: IntCounterVec,
+    /// Lease renewals Redis refused for lack of memory (`maxmemory` reached with `noeviction`).
+    pub redis_out_of_memory: IntCounter,
     pub presence_operations: IntCounterVec,
     pub lease_renewals: IntCounterVec,
     pub ready: IntGauge,
@@ -201,6 +203,13 @@ impl Metrics {
                 latency,
             ),
             redis_errors: counter(&r, "herald_redis_errors_total", "Failed Redis commands", &["command"]),
+            redis_out_of_memory: counter(
+                &r,
+                "herald_redis_out_of_memory_total",
+                "Lease renewals refused because Redis is out of memory (maxmemory with noeviction)",
+                &[],
+            )
+            .with_label_values(&[]),
             presence_operations: counter(
                 &r,
                 "herald_presence_operations_total",

@@ -110,6 +110,16 @@ impl Liveness {
                 }
                 true
             }
+            Err(e) if e.code() == Some("OOM") => {
+                // Out of memory: writes fail everywhere (so nobody reaps anybody), but PUBLISH and the
+                // subscription work, so the node keeps serving broadcasts and stays ready; presence joins are
+                // refused with 503 until Redis has memory again.
+                self.presence.lease_held_through_oom();
+                metrics().redis_out_of_memory.inc();
+                let redis = self.presence.address();
+                tracing::warn!(redis, "Redis is out of memory (maxmemory reached with noeviction): presence and counts cannot be written; broadcasts still flow. Free memory or raise maxmemory");
+                false
+            }
             Err(e) => {
                 let redis = self.presence.address();
                 tracing::warn!(redis, error = %e, "lease renewal in Redis failed; the node is unready until it succeeds");

@@ -117,6 +117,14 @@ impl RedisPresence {
         self.lease
     }
 
+    /// Redis refused the renewal because it is out of memory (`maxmemory` with `noeviction`): nobody can
+    /// write, so nobody can reap this node either. Its lease is treated as held for readiness (the node still
+    /// delivers: pub/sub works without memory), though it is not healthy enough to reap others.
+    pub fn lease_held_through_oom(&self) {
+        self.renewed_ms
+            .store(self.started.elapsed().as_millis().max(1) as u64, Ordering::Release);
+    }
+
     /// The Redis address (`host:port`), for log lines.
     pub fn address(&self) -> String {
         self.conn.address()
