@@ -81,6 +81,13 @@ secret = "${APP_SECRET}"
 max_connections = 3
 max_presence_members = 2
 max_member_size = 200
+
+[[apps]]
+id = "burst"
+key = "burst-key"
+secret = "burst-secret"
+redis_prefix = "burst_"
+max_connections = 10
 `);
     cluster = await startCluster({ n: 2, lb: false, env: { HERALD_CONFIG: file, HERALD_APP_ID: '', HERALD_APP_KEY: '', HERALD_APP_SECRET: '' } });
   });
@@ -108,6 +115,22 @@ max_member_size = 200
     const big = JSON.stringify({ user_id: '5', user_info: { bio: 'x'.repeat(300) } });
     tab.subscribe('presence-big', { auth: signPresence(tab.socketId, 'presence-big', big), channel_data: big });
     assert.equal(dataOf(await tab.next('pusher:subscription_error')).status, 400);
+  });
+
+  e2e('a burst of 300 connections over two nodes at once never passes a quota of 10', async () => {
+    const open = (port) => new Promise((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/app/burst-key?protocol=7`);
+      let admitted = false;
+      ws.on('message', (m) => { if (JSON.parse(m.toString()).event === 'pusher:connection_established') { admitted = true; resolve({ ws, admitted }); } });
+      ws.on('close', (code) => resolve({ ws, admitted, code }));
+      ws.on('error', () => resolve({ ws, admitted }));
+    });
+    const results = await Promise.all(Array.from({ length: 300 }, (_, i) => open(cluster.nodes[i % 2].port)));
+    const admitted = results.filter((r) => r.admitted).length;
+    const refused = results.filter((r) => r.code === 4004).length;
+    for (const r of results) r.ws.terminate();
+    assert.equal(admitted, 10, `admitted ${admitted}, refused with 4004: ${refused}`);
+    assert.equal(refused, 290);
   });
 
   e2e('the connection quota holds across nodes: 4004 once the app has max_connections anywhere', async () => {

@@ -11,8 +11,24 @@ use crate::BoxFuture;
 #[error("cluster counts unavailable: {0}")]
 pub struct StatsError(pub String);
 
+/// The answer to a new connection of an app with a connection quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// Under the quota: the connection is counted already (do not count it again).
+    Admitted,
+    /// The app has its quota of connections across the cluster.
+    Full,
+    /// The count could not be read (Redis unreachable): the connection is let in, and counted.
+    Unchecked(StatsError),
+    /// The count could not be read and the connection is not counted: the caller counts it as usual.
+    NotCounted(StatsError),
+}
+
 /// Counts for the whole cluster.
 pub trait ClusterStats: Send + Sync + 'static {
+    /// A new connection of an app with a quota of `limit` connections: counted and admitted in one atomic
+    /// step while the cluster is under the limit, so a burst of connections on many nodes cannot pass it.
+    fn admit(&self, app_id: &str, limit: u64) -> BoxFuture<'static, Admission>;
     /// Connections to `app` on this node changed by `delta`. Never waits.
     fn connections_changed(&self, app_id: &str, delta: i64);
     /// Subscriptions to `channel` on this node changed by `delta`. The change is queued at once; the future

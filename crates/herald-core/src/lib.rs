@@ -38,7 +38,7 @@ pub use broadcast::Broadcast;
 pub use cache_store::CacheStore;
 pub use cluster_stats::ClusterStats;
 pub use connection::{ConnectionHandle, Outbound};
-pub use node::{Node, NodeSettings, Source};
+pub use node::{Node, NodeSettings, Seat, Source};
 pub use presence_store::PresenceStore;
 pub use refusal::Refusal;
 pub use session::Session;

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::authorize::authorize;
 use crate::client_event;
 use crate::connection::{ConnectionHandle, Outbound};
-use crate::node::Node;
+use crate::node::{Node, Seat};
 use crate::rate_limit::RateLimiter;
 use crate::refusal::Refusal;
 use herald_protocol::frame::{self, ClientFrame, SigninData, SubscribeData, UnsubscribeData};
@@ -30,9 +30,10 @@ pub struct Session {
 }
 
 impl Session {
-    /// A new connection to `app`: its session and the queue its socket writer drains.
-    pub fn open(node: Arc<Node>, app: Arc<App>) -> (Session, mpsc::Receiver<Outbound>) {
-        let (conn, rx) = node.connect(&app);
+    /// A new connection to `app` in its `seat` (see [`Node::take_seat`]): its session and the queue its
+    /// socket writer drains.
+    pub fn open(node: Arc<Node>, app: Arc<App>, seat: Seat) -> (Session, mpsc::Receiver<Outbound>) {
+        let (conn, rx) = node.connect(&app, seat);
         let settings = node.settings();
         let messages = RateLimiter::new(settings.message_rate, settings.message_burst);
         let rate = app.config.client_event_rate;

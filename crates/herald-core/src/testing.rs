@@ -29,7 +29,8 @@ pub struct Client {
 impl Client {
     pub async fn connect(node: &Arc<Node>) -> Client {
         let app = node.app_by_key(KEY).expect("the app").clone();
-        let (session, rx) = Session::open(node.clone(), app);
+        let seat = node.take_seat(&app).await.expect("under the connection quota");
+        let (session, rx) = Session::open(node.clone(), app, seat);
         session.established();
         let socket_id = session.connection().socket_id.to_string();
         let mut client = Client { session, rx, socket_id };

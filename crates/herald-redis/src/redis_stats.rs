@@ -7,7 +7,7 @@
 use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
 use crate::keys;
 use herald_core::backend_events::{ChannelTransition, Events};
-use herald_core::cluster_stats::{ClusterStats, StatsError};
+use herald_core::cluster_stats::{Admission, ClusterStats, StatsError};
 use herald_core::BoxFuture;
 use redis::Script;
 use std::collections::HashMap;
@@ -35,6 +35,13 @@ enum Change {
     /// The node retires: apply what is queued (one attempt), answer, and take no more changes, so nothing
     /// lands after the node's share was taken back.
     Retire(oneshot::Sender<()>),
+    /// A new connection of an app with a quota: admitted and counted in one step (`admit.lua`), in order with
+    /// every other change of this node's share.
+    Admit {
+        app_id: String,
+        limit: u64,
+        reply: oneshot::Sender<Admission>,
+    },
 }
 
 impl RedisStats {
@@ -86,6 +93,8 @@ struct Applier {
 impl Applier {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Change>) {
         let script = Script::new(include_str!("lua/count.lua"));
+        let admit = Script::new(include_str!("lua/admit.lua"));
+        let mut admissions: Vec<(String, u64, oneshot::Sender<Admission>)> = Vec::new();
         let mut pending: HashMap<String, i64> = HashMap::new();
         // Subscribes waiting for their change: released once the batch holding it was tried.
         let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
@@ -105,8 +114,51 @@ impl Applier {
                 let _ = done.send(());
                 return;
             }
+            // Admissions run once what was queued before them is applied, so they see an exact total.
+            if !admissions.is_empty() && pending.is_empty() && !reset {
+                for (app_id, limit, reply) in admissions.drain(..) {
+                    let admission = if failed.is_some() {
+                        // Redis is not taking batches: let the connection in and count it like any other.
+                        self.count_own(&app_id, &mut pending);
+                        Admission::Unchecked(StatsError("cluster counts unavailable".into()))
+                    } else {
+                        let (admit, node_key) = (&admit, &self.node_key);
+                        let (app, limit_ref) = (&app_id, &limit);
+                        let answer = self
+                            .conn
+                            .run_once_only("admit", |mut c| async move {
+                                admit
+                                    .key(node_key)
+                                    .arg(app)
+                                    .arg(limit_ref)
+                                    .invoke_async::<i64>(&mut c)
+                                    .await
+                            })
+                            .await;
+                        match answer {
+                            Ok(1) => {
+                                *self.own.entry(format!("c|{app_id}")).or_default() += 1;
+                                Admission::Admitted
+                            }
+                            Ok(_) => Admission::Full,
+                            Err(e) => {
+                                if e.is_timeout() {
+                                    // It may have run: set the share from the node's own totals, which count it.
+                                    *self.own.entry(format!("c|{app_id}")).or_default() += 1;
+                                    reset = true;
+                                } else {
+                                    self.count_own(&app_id, &mut pending);
+                                }
+                                Admission::Unchecked(unavailable(e))
+                            }
+                        }
+                    };
+                    let _ = reply.send(admission);
+                }
+                continue;
+            }
             // Take what is queued (waiting only when there is nothing to do).
-            let mut next = if failed.is_none() && !reset && pending.is_empty() {
+            let mut next = if failed.is_none() && !reset && pending.is_empty() && admissions.is_empty() {
                 match rx.recv().await {
                     Some(change) => Some(change),
                     None => return,
@@ -124,6 +176,11 @@ impl Applier {
                         }
                         *pending.entry(field).or_default() += delta;
                         waiters.extend(applied);
+                    }
+                    Change::Admit { app_id, limit, reply } => {
+                        admissions.push((app_id, limit, reply));
+                        // Answer it soon: stop taking more and apply what came before it.
+                        break;
                     }
                     Change::Retire(done) => {
                         // One last attempt for what is queued; a failed batch is given up.
@@ -212,11 +269,38 @@ impl Applier {
     }
 }
 
+impl Applier {
+    /// Counts one connection of `app_id` the ordinary way (a queued delta), for a connection let in unchecked.
+    fn count_own(&mut self, app_id: &str, pending: &mut HashMap<String, i64>) {
+        let field = format!("c|{app_id}");
+        *self.own.entry(field.clone()).or_default() += 1;
+        *pending.entry(field).or_default() += 1;
+    }
+}
+
 fn unavailable(e: redis::RedisError) -> StatsError {
     StatsError(e.to_string())
 }
 
 impl ClusterStats for RedisStats {
+    fn admit(&self, app_id: &str, limit: u64) -> BoxFuture<'static, Admission> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.changes.send(Change::Admit {
+            app_id: app_id.to_owned(),
+            limit,
+            reply,
+        });
+        Box::pin(async move {
+            if sent.is_err() {
+                return Admission::NotCounted(StatsError("the node is stopping".into()));
+            }
+            // The count task always answers, within its commands' timeouts; a dropped answer means it stopped.
+            answer
+                .await
+                .unwrap_or_else(|_| Admission::NotCounted(StatsError("the count task stopped".into())))
+        })
+    }
+
     fn connections_changed(&self, app_id: &str, delta: i64) {
         let _ = self.changes.send(Change::Delta {
             field: format!("c|{app_id}"),

@@ -163,12 +163,13 @@ impl Server {
                 .await;
             }
             match websocket::admission(&node, app.as_ref(), &key, protocol.as_deref(), origin.as_deref()).await {
-                Some((code, message)) => websocket::refuse(ws, code, message).await,
-                None => {
+                Err((code, message)) => websocket::refuse(ws, code, message).await,
+                Ok(seat) => {
                     let _guard = connections.enter();
                     websocket::serve(
                         node,
-                        app.expect("refusal checked the app"),
+                        app.expect("admission checked the app"),
+                        seat,
                         ws,
                         connections.draining(),
                         drain,

@@ -6,7 +6,7 @@ use crate::frame_writer::{self, FrameWriter};
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
 use herald_core::connection::{ConnectionHandle, Outbound};
-use herald_core::{App, Node};
+use herald_core::{App, Node, Seat};
 use herald_protocol::{close_code, frame};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -50,37 +50,32 @@ pub async fn admission(
     key: &str,
     protocol: Option<&str>,
     origin: Option<&str>,
-) -> Option<(u16, String)> {
+) -> Result<Seat, (u16, String)> {
     let Some(app) = app else {
-        return Some((close_code::APP_NOT_FOUND, format!("App key {key} does not exist")));
+        return Err((close_code::APP_NOT_FOUND, format!("App key {key} does not exist")));
     };
     match protocol.map(str::parse::<u32>) {
-        None => return Some((close_code::NO_PROTOCOL, "No protocol version given".into())),
+        None => return Err((close_code::NO_PROTOCOL, "No protocol version given".into())),
         Some(Ok(v)) if PROTOCOLS.contains(&v) => {}
         Some(_) => {
             let message = format!("Unsupported protocol version {}", protocol.unwrap_or(""));
-            return Some((close_code::UNSUPPORTED_PROTOCOL, message));
+            return Err((close_code::UNSUPPORTED_PROTOCOL, message));
         }
     }
     if !app.config.origin_allowed(origin) {
-        return Some((
+        return Err((
             close_code::UNAUTHORIZED,
             format!("Origin {} is not allowed", origin.unwrap_or("(none)")),
         ));
     }
-    if let Some(limit) = app.config.max_connections {
-        match node.connection_count(app).await {
-            Ok(open) if open >= limit => {
-                return Some((
-                    close_code::OVER_CONNECTION_QUOTA,
-                    format!("Over the connection quota of {limit}"),
-                ));
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "connection quota not checked"),
-        }
-    }
-    None
+    // Last, so that only a connection that passed every other check takes a place under the quota.
+    node.take_seat(app).await.ok_or_else(|| {
+        let limit = app.config.max_connections.unwrap_or(0);
+        (
+            close_code::OVER_CONNECTION_QUOTA,
+            format!("Over the connection quota of {limit}"),
+        )
+    })
 }
 
 /// Sends the refusal and closes.
@@ -131,6 +126,7 @@ fn drain_delay(socket_id: &str, window: Duration) -> Duration {
 pub async fn serve(
     node: Arc<Node>,
     app: Arc<App>,
+    seat: Seat,
     mut ws: Socket,
     mut draining: tokio::sync::watch::Receiver<bool>,
     drain: DrainPolicy,
@@ -140,7 +136,7 @@ pub async fn serve(
     // fastwebsockets refuses a frame whose length is at or over its limit; a message of exactly the limit is
     // allowed (only larger ones are refused, as documented).
     ws.set_max_message_size(node.settings().max_message_size + 1);
-    let (mut session, rx) = herald_core::Session::open(node.clone(), app);
+    let (mut session, rx) = herald_core::Session::open(node.clone(), app, seat);
     let conn = session.connection().clone();
     let socket_id = conn.socket_id.clone();
     tracing::debug!(%socket_id, app = %session.app().config.id, "connected");

@@ -3,7 +3,7 @@
 //! channel are reported in the order they happened.
 
 use crate::backend_events::{ChannelTransition, Events};
-use crate::cluster_stats::{ClusterStats, StatsError};
+use crate::cluster_stats::{Admission, ClusterStats, StatsError};
 use crate::BoxFuture;
 use dashmap::DashMap;
 
@@ -32,6 +32,17 @@ fn ready<T: Send + 'static>(value: T) -> BoxFuture<'static, T> {
 }
 
 impl ClusterStats for MemoryStats {
+    fn admit(&self, app_id: &str, limit: u64) -> BoxFuture<'static, Admission> {
+        let mut open = self.connections.entry(app_id.to_owned()).or_default();
+        let admission = if *open >= limit as i64 {
+            Admission::Full
+        } else {
+            *open += 1;
+            Admission::Admitted
+        };
+        ready(admission)
+    }
+
     fn connections_changed(&self, app_id: &str, delta: i64) {
         *self.connections.entry(app_id.to_owned()).or_default() += delta;
     }

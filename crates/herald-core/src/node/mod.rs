@@ -21,7 +21,7 @@ use crate::backbone::Backbone;
 use crate::backend_events::Events;
 use crate::backends::{Backends, Lifecycle};
 use crate::cache_store::CacheStore;
-use crate::cluster_stats::ClusterStats;
+use crate::cluster_stats::{Admission, ClusterStats};
 use crate::connection::{ConnectionHandle, Outbound};
 use crate::presence_store::PresenceStore;
 use crate::socket_ids::SocketIdGenerator;
@@ -59,6 +59,13 @@ impl Default for NodeSettings {
             message_burst: 200,
         }
     }
+}
+
+/// A connection's place under its app's quota, from [`Node::take_seat`].
+#[derive(Debug)]
+pub struct Seat {
+    /// The admission counted the connection already.
+    counted: bool,
 }
 
 /// Everything the connections of one node share, and the only way to change what the cluster sees.
@@ -138,13 +145,35 @@ impl Node {
         &self.webhooks
     }
 
-    /// A new connection to `app` and the queue its socket writer drains.
-    pub fn connect(&self, app: &App) -> (Arc<ConnectionHandle>, mpsc::Receiver<Outbound>) {
+    /// A place for a new connection to `app`: under the app's connection quota (counted for the whole
+    /// cluster in one atomic step), or None when the app has its quota. Apps without a quota always get one.
+    pub async fn take_seat(&self, app: &App) -> Option<Seat> {
+        let Some(limit) = app.config.max_connections else {
+            return Some(Seat { counted: false });
+        };
+        match self.stats.admit(&app.config.id, limit).await {
+            Admission::Admitted => Some(Seat { counted: true }),
+            Admission::Full => None,
+            Admission::Unchecked(e) => {
+                tracing::warn!(app = %app.config.id, error = %e, "connection quota not checked; the connection is let in");
+                Some(Seat { counted: true })
+            }
+            Admission::NotCounted(e) => {
+                tracing::warn!(app = %app.config.id, error = %e, "connection quota not checked; the connection is let in");
+                Some(Seat { counted: false })
+            }
+        }
+    }
+
+    /// A new connection to `app` in `seat`, and the queue its socket writer drains.
+    pub fn connect(&self, app: &App, seat: Seat) -> (Arc<ConnectionHandle>, mpsc::Receiver<Outbound>) {
         let (conn, rx) = ConnectionHandle::new(self.socket_ids.next(), self.settings.outbound_queue);
         self.connections.fetch_add(1, Ordering::Relaxed);
         app.metrics.connections.inc();
         app.metrics.connections_opened.inc();
-        self.stats.connections_changed(&app.config.id, 1);
+        if !seat.counted {
+            self.stats.connections_changed(&app.config.id, 1);
+        }
         (Arc::new(conn), rx)
     }
 
