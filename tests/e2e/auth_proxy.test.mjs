@@ -165,6 +165,14 @@ describe('auth endpoint with no allowed_origins: same origin only', () => {
     assert.equal(preflight.headers['access-control-allow-origin'], undefined, 'no preflight grant either');
     const same = await post(herald.port, `/herald/auth/${APP_KEY}`, body, { ...form, origin: `http://127.0.0.1:${herald.port}` });
     assert.equal(same.status, 200);
+    // Behind the app's own proxy (nginx `location /herald/`), Host is the upstream's: the browser's
+    // Sec-Fetch-Site, or the proxy's X-Forwarded-Host, says it is the page's own origin.
+    const proxied = await post(herald.port, `/herald/auth/${APP_KEY}`, body, { ...form, origin: 'https://shop.test', 'sec-fetch-site': 'same-origin' });
+    assert.equal(proxied.status, 200);
+    const forwarded = await post(herald.port, `/herald/auth/${APP_KEY}`, body, { ...form, origin: 'https://shop.test', 'x-forwarded-host': 'shop.test' });
+    assert.equal(forwarded.status, 200);
+    const crossSite = await post(herald.port, `/herald/auth/${APP_KEY}`, body, { ...form, origin: 'https://evil.test', 'sec-fetch-site': 'cross-site' });
+    assert.equal(crossSite.status, 403);
     const noOrigin = await post(herald.port, `/herald/auth/${APP_KEY}`, body, form);
     assert.equal(noOrigin.status, 200);
   });

@@ -99,6 +99,8 @@ describe('WebSocket protocol (RFC 6455)', () => {
     ['a continuation with no message to continue', () => [frame(0x0, 'x')], 1002],
     ['a new text frame inside an unfinished fragmented message', () => [frame(0x1, '{"event":', { fin: false }), frame(0x1, '{}')], 1002],
     ['invalid UTF-8 split over fragments', () => [frame(0x1, Buffer.from([0x7b, 0xe2, 0x82]), { fin: false }), frame(0x0, Buffer.from([0x28, 0x7d]))], 1007],
+    ['invalid UTF-8 in one text frame', () => [frame(0x1, Buffer.from([0x7b, 0xff, 0x7d]))], 1007],
+    ['a reserved opcode', () => [frame(0x3, 'x')], 1002],
   ];
   let n = 0;
   for (const [name, frames, code] of violations) {

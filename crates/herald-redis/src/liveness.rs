@@ -110,7 +110,7 @@ impl Liveness {
                 }
                 true
             }
-            Err(e) if e.code() == Some("OOM") => {
+            Err(e) if is_out_of_memory(&e) => {
                 // Out of memory: writes fail everywhere (so nobody reaps anybody), but PUBLISH and the
                 // subscription work, so the node keeps serving broadcasts and stays ready; presence joins are
                 // refused with 503 until Redis has memory again.
@@ -211,4 +211,10 @@ impl Liveness {
             }
         }
     }
+}
+
+/// Redis refused a write for lack of memory: `OOM` as the error code (Redis 7), or inside a script error's
+/// message (Redis 5 and 6 wrap it as `ERR Error running script ... -OOM command not allowed ...`).
+fn is_out_of_memory(e: &redis::RedisError) -> bool {
+    e.code() == Some("OOM") || e.detail().is_some_and(|d| d.contains("OOM command not allowed"))
 }

@@ -114,10 +114,12 @@ impl Applier {
                 let _ = done.send(());
                 return;
             }
-            // Admissions run once what was queued before them is applied, so they see an exact total.
-            if !admissions.is_empty() && pending.is_empty() && !reset {
+            // Admissions run once what was queued before them is applied, so they see an exact total; while
+            // Redis is not taking batches they are answered at once (let in unchecked).
+            if !admissions.is_empty() && (failed.is_some() || (pending.is_empty() && !reset)) {
+                let mut redis_failing = failed.is_some();
                 for (app_id, limit, reply) in admissions.drain(..) {
-                    let admission = if failed.is_some() {
+                    let admission = if redis_failing {
                         // Redis is not taking batches: let the connection in and count it like any other.
                         self.count_own(&app_id, &mut pending);
                         Admission::Unchecked(StatsError("cluster counts unavailable".into()))
@@ -142,6 +144,8 @@ impl Applier {
                             }
                             Ok(_) => Admission::Full,
                             Err(e) => {
+                                // The rest of this burst is let in without asking a Redis that just failed.
+                                redis_failing = true;
                                 if e.is_timeout() {
                                     // It may have run: set the share from the node's own totals, which count it.
                                     *self.own.entry(format!("c|{app_id}")).or_default() += 1;

@@ -199,3 +199,28 @@ async fn a_dead_node_is_reaped_and_its_members_leave_within_five_seconds() {
     assert_eq!(removed.len(), 1);
     assert_eq!(removed[0]["data"], r#"{"user_id":"gone"}"#);
 }
+
+/// While Redis is down, connections of an app with a quota are let in (unchecked) at once, one after
+/// another, instead of waiting for Redis to come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_of_an_app_with_a_quota_are_let_in_while_redis_is_down() {
+    let mut redis = start_redis();
+    let mut config = herald_core::testing::app();
+    config.max_connections = Some(50);
+    let settings = herald_redis::RedisSettings {
+        url: redis.url.clone(),
+        lease: Duration::from_millis(2000),
+        tls: Default::default(),
+    };
+    let node = herald_redis::node(vec![config], herald_core::NodeSettings::default(), &settings).unwrap();
+    ready(&node).await;
+    let app = node.app_by_key(KEY).unwrap().clone();
+    assert!(node.take_seat(&app).await.is_some());
+    redis.kill();
+    for i in 0..5 {
+        let seat = tokio::time::timeout(Duration::from_secs(8), node.take_seat(&app))
+            .await
+            .unwrap_or_else(|_| panic!("admission {i} still waiting for Redis"));
+        assert!(seat.is_some(), "let in unchecked");
+    }
+}

@@ -109,15 +109,23 @@ pub fn cors(app: &App, origin: Option<&str>, headers: &mut HeaderMap) {
 }
 
 /// Whether a browser request from `origin` may use the auth endpoints: one of the app's `allowed_origins`, or,
-/// when it lists none, only the same origin as Herald itself (`Origin`'s host is the request's `Host`). A request
+/// when it lists none, only the page's own origin: the browser says so (`Sec-Fetch-Site: same-origin`, which no
+/// page can forge), or `Origin`'s host is the request's `Host` (or `X-Forwarded-Host` behind a proxy). A request
 /// without `Origin` is not from a cross-site page.
-fn origin_permitted(config: &herald_core::AppConfig, origin: Option<&str>, host: Option<&str>) -> bool {
+fn origin_permitted(config: &herald_core::AppConfig, origin: Option<&str>, headers: &HeaderMap) -> bool {
     let Some(origin) = origin else { return true };
     if !config.allowed_origins.is_empty() {
         return config.origin_allowed(Some(origin));
     }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("sec-fetch-site") == Some("same-origin") {
+        return true;
+    }
     let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    host.is_some_and(|host| host.eq_ignore_ascii_case(authority))
+    [header("x-forwarded-host"), header("host")]
+        .into_iter()
+        .flatten()
+        .any(|host| host.eq_ignore_ascii_case(authority))
 }
 
 /// Handles one call: asks the app, signs what it granted.
@@ -134,8 +142,7 @@ pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming:
         );
     };
     let origin = incoming.get("origin").and_then(|v| v.to_str().ok());
-    let host = incoming.get("host").and_then(|v| v.to_str().ok());
-    if !origin_permitted(config, origin, host) {
+    if !origin_permitted(config, origin, incoming) {
         tracing::info!(
             app = %config.id,
             origin,

@@ -1,7 +1,7 @@
 //! Reading request bodies without letting anyone hold the node's memory or sockets: every body is bounded in
 //! size (a declared `Content-Length` over the limit is refused before a byte is read), in time, and in how many
-//! are read at once. The HTTP API checks what it can of a request (app, key, timestamp, signature present)
-//! before it gets here, so an anonymous caller never reaches the read.
+//! are read at once. The HTTP API checks a request's signature before it gets here, so an anonymous caller
+//! never reaches its read; the auth endpoints (anonymous browsers) have a reader of their own.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -20,6 +20,8 @@ pub enum BodyError {
     TooSlow(u64),
     #[error("Too many request bodies being received; retry")]
     Busy,
+    #[error("Request body could not be read: {0}")]
+    Broken(String),
 }
 
 impl BodyError {
@@ -29,6 +31,7 @@ impl BodyError {
             BodyError::TooLarge(_) => 413,
             BodyError::TooSlow(_) => 408,
             BodyError::Busy => 503,
+            BodyError::Broken(_) => 400,
         }
     }
 }
@@ -66,7 +69,10 @@ impl BodyReader {
         let collect = Limited::new(req.into_body(), limit).collect();
         match tokio::time::timeout(self.timeout, collect).await {
             Ok(Ok(body)) => Ok(body.to_bytes()),
-            Ok(Err(_)) => Err(BodyError::TooLarge(limit)),
+            Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                Err(BodyError::TooLarge(limit))
+            }
+            Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
             Err(_) => Err(BodyError::TooSlow(self.timeout.as_millis() as u64)),
         }
     }

@@ -591,6 +591,12 @@ impl Config {
             )?,
             insecure: flags.redis_tls_insecure.or(file_redis.tls_insecure).unwrap_or(false),
         };
+        if let Some(ca) = &redis_tls.ca {
+            let parsed = rustls_pemfile::certs(&mut ca.as_slice()).collect::<Result<Vec<_>, _>>();
+            if !parsed.is_ok_and(|certs| !certs.is_empty()) {
+                return Err("[redis] ca_file (HERALD_REDIS_CA_FILE) holds no PEM certificate".into());
+            }
+        }
         if redis_tls.client_cert.is_some() != redis_tls.client_key.is_some() {
             return Err(
                 "HERALD_REDIS_CLIENT_CERT_FILE and HERALD_REDIS_CLIENT_KEY_FILE go together: set both or neither"

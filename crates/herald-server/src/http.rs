@@ -32,8 +32,10 @@ pub struct Server {
     pub drain: websocket::DrainPolicy,
     /// Reaches the apps' own auth endpoints.
     pub app_client: auth_proxy::AppClient,
-    /// Reads request bodies within bounds of size, time and concurrency.
-    pub bodies: crate::body_reader::BodyReader,
+    /// Reads HTTP API bodies (signed callers) within bounds of size, time and concurrency.
+    pub api_bodies: crate::body_reader::BodyReader,
+    /// Reads the auth endpoints' bodies (anonymous browsers), apart, so they can never starve the HTTP API.
+    pub auth_bodies: crate::body_reader::BodyReader,
 }
 
 fn json(status: StatusCode, body: String) -> HttpResponse {
@@ -207,7 +209,7 @@ impl Server {
             r
         } else {
             let headers = req.headers().clone();
-            let body = match self.bodies.read(req, 16 * 1024).await {
+            let body = match self.auth_bodies.read(req, 16 * 1024).await {
                 Ok(body) => body,
                 Err(e) => return error(e.status(), &e.to_string()),
             };
@@ -234,19 +236,19 @@ impl Server {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        // What can be checked without the body is checked first: an anonymous caller never gets a body read.
-        if let Err(e) = api::check_credentials(&app, &query, now) {
+        // The signature is checked before the body is read: an anonymous caller never gets a body read.
+        if let Err(e) = api::check_request(&app, method.as_str(), &path, &query, now) {
             tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
             return error(e.status, &e.message);
         }
-        let body = match self.bodies.read(req, MAX_BODY).await {
+        let body = match self.api_bodies.read(req, MAX_BODY).await {
             Ok(body) => body,
             Err(e) => {
                 tracing::info!(app = %app.config.id, path, reason = %e, "HTTP API body not read");
                 return error(e.status(), &e.to_string());
             }
         };
-        if let Err(e) = api::authenticate(&app, method.as_str(), &path, &query, &body, now) {
+        if let Err(e) = api::check_body(&query, &body) {
             tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
             return error(e.status, &e.message);
         }

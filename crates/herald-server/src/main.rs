@@ -117,7 +117,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         serves_probes: config.metrics_port.is_none(),
         drain,
         app_client,
-        bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
+        api_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
+        auth_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
     };
     if let Some(port) = config.metrics_port {
         let addr = format!("{}:{}", config.host, port);
@@ -157,7 +158,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Request bodies (HTTP API, auth endpoints) read at once; beyond this a request gets 503 at once.
+/// Request bodies read at once, for the HTTP API and for the auth endpoints each; beyond this a request gets
+/// 503 at once.
 const MAX_BODIES_IN_FLIGHT: usize = 64;
 
 /// How long a client has to finish the TLS handshake.

@@ -12,6 +12,9 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 use tokio_rustls::TlsAcceptor;
 
+/// The modification times of the certificate and key files.
+type Stamps = (Option<SystemTime>, Option<SystemTime>);
+
 /// How often the certificate files are looked at for a change.
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
@@ -127,15 +130,20 @@ impl ListenerCert {
         let this = self.clone();
         tokio::spawn(async move {
             let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-            let mut seen: (Option<SystemTime>, Option<SystemTime>) = (stamp(&this.cert), stamp(&this.key));
+            let mut loaded: Stamps = (stamp(&this.cert), stamp(&this.key));
+            // A change is loaded once the files have held still for a poll, so a file being rewritten in place
+            // is never read half-written.
+            let mut changing: Option<Stamps> = None;
             let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
             let mut tick = tokio::time::interval(WATCH_EVERY);
             loop {
                 let why = tokio::select! {
                     _ = tick.tick() => {
                         let now = (stamp(&this.cert), stamp(&this.key));
-                        if now == seen { continue; }
-                        seen = now;
+                        if now == loaded { changing = None; continue; }
+                        if changing != Some(now) { changing = Some(now); continue; }
+                        loaded = now;
+                        changing = None;
                         "the certificate files changed"
                     }
                     Some(()) = async { match hangup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => "SIGHUP",

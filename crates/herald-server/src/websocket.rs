@@ -26,6 +26,7 @@ fn is_protocol_error(e: &WebSocketError) -> bool {
     matches!(
         e,
         WebSocketError::ReservedBitsNotZero
+            | WebSocketError::InvalidValue
             | WebSocketError::ControlFrameFragmented
             | WebSocketError::PingFrameTooLarge
             | WebSocketError::InvalidFragment
@@ -198,9 +199,13 @@ pub async fn serve(
                 );
                 break "message too large";
             }
+            Err(WebSocketError::InvalidUTF8) => {
+                conn.close(INVALID_PAYLOAD, "Text message is not valid UTF-8");
+                break "invalid UTF-8";
+            }
             Err(e) => {
-                // RFC 6455: a frame that breaks the protocol (reserved bits, a fragmented or oversized control
-                // frame, a bad continuation) ends the connection with 1002.
+                // RFC 6455: a frame that breaks the protocol (reserved bits or opcodes, a fragmented or
+                // oversized control frame, a bad continuation) ends the connection with 1002.
                 if is_protocol_error(&e) {
                     conn.close(PROTOCOL_ERROR, &e.to_string());
                     break "protocol error";
