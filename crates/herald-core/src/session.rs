@@ -209,8 +209,7 @@ impl Session {
                     .await
             }
         };
-        if let Some(previous) = self.user.take() {
-            self.node.signed_out(&self.app, &self.conn, &previous);
+        if let Some(previous) = self.sign_out() {
             // Signed in as someone else now: the previous user's own channel is not this connection's any more.
             if previous.user_id != member.user_id {
                 let stale = format!("#server-to-user-{}", previous.user_id);
@@ -220,6 +219,13 @@ impl Session {
         self.node.signed_in(&self.app, &self.conn, &member).await;
         self.user = Some(member);
         self.conn.reply(frame::signin_success(&signin.user_data)).await;
+    }
+
+    /// Takes the connection off its signed-in user's internal channel; returns the user it was signed in as.
+    fn sign_out(&mut self) -> Option<Member> {
+        let user = self.user.take()?;
+        self.node.signed_out(&self.app, &self.conn, &user);
+        Some(user)
     }
 
     async fn client_event(&mut self, event: &str, channel: &str, data: &str) {
@@ -242,9 +248,7 @@ impl Session {
     /// presence entries stay for `grace`, so a user who reconnects to another node meanwhile is never seen
     /// to leave and come back.
     pub async fn close_with_grace(mut self, grace: std::time::Duration) {
-        if let Some(user) = self.user.take() {
-            self.node.signed_out(&self.app, &self.conn, &user);
-        }
+        self.sign_out();
         let mut presence = Vec::new();
         for (channel, member) in std::mem::take(&mut self.subscriptions) {
             self.node.leave_channel(&self.app, &self.conn, &channel);
@@ -265,9 +269,7 @@ impl Session {
 
     /// Ends the session: leaves every channel (presence included) and forgets the connection.
     pub async fn close(mut self) {
-        if let Some(user) = self.user.take() {
-            self.node.signed_out(&self.app, &self.conn, &user);
-        }
+        self.sign_out();
         for (channel, member) in std::mem::take(&mut self.subscriptions) {
             self.node
                 .unsubscribe(&self.app, &self.conn, &channel, member.as_ref())

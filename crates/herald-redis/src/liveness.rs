@@ -52,8 +52,7 @@ impl Liveness {
         let events = self.events.clone();
         let announcer = tokio::spawn(async move {
             while let Some(reaped) = announce.recv().await {
-                events.channels_changed(reaped.vacated);
-                events.members_left(reaped.removed).await;
+                report(&events, reaped).await;
             }
         });
         let lease_task = tokio::spawn(async move {
@@ -172,10 +171,7 @@ impl Liveness {
         }
         self.stats.retire().await;
         match self.presence.retire().await {
-            Ok(reaped) => {
-                self.events.channels_changed(reaped.vacated);
-                self.events.members_left(reaped.removed).await;
-            }
+            Ok(reaped) => report(&self.events, reaped).await,
             Err(e) => tracing::warn!(error = %e, "could not give the lease up; other nodes will reap it"),
         }
     }
@@ -211,6 +207,12 @@ impl Liveness {
             }
         }
     }
+}
+
+/// Tells the node what a reap took back: channels vacated, members gone (awaited until announced).
+async fn report(events: &Events, reaped: Reaped) {
+    events.channels_changed(reaped.vacated);
+    events.members_left(reaped.removed).await;
 }
 
 /// Redis refused a write for lack of memory: `OOM` as the error code (Redis 7), or inside a script error's

@@ -108,9 +108,7 @@ impl Applier {
         let mut reset = false;
         loop {
             if let Some(done) = retiring.take().filter(|_| failed.is_none() && pending.is_empty()) {
-                waiters.drain(..).for_each(|w| {
-                    let _ = w.send(());
-                });
+                release(&mut waiters);
                 let _ = done.send(());
                 return;
             }
@@ -119,44 +117,9 @@ impl Applier {
             if !admissions.is_empty() && (failed.is_some() || (pending.is_empty() && !reset)) {
                 let mut redis_failing = failed.is_some();
                 for (app_id, limit, reply) in admissions.drain(..) {
-                    let admission = if redis_failing {
-                        // Redis is not taking batches: let the connection in and count it like any other.
-                        self.count_own(&app_id, &mut pending);
-                        Admission::Unchecked(StatsError("cluster counts unavailable".into()))
-                    } else {
-                        let (admit, node_key) = (&admit, &self.node_key);
-                        let (app, limit_ref) = (&app_id, &limit);
-                        let answer = self
-                            .conn
-                            .run_once_only("admit", |mut c| async move {
-                                admit
-                                    .key(node_key)
-                                    .arg(app)
-                                    .arg(limit_ref)
-                                    .invoke_async::<i64>(&mut c)
-                                    .await
-                            })
-                            .await;
-                        match answer {
-                            Ok(1) => {
-                                *self.own.entry(format!("c|{app_id}")).or_default() += 1;
-                                Admission::Admitted
-                            }
-                            Ok(_) => Admission::Full,
-                            Err(e) => {
-                                // The rest of this burst is let in without asking a Redis that just failed.
-                                redis_failing = true;
-                                if e.is_timeout() {
-                                    // It may have run: set the share from the node's own totals, which count it.
-                                    *self.own.entry(format!("c|{app_id}")).or_default() += 1;
-                                    reset = true;
-                                } else {
-                                    self.count_own(&app_id, &mut pending);
-                                }
-                                Admission::Unchecked(unavailable(e))
-                            }
-                        }
-                    };
+                    let admission = self
+                        .admit(&admit, &app_id, limit, &mut redis_failing, &mut pending, &mut reset)
+                        .await;
                     let _ = reply.send(admission);
                 }
                 continue;
@@ -173,11 +136,7 @@ impl Applier {
             while let Some(change) = next.take() {
                 match change {
                     Change::Delta { field, delta, applied } => {
-                        let own = self.own.entry(field.clone()).or_default();
-                        *own += delta;
-                        if *own == 0 {
-                            self.own.remove(&field);
-                        }
+                        self.own_changed(&field, delta);
                         *pending.entry(field).or_default() += delta;
                         waiters.extend(applied);
                     }
@@ -215,9 +174,7 @@ impl Applier {
                 pending.retain(|_, d| *d != 0);
                 batch_waiters = std::mem::take(&mut waiters);
                 if pending.is_empty() {
-                    batch_waiters.drain(..).for_each(|w| {
-                        let _ = w.send(());
-                    });
+                    release(&mut batch_waiters);
                     continue;
                 }
                 seq += 1;
@@ -239,9 +196,7 @@ impl Applier {
                     invocation.invoke_async::<Vec<String>>(&mut c).await
                 })
                 .await;
-            batch_waiters.drain(..).for_each(|w| {
-                let _ = w.send(());
-            });
+            release(&mut batch_waiters);
             match result {
                 Ok(transitions) => {
                     let transitions = transitions
@@ -274,12 +229,78 @@ impl Applier {
 }
 
 impl Applier {
-    /// Counts one connection of `app_id` the ordinary way (a queued delta), for a connection let in unchecked.
-    fn count_own(&mut self, app_id: &str, pending: &mut HashMap<String, i64>) {
-        let field = format!("c|{app_id}");
-        *self.own.entry(field.clone()).or_default() += 1;
-        *pending.entry(field).or_default() += 1;
+    /// This node's own total of `field` changed by `delta` (an entry at zero goes, so the map holds only what
+    /// the node has).
+    fn own_changed(&mut self, field: &str, delta: i64) {
+        let own = self.own.entry(field.to_owned()).or_default();
+        *own += delta;
+        if *own == 0 {
+            self.own.remove(field);
+        }
     }
+
+    /// Admits one connection of `app_id` under `limit` with `admit.lua`, counting it in this node's own
+    /// totals when admitted. Once Redis failed (`redis_failing`), connections are let in unchecked and counted
+    /// the ordinary way (a queued delta); a timed-out admission may have run, so the share is reset from the
+    /// node's own totals instead.
+    async fn admit(
+        &mut self,
+        script: &Script,
+        app_id: &str,
+        limit: u64,
+        redis_failing: &mut bool,
+        pending: &mut HashMap<String, i64>,
+        reset: &mut bool,
+    ) -> Admission {
+        let field = connections_field(app_id);
+        if *redis_failing {
+            self.own_changed(&field, 1);
+            *pending.entry(field).or_default() += 1;
+            return Admission::Unchecked(StatsError("cluster counts unavailable".into()));
+        }
+        let node_key = &self.node_key;
+        let answer = self
+            .conn
+            .run_once_only("admit", |mut c| async move {
+                script
+                    .key(node_key)
+                    .arg(app_id)
+                    .arg(limit)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        match answer {
+            Ok(1) => {
+                self.own_changed(&field, 1);
+                Admission::Admitted
+            }
+            Ok(_) => Admission::Full,
+            Err(e) => {
+                // The rest of this burst is let in without asking a Redis that just failed.
+                *redis_failing = true;
+                self.own_changed(&field, 1);
+                if e.is_timeout() {
+                    *reset = true;
+                } else {
+                    *pending.entry(field).or_default() += 1;
+                }
+                Admission::Unchecked(unavailable(e))
+            }
+        }
+    }
+}
+
+/// Tells every waiting subscribe that the batch holding its change was tried.
+fn release(waiters: &mut Vec<oneshot::Sender<()>>) {
+    waiters.drain(..).for_each(|w| {
+        let _ = w.send(());
+    });
+}
+
+/// The field of an app's connections in the count hashes (`count.lua`, `admit.lua`).
+fn connections_field(app_id: &str) -> String {
+    format!("c|{app_id}")
 }
 
 fn unavailable(e: redis::RedisError) -> StatsError {
@@ -307,7 +328,7 @@ impl ClusterStats for RedisStats {
 
     fn connections_changed(&self, app_id: &str, delta: i64) {
         let _ = self.changes.send(Change::Delta {
-            field: format!("c|{app_id}"),
+            field: connections_field(app_id),
             delta,
             applied: None,
         });

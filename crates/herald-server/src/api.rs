@@ -20,6 +20,11 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
+/// The first value of the query parameter `name`.
+pub fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
 /// Everything that can be checked before the body is read: the key is the app's, the timestamp is fresh, and
 /// the signature, which covers the method, the path and the query (`body_md5` included), is the app secret's.
 /// So an anonymous caller never gets a body read.
@@ -30,7 +35,7 @@ pub fn check_request(
     query: &[(String, String)],
     now_secs: i64,
 ) -> Result<(), ApiError> {
-    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| param(query, name);
     let unauthorized = |m: &str| Err(ApiError::new(401, m));
     let Some(key) = get("auth_key") else {
         return unauthorized("Missing auth_key");
@@ -59,24 +64,10 @@ pub fn check_body(query: &[(String, String)], body: &[u8]) -> Result<(), ApiErro
     if body.is_empty() {
         return Ok(());
     }
-    match query.iter().find(|(k, _)| k == "body_md5").map(|(_, v)| v.as_str()) {
+    match param(query, "body_md5") {
         Some(md5) if md5 == signature::body_md5(body) => Ok(()),
         _ => Err(ApiError::new(401, "body_md5 does not match the body")),
     }
-}
-
-/// Checks a whole request (signature and body).
-#[cfg(test)]
-pub fn authenticate(
-    app: &App,
-    method: &str,
-    path: &str,
-    query: &[(String, String)],
-    body: &[u8],
-    now_secs: i64,
-) -> Result<(), ApiError> {
-    check_request(app, method, path, query, now_secs)?;
-    check_body(query, body)
 }
 
 /// Answers a signed HTTP API call to `route` (the route table matched the path).
@@ -88,7 +79,7 @@ pub async fn call(
     query: &[(String, String)],
     body: &[u8],
 ) -> Result<String, ApiError> {
-    let get = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let get = |name: &str| param(query, name);
     use hyper::Method;
     match (method, matched.route) {
         (&Method::POST, Route::ApiEvents) => trigger(node, app, body).await,
@@ -255,6 +246,19 @@ async fn terminate(node: &Arc<Node>, app: &Arc<App>, user_id: &str) -> Result<St
 mod tests {
     use super::*;
     use herald_core::AppConfig;
+
+    /// A whole request, checked as the server checks it: signature first, then the body.
+    fn authenticate(
+        app: &App,
+        method: &str,
+        path: &str,
+        query: &[(String, String)],
+        body: &[u8],
+        now_secs: i64,
+    ) -> Result<(), ApiError> {
+        check_request(app, method, path, query, now_secs)?;
+        check_body(query, body)
+    }
 
     #[test]
     fn query_decoding() {

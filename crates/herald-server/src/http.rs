@@ -136,7 +136,7 @@ impl Server {
         }
         let key = key.to_owned();
         let query = api::parse_query(req.uri().query().unwrap_or(""));
-        let protocol = query.iter().find(|(k, _)| k == "protocol").map(|(_, v)| v.clone());
+        let protocol = api::param(&query, "protocol").map(str::to_owned);
         let origin = req
             .headers()
             .get("origin")

@@ -82,28 +82,41 @@ impl Node {
         self.webhooks
             .emit(app, WebhookEvent::member_added(channel, &member.user_id));
         let frame = frame::member_added(channel, &member.user_id, member.user_info.as_deref());
-        let mut broadcast = Broadcast::new(frame, except);
-        broadcast.member = Some(MemberEvent {
+        let event = MemberEvent {
             user_id: Arc::from(member.user_id.as_str()),
             joined: true,
             version,
-        });
-        if let Err(e) = self.publish(app, channel, broadcast, Source::Presence).await {
-            tracing::warn!(app = %app.config.id, channel, error = %e, "member_added not published");
-        }
+        };
+        self.publish_member_event(app, channel, frame, except, event).await;
     }
 
     /// The user is gone from the channel: tell the others and the app.
     pub(super) async fn member_removed(&self, app: &App, channel: &str, user_id: &str, version: u64) {
         self.webhooks.emit(app, WebhookEvent::member_removed(channel, user_id));
-        let mut broadcast = Broadcast::new(frame::member_removed(channel, user_id), None);
-        broadcast.member = Some(MemberEvent {
+        let frame = frame::member_removed(channel, user_id);
+        let event = MemberEvent {
             user_id: Arc::from(user_id),
             joined: false,
             version,
-        });
+        };
+        self.publish_member_event(app, channel, frame, None, event).await;
+    }
+
+    /// Publishes a member event's frame, marked with who joined or left and the member-set version, so every
+    /// recipient can apply the rules of [`crate::member_event`].
+    async fn publish_member_event(
+        &self,
+        app: &App,
+        channel: &str,
+        frame: Vec<u8>,
+        except: Option<SocketId>,
+        event: MemberEvent,
+    ) {
+        let name = if event.joined { "member_added" } else { "member_removed" };
+        let mut broadcast = Broadcast::new(frame, except);
+        broadcast.member = Some(event);
         if let Err(e) = self.publish(app, channel, broadcast, Source::Presence).await {
-            tracing::warn!(app = %app.config.id, channel, error = %e, "member_removed not published");
+            tracing::warn!(app = %app.config.id, channel, error = %e, event = name, "member event not published");
         }
     }
 }
