@@ -43,6 +43,10 @@ pub struct Metrics {
     pub lease_renewals: IntCounterVec,
     pub ready: IntGauge,
     pub draining: IntGauge,
+    /// 1 while the node is cut off from Redis longer than its isolation timeout.
+    pub isolated: IntGauge,
+    /// Times the node became isolated.
+    pub isolations: IntCounter,
     pub build_info: IntGaugeVec,
 }
 
@@ -224,6 +228,20 @@ impl Metrics {
             ),
             ready: gauge(&r, "herald_ready", "1 while the node is ready", &[]).with_label_values(&[]),
             draining: gauge(&r, "herald_draining", "1 while the node drains", &[]).with_label_values(&[]),
+            isolated: gauge(
+                &r,
+                "herald_isolated",
+                "1 while the node is cut off from Redis longer than its isolation timeout (its clients are let go)",
+                &[],
+            )
+            .with_label_values(&[]),
+            isolations: counter(
+                &r,
+                "herald_isolations_total",
+                "Times the node was cut off from Redis longer than its isolation timeout",
+                &[],
+            )
+            .with_label_values(&[]),
             build_info: gauge(&r, "herald_build_info", "Build information", &["version"]),
             registry: r,
         };

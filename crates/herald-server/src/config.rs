@@ -89,6 +89,9 @@ pub struct Flags {
     /// Milliseconds a node's lease in Redis lasts; a node silent this long is reaped (presence cleaned up).
     #[arg(long, env = "HERALD_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// Milliseconds a node may be cut off from Redis before it lets its clients go (0: never).
+    #[arg(long, env = "HERALD_ISOLATION_TIMEOUT_MS")]
+    pub isolation_timeout_ms: Option<u64>,
     /// Milliseconds a client has to send a request body (HTTP API, auth endpoints) once its headers are in.
     #[arg(long, env = "HERALD_BODY_TIMEOUT_MS")]
     pub body_timeout_ms: Option<u64>,
@@ -222,6 +225,7 @@ struct FileConfig {
     max_outbound_queue: Option<usize>,
     log_format: Option<String>,
     lease_ms: Option<u64>,
+    isolation_timeout_ms: Option<u64>,
     metrics_port: Option<u16>,
     drain_secs: Option<u64>,
     body_timeout_ms: Option<u64>,
@@ -372,6 +376,8 @@ pub struct Config {
     pub app_ca_file: Option<PathBuf>,
     /// How long a request body may take to arrive.
     pub body_timeout: Duration,
+    /// How long the node may be cut off from Redis before it lets its clients go (zero: never).
+    pub isolation_timeout: Duration,
 }
 
 fn split_prefixes(s: &str) -> Vec<String> {
@@ -638,6 +644,12 @@ impl Config {
             app_ca_file: flags.app_ca_file.or(file.app_ca_file),
             body_timeout: Duration::from_millis(
                 flags.body_timeout_ms.or(file.body_timeout_ms).unwrap_or(10_000).max(1),
+            ),
+            isolation_timeout: Duration::from_millis(
+                flags
+                    .isolation_timeout_ms
+                    .or(file.isolation_timeout_ms)
+                    .unwrap_or(10_000),
             ),
         })
     }

@@ -147,7 +147,15 @@ impl Server {
             Err(e) => return error(400, &format!("WebSocket upgrade failed: {e}")),
         };
         let node = self.node.clone();
-        let draining = self.shutdown.is_draining();
+        // A draining or isolated node takes no new connection: the client reconnects elsewhere after a back-off.
+        let leaving = if self.shutdown.is_draining() {
+            Some("Node is shutting down")
+        } else if self.shutdown.is_isolated() && self.node.not_ready().is_some() {
+            // (the watcher clears the flag on its next look; readiness says at once that the link is back)
+            Some("Node has lost its link to Redis; reconnect to another node")
+        } else {
+            None
+        };
         let drain = self.drain;
         let connections = self.shutdown.connections();
         tokio::spawn(async move {
@@ -156,13 +164,8 @@ impl Server {
                 Err(e) => return tracing::debug!(error = %e, "upgrade did not complete"),
             };
             let app = node.app_by_key(&key).cloned();
-            if draining {
-                return websocket::refuse(
-                    ws,
-                    herald_protocol::close_code::OVER_CAPACITY,
-                    "Node is shutting down".into(),
-                )
-                .await;
+            if let Some(why) = leaving {
+                return websocket::refuse(ws, herald_protocol::close_code::OVER_CAPACITY, why.into()).await;
             }
             match websocket::admission(&node, app.as_ref(), &key, protocol.as_deref(), origin.as_deref()).await {
                 Err((code, message)) => websocket::refuse(ws, code, message).await,
@@ -174,6 +177,7 @@ impl Server {
                         seat,
                         ws,
                         connections.draining(),
+                        connections.isolated(),
                         drain,
                     )
                     .await

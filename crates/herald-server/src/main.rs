@@ -7,6 +7,7 @@ mod body_reader;
 mod config;
 mod frame_writer;
 mod http;
+mod isolation;
 mod routes;
 mod shutdown;
 mod tls;
@@ -133,6 +134,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         };
         tokio::spawn(accept_loop(probes, probe_server, None, std::future::pending()));
     }
+    isolation::spawn(server.node.clone(), shutdown.clone(), config.isolation_timeout);
     let accepting = tokio::spawn(accept_loop(
         listener,
         server.clone(),

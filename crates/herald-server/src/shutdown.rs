@@ -1,6 +1,7 @@
 //! Shutdown: SIGTERM or Ctrl-C turns the node unready, stops new connections, asks every open connection to
 //! reconnect elsewhere (4200, so pusher-js retries at once through the load balancer) and waits for them
-//! to finish, up to a deadline.
+//! to finish, up to a deadline. The same signals carry isolation (see `isolation.rs`): a node cut off from
+//! Redis for too long lets its connections go and refuses new ones until its link is back.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ struct Inner {
     draining: AtomicBool,
     open: AtomicUsize,
     signal: watch::Sender<bool>,
+    isolated: watch::Sender<bool>,
 }
 
 /// Counts a connection as open while it lives.
@@ -41,16 +43,23 @@ impl Connections {
     pub fn draining(&self) -> watch::Receiver<bool> {
         self.0.signal.subscribe()
     }
+
+    /// Says whether the node is isolated from Redis, and when that changes.
+    pub fn isolated(&self) -> watch::Receiver<bool> {
+        self.0.isolated.subscribe()
+    }
 }
 
 impl Default for Shutdown {
     fn default() -> Self {
         let (signal, _) = watch::channel(false);
+        let (isolated, _) = watch::channel(false);
         Shutdown {
             inner: Arc::new(Inner {
                 draining: AtomicBool::new(false),
                 open: AtomicUsize::new(0),
                 signal,
+                isolated,
             }),
         }
     }
@@ -59,6 +68,18 @@ impl Default for Shutdown {
 impl Shutdown {
     pub fn is_draining(&self) -> bool {
         self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// True while the node is cut off from Redis longer than its isolation timeout.
+    pub fn is_isolated(&self) -> bool {
+        *self.inner.isolated.borrow()
+    }
+
+    /// Marks the node isolated or not; true when that changed.
+    pub fn set_isolated(&self, isolated: bool) -> bool {
+        self.inner
+            .isolated
+            .send_if_modified(|now| std::mem::replace(now, isolated) != isolated)
     }
 
     pub fn connections(&self) -> Connections {

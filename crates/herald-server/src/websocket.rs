@@ -115,6 +115,13 @@ pub struct DrainPolicy {
     pub grace: Duration,
 }
 
+/// Why a connection is being let go.
+#[derive(Debug, Clone, Copy)]
+enum Leaving {
+    Drain,
+    Isolated,
+}
+
 /// Where in the drain window this connection closes: spread evenly by its socket id.
 fn drain_delay(socket_id: &str, window: Duration) -> Duration {
     use std::hash::{Hash, Hasher};
@@ -130,6 +137,7 @@ pub async fn serve(
     seat: Seat,
     mut ws: Socket,
     mut draining: tokio::sync::watch::Receiver<bool>,
+    mut isolated: tokio::sync::watch::Receiver<bool>,
     drain: DrainPolicy,
 ) {
     ws.set_auto_close(false);
@@ -165,7 +173,14 @@ pub async fn serve(
     let max = node.settings().max_message_size;
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
     let mut no_send = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
-    let mut close_at: Option<tokio::time::Instant> = None;
+    // When this connection is to be let go, and why: the node drains (4200, presence outlives it for the
+    // grace period) or is isolated from Redis (4100; cancelled if the link comes back first).
+    let mut close_at: Option<(tokio::time::Instant, Leaving)> = None;
+    let spread = drain_delay(socket_id.as_str(), drain.window);
+    let mut watching_isolation = true;
+    if *isolated.borrow_and_update() {
+        close_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated));
+    }
     let signin_by = session
         .app()
         .config
@@ -176,15 +191,34 @@ pub async fn serve(
         let frame = tokio::select! {
             frame = read.read_frame(&mut no_send) => frame,
             _ = &mut writer => break "writer ended",
-            _ = draining.wait_for(|d| *d), if close_at.is_none() => {
-                close_at = Some(tokio::time::Instant::now() + drain_delay(socket_id.as_str(), drain.window));
+            _ = draining.wait_for(|d| *d), if !matches!(close_at, Some((_, Leaving::Drain))) => {
+                close_at = Some((tokio::time::Instant::now() + spread, Leaving::Drain));
+                continue;
+            }
+            changed = isolated.changed(), if watching_isolation => {
+                watching_isolation = changed.is_ok();
+                let now_isolated = *isolated.borrow_and_update();
+                match close_at {
+                    None if now_isolated => close_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated)),
+                    Some((_, Leaving::Isolated)) if !now_isolated => close_at = None,
+                    _ => {}
+                }
                 continue;
             }
             _ = tokio::time::sleep_until(signin_by.unwrap_or_else(tokio::time::Instant::now)), if signin_by.is_some() && !session.signed_in() => {
                 conn.close(close_code::UNAUTHORIZED, "Sign-in required: no pusher:signin in time");
                 break "no sign-in in time";
             }
-            _ = tokio::time::sleep_until(close_at.unwrap_or_else(tokio::time::Instant::now)), if close_at.is_some() => {
+            _ = tokio::time::sleep_until(close_at.map_or_else(tokio::time::Instant::now, |(at, _)| at)), if close_at.is_some() => {
+                if let Some((_, Leaving::Isolated)) = close_at {
+                    if node.not_ready().is_none() {
+                        // The link came back just now; the watcher clears the flag on its next look.
+                        close_at = None;
+                        continue;
+                    }
+                    conn.close(close_code::OVER_CAPACITY, "Node lost its link to Redis; reconnect to another node");
+                    break "node isolated from Redis";
+                }
                 conn.close(close_code::GENERIC_RECONNECT, "Node is shutting down; reconnect");
                 drained = true;
                 break "node draining";
