@@ -69,6 +69,39 @@ describe('webhooks and cache channels on a cluster', { skip }, () => {
     cluster.nodes.splice(cluster.nodes.indexOf(victim), 1);
   });
 
+  e2e('webhooks held by a node killed -9 while the receiver fails are delivered once by a survivor', { timeout: 45000 }, async () => {
+    const victim = await cluster.addNode({ HERALD_WEBHOOK_URL: hooks.url });
+    hooks.failNext(100000);
+    const c = await rawClient(victim.port);
+    const channels = [1, 2, 3, 4, 5].map((i) => `durable-${i}`);
+    for (const ch of channels) await c.subscribeOk(ch);
+    await c.subscribePresence('presence-durable', 42, 'Kept');
+    // The victim holds the events: it has tried to deliver them and the receiver refused.
+    const tried = (pred) => hooks.received.some((r) => r.status === 500 && r.body.events.some(pred));
+    await waitFor(() => tried(named('channel_occupied', 'durable-5')) && tried((e) => e.name === 'member_added' && e.user_id === '42'),
+      { timeout: 10000, what: 'the victim to try and fail to deliver its webhooks' });
+    await victim.kill9();
+    cluster.nodes.splice(cluster.nodes.indexOf(victim), 1);
+    hooks.failNext(0);
+    for (const ch of channels) {
+      await hooks.waitEvent(named('channel_occupied', ch), `channel_occupied ${ch} delivered by a survivor`, 20000);
+      await hooks.waitEvent(named('channel_vacated', ch), `channel_vacated ${ch} after the reap`, 20000);
+    }
+    await hooks.waitEvent((e) => e.name === 'member_added' && e.user_id === '42', 'member_added 42', 20000);
+    await hooks.waitEvent((e) => e.name === 'member_removed' && e.user_id === '42', 'member_removed 42', 20000);
+    // A marker raised after everything: whatever was still to come has come.
+    const marker = await rawClient(port(0));
+    await marker.subscribeOk('durable-marker');
+    await hooks.waitEvent(named('channel_occupied', 'durable-marker'), 'the marker');
+    for (const ch of channels) {
+      assert.equal(hooks.count(named('channel_occupied', ch)), 1, `channel_occupied ${ch} once`);
+      assert.equal(hooks.count(named('channel_vacated', ch)), 1, `channel_vacated ${ch} once`);
+    }
+    assert.equal(hooks.count((e) => e.name === 'member_added' && e.user_id === '42'), 1);
+    assert.equal(hooks.count((e) => e.name === 'member_removed' && e.user_id === '42'), 1);
+    assert.ok(hooks.received.every((r) => r.validSignature), 'every request signed with the app secret');
+  });
+
   e2e('client_event webhooks carry the event, data, socket and user', async () => {
     const a = await rawClient(port(0));
     const b = await rawClient(port(1));

@@ -1,10 +1,11 @@
-//! The four backends a node runs on, built together: embedded (`memory::backends`) or Redis
+//! The backends a node runs on, built together: embedded (`memory::backends`) or Redis
 //! (`herald_redis::backends`). `main` picks one; nothing else in the node knows which.
 
 use crate::backbone::Backbone;
 use crate::cache_store::CacheStore;
 use crate::cluster_stats::ClusterStats;
 use crate::presence_store::PresenceStore;
+use crate::webhook_outbox::WebhookOutbox;
 use crate::BoxFuture;
 use std::sync::Arc;
 
@@ -29,5 +30,6 @@ pub struct Backends {
     pub presence: Arc<dyn PresenceStore>,
     pub stats: Arc<dyn ClusterStats>,
     pub cache: Arc<dyn CacheStore>,
+    pub webhooks: Arc<dyn WebhookOutbox>,
     pub lifecycle: Box<dyn Lifecycle>,
 }

@@ -28,7 +28,7 @@ pub mod session;
 pub mod socket_ids;
 pub mod testing;
 pub mod webhook;
-pub mod webhook_queue;
+pub mod webhook_outbox;
 
 pub use app::{App, AppConfig, AppRegistry};
 pub use backbone::{Backbone, BackboneError};

@@ -1,9 +1,9 @@
 //! Webhooks: what Laravel apps hear about the socket side (a channel occupied or vacated, a member added or
 //! removed, a client event, a cache miss), in Pusher's format, and which of an app's targets wants which.
 //! The node decides *that* an event happened (once for the whole cluster) and queues it
-//! ([`crate::webhook_queue`]); the server batches, signs and delivers the queue.
+//! in its outbox ([`crate::webhook_outbox`]); the server batches, signs and delivers what the outbox holds.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One event, in Pusher's webhook format.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -69,6 +69,48 @@ impl WebhookEvent {
     }
 }
 
+/// Every event name Herald sends.
+pub const NAMES: [&str; 6] = [
+    "channel_occupied",
+    "channel_vacated",
+    "member_added",
+    "member_removed",
+    "client_event",
+    "cache_miss",
+];
+
+/// An event as stored in a durable outbox (the same JSON as sent), read back.
+#[derive(Deserialize)]
+struct Stored {
+    name: String,
+    channel: String,
+    user_id: Option<String>,
+    event: Option<String>,
+    data: Option<String>,
+    socket_id: Option<String>,
+}
+
+impl WebhookEvent {
+    /// The event as JSON, in Pusher's format (also how a durable outbox stores it).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a webhook event always serialises")
+    }
+
+    /// An event stored with [`to_json`](Self::to_json); None for anything else.
+    pub fn from_json(json: &str) -> Option<Self> {
+        let stored: Stored = serde_json::from_str(json).ok()?;
+        let name = NAMES.iter().find(|n| **n == stored.name)?;
+        Some(WebhookEvent {
+            name,
+            channel: stored.channel,
+            user_id: stored.user_id,
+            event: stored.event,
+            data: stored.data,
+            socket_id: stored.socket_id,
+        })
+    }
+}
+
 /// Where an app's webhooks go, and which.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookTarget {
@@ -113,5 +155,18 @@ mod tests {
             serde_json::to_value(WebhookEvent::client_event("private-a", "client-x", "{}", "1.2", None)).unwrap();
         assert_eq!(json["name"], "client_event");
         assert!(json.get("user_id").is_none());
+    }
+
+    #[test]
+    fn stored_events_read_back_the_same() {
+        for event in [
+            WebhookEvent::client_event("private-a", "client-x", "{\"a\":1}", "1.2", Some("7")),
+            WebhookEvent::member_removed("presence-a", "9"),
+            WebhookEvent::cache_miss("cache-x"),
+        ] {
+            assert_eq!(WebhookEvent::from_json(&event.to_json()), Some(event));
+        }
+        assert_eq!(WebhookEvent::from_json(r#"{"name":"other","channel":"a"}"#), None);
+        assert_eq!(WebhookEvent::from_json("not json"), None);
     }
 }

@@ -271,7 +271,6 @@ async fn occupied_and_vacated_once_per_channel() {
         channel_prefix: None,
     }];
     let node = node_with(config);
-    let mut hooks = node.webhooks().take_receiver().unwrap();
     let mut a = Client::connect(&node).await;
     let mut b = Client::connect(&node).await;
     a.subscribe("news").await;
@@ -279,10 +278,8 @@ async fn occupied_and_vacated_once_per_channel() {
     a.sign_in("1").await;
     a.session.close().await;
     b.session.close().await;
-    let mut names = Vec::new();
-    while let Ok((_, event)) = hooks.try_recv() {
-        names.push((event.name, event.channel));
-    }
+    let batch = node.webhooks().next(100).await;
+    let names: Vec<_> = batch.into_iter().map(|p| (p.event.name, p.event.channel)).collect();
     assert_eq!(
         names,
         vec![

@@ -65,6 +65,15 @@ pub fn cache(app_id: &str, channel: &str) -> String {
 /// Sorted set of live nodes, scored by lease expiry (Redis server time, milliseconds).
 pub const NODES: &str = "herald:nodes";
 
+/// A node's webhook outbox, a stream read by the consumer group `deliver`: `herald:node:{node_id}:webhooks`.
+/// Its last stored batch number is at `{stream}:seq`.
+pub fn node_webhooks(node_id: &str) -> String {
+    format!("herald:node:{node_id}:webhooks")
+}
+
+/// The ids of the nodes that have a webhook outbox stream, so survivors find a dead node's.
+pub const WEBHOOK_OUTBOXES: &str = "herald:webhook_outboxes";
+
 /// A random value set once per Redis dataset; when it changes or disappears, Redis lost its data.
 pub const EPOCH: &str = "herald:epoch";
 

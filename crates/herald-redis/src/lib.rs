@@ -13,11 +13,13 @@ pub mod redis_backbone;
 pub mod redis_cache;
 pub mod redis_presence;
 pub mod redis_stats;
+pub mod redis_webhook_outbox;
 
 pub use redis_backbone::RedisBackbone;
 pub use redis_cache::RedisCache;
 pub use redis_presence::RedisPresence;
 pub use redis_stats::RedisStats;
+pub use redis_webhook_outbox::RedisWebhookOutbox;
 
 use herald_core::backends::{Backends, Lifecycle};
 use herald_core::{AppConfig, BoxFuture, Events, Node, NodeSettings};
@@ -116,6 +118,7 @@ fn backends(client: redis::Client, apps: &[AppConfig], node_id: String, lease: D
     let backbone = RedisBackbone::start(client.clone(), apps, &node_id, events.clone());
     let presence = RedisPresence::new(client.clone(), node_id.clone(), lease);
     let stats = RedisStats::new(client.clone(), &node_id, events.clone());
+    let webhooks = RedisWebhookOutbox::new(client.clone(), &node_id, lease);
     let cache = RedisCache::new(client);
     let liveness = liveness::Liveness::new(presence.clone(), stats.clone(), events);
     let running = liveness.clone().spawn(lease);
@@ -124,6 +127,7 @@ fn backends(client: redis::Client, apps: &[AppConfig], node_id: String, lease: D
         presence,
         stats,
         cache,
+        webhooks,
         lifecycle: Box::new(Leased { liveness, running }),
     }
 }

@@ -309,14 +309,7 @@ struct FileWebhook {
 }
 
 /// Webhook event names Herald sends.
-const WEBHOOK_EVENTS: &[&str] = &[
-    "channel_occupied",
-    "channel_vacated",
-    "member_added",
-    "member_removed",
-    "client_event",
-    "cache_miss",
-];
+const WEBHOOK_EVENTS: &[&str] = &herald_core::webhook::NAMES;
 
 fn webhook_target(
     url: String,

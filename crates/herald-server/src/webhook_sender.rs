@@ -1,12 +1,14 @@
-//! Delivers the node's webhook queue: events are batched for up to 250 ms (as Pusher does), signed as
+//! Delivers the node's webhook outbox: events are batched for up to 250 ms (as Pusher does), signed as
 //! Pusher signs them (`X-Pusher-Key`, `X-Pusher-Signature`: hex HMAC-SHA256 of the body with the app
 //! secret) and POSTed to each of the app's targets that wants them, retried with backoff for a bounded time.
-//! Deliveries run apart from the sockets: a slow or dead endpoint never slows clients.
+//! Deliveries run apart from the sockets: a slow or dead endpoint never slows clients. A batch leaves the
+//! outbox only once delivered or given up, so on Redis a node killed meanwhile leaves it to a survivor.
 
 use crate::auth_proxy::AppClient;
 use bytes::Bytes;
 use herald_core::metrics::metrics;
 use herald_core::webhook::WebhookEvent;
+use herald_core::webhook_outbox::{Pending, PendingId, WebhookOutbox};
 use herald_core::Node;
 use herald_protocol::signature;
 use http_body_util::Full;
@@ -15,8 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-/// How long events wait to be batched.
-const BATCH_WINDOW: Duration = Duration::from_millis(250);
 /// Most events in one request.
 const BATCH_MAX: usize = 100;
 /// How long one request may take.
@@ -26,35 +26,28 @@ const RETRY_FOR: Duration = Duration::from_secs(60);
 /// Requests in flight at once (across targets).
 const IN_FLIGHT: usize = 32;
 
-/// Starts the delivery task (once per node).
+/// Starts the delivery task (once per node): batches from the node's outbox, each finished once every
+/// target that wants its events has answered 2xx or was given up.
 pub fn spawn(node: Arc<Node>, client: AppClient) {
-    let Some(mut rx) = node.webhooks().take_receiver() else {
-        return;
-    };
     tokio::spawn(async move {
+        let outbox = node.webhooks().clone();
         let gate = Arc::new(Semaphore::new(IN_FLIGHT));
-        while let Some(first) = rx.recv().await {
-            let mut batch: HashMap<Arc<str>, Vec<WebhookEvent>> = HashMap::new();
-            batch.entry(first.0).or_default().push(first.1);
-            let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
-            let mut count = 1;
-            while count < BATCH_MAX {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some((app, event))) => {
-                        batch.entry(app).or_default().push(event);
-                        count += 1;
-                    }
-                    _ => break,
-                }
+        loop {
+            let batch = outbox.next(BATCH_MAX).await;
+            let mut by_app: HashMap<Arc<str>, Vec<Pending>> = HashMap::new();
+            for pending in batch {
+                by_app.entry(pending.app_id.clone()).or_default().push(pending);
             }
-            for (app_id, events) in batch {
-                // The app's events stay pending until every target that wants them is done.
-                let done = Done::new(&node, events.len());
+            for (app_id, pending) in by_app {
+                // The app's events stay in the outbox until every target that wants them is done.
+                let done = Done::new(&outbox, pending.iter().map(|p| p.id.clone()).collect());
                 let Some(app) = node.app_by_id(&app_id).cloned() else {
+                    tracing::warn!(app = %app_id, events = pending.len(), "webhooks of an app that is no longer configured dropped");
                     continue;
                 };
                 for target in &app.config.webhooks {
-                    let wanted: Vec<&WebhookEvent> = events.iter().filter(|e| target.wants(e)).collect();
+                    let wanted: Vec<&WebhookEvent> =
+                        pending.iter().map(|p| &p.event).filter(|e| target.wants(e)).collect();
                     if wanted.is_empty() {
                         continue;
                     }
@@ -88,24 +81,25 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
     });
 }
 
-/// Marks a batch's events done (for a stopping node's wait) when the last delivery holding it drops it.
+/// Marks a batch's events finished in the outbox when the last delivery holding it drops it.
 struct Done {
-    webhooks: herald_core::webhook_queue::Webhooks,
-    events: usize,
+    outbox: Arc<dyn WebhookOutbox>,
+    ids: Vec<PendingId>,
 }
 
 impl Done {
-    fn new(node: &Node, events: usize) -> Arc<Self> {
+    fn new(outbox: &Arc<dyn WebhookOutbox>, ids: Vec<PendingId>) -> Arc<Self> {
         Arc::new(Done {
-            webhooks: node.webhooks().clone(),
-            events,
+            outbox: outbox.clone(),
+            ids,
         })
     }
 }
 
 impl Drop for Done {
     fn drop(&mut self) {
-        self.webhooks.done(self.events);
+        let (outbox, ids) = (self.outbox.clone(), std::mem::take(&mut self.ids));
+        tokio::spawn(async move { outbox.finished(ids).await });
     }
 }
 

@@ -4,11 +4,13 @@ mod backbone;
 mod cache;
 mod presence;
 mod stats;
+mod webhook_outbox;
 
 pub use backbone::MemoryBackbone;
 pub use cache::MemoryCache;
 pub use presence::MemoryPresence;
 pub use stats::MemoryStats;
+pub use webhook_outbox::MemoryOutbox;
 
 use crate::backend_events::Events;
 use crate::backends::{Backends, NothingToRetire};
@@ -21,6 +23,7 @@ pub fn backends(events: Events) -> Backends {
         presence: Arc::new(MemoryPresence::new()),
         stats: Arc::new(MemoryStats::new(events)),
         cache: Arc::new(MemoryCache::new()),
+        webhooks: Arc::new(MemoryOutbox::default()),
         lifecycle: Box::new(NothingToRetire),
     }
 }

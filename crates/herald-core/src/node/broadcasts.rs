@@ -83,7 +83,7 @@ impl Node {
     ) {
         let socket_id = conn.socket_id.as_str();
         let hook = WebhookEvent::client_event(channel, event, data, socket_id, user_id);
-        self.webhooks.emit(app, hook);
+        self.emit_webhook(app, hook);
         app.metrics.client_events.inc();
         let frame = client_event::relay_frame(event, channel, data, user_id);
         let broadcast = Broadcast::new(frame, Some(conn.socket_id.clone()));
@@ -109,7 +109,7 @@ impl Node {
             }
             Ok(None) => {
                 conn.reply(frame::cache_miss(channel)).await;
-                self.webhooks.emit(app, WebhookEvent::cache_miss(channel));
+                self.emit_webhook(app, WebhookEvent::cache_miss(channel));
             }
             Err(e) => tracing::warn!(app = %app.config.id, channel, error = %e, "cache channel's last event not read"),
         }

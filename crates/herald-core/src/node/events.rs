@@ -73,7 +73,7 @@ impl BackendEvents for NodeEvents {
             } else {
                 WebhookEvent::channel_vacated(&t.channel)
             };
-            node.webhooks.emit(app, event);
+            node.emit_webhook(app, event);
         }
     }
 }

@@ -25,7 +25,8 @@ use crate::cluster_stats::{Admission, ClusterStats};
 use crate::connection::{ConnectionHandle, Outbound};
 use crate::presence_store::PresenceStore;
 use crate::socket_ids::SocketIdGenerator;
-use crate::webhook_queue::Webhooks;
+use crate::webhook::WebhookEvent;
+use crate::webhook_outbox::WebhookOutbox;
 use crate::AppConfig;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -76,7 +77,7 @@ pub struct Node {
     stats: Arc<dyn ClusterStats>,
     cache: Arc<dyn CacheStore>,
     lifecycle: Box<dyn Lifecycle>,
-    webhooks: Webhooks,
+    webhooks: Arc<dyn WebhookOutbox>,
     settings: NodeSettings,
     socket_ids: SocketIdGenerator,
     connections: AtomicUsize,
@@ -100,6 +101,7 @@ impl Node {
                 presence,
                 stats,
                 cache,
+                webhooks,
                 lifecycle,
             } = backends(events);
             Node {
@@ -109,7 +111,7 @@ impl Node {
                 stats,
                 cache,
                 lifecycle,
-                webhooks: Webhooks::default(),
+                webhooks,
                 settings,
                 socket_ids: SocketIdGenerator::random(),
                 connections: AtomicUsize::new(0),
@@ -140,9 +142,23 @@ impl Node {
         self.apps.iter()
     }
 
-    /// The webhook queue, for the task that delivers it.
-    pub fn webhooks(&self) -> &Webhooks {
+    /// The webhook outbox, for the task that delivers it.
+    pub fn webhooks(&self) -> &Arc<dyn WebhookOutbox> {
         &self.webhooks
+    }
+
+    /// Puts `event` in the outbox when one of `app`'s targets wants it; never waits (a full outbox drops
+    /// the event and counts it).
+    pub(crate) fn emit_webhook(&self, app: &App, event: WebhookEvent) {
+        if !app.config.webhooks.iter().any(|t| t.wants(&event)) {
+            return;
+        }
+        if !self.webhooks.put(&app.config.id, event) {
+            crate::metrics::metrics()
+                .webhooks
+                .with_label_values(&[&app.config.id, "dropped"])
+                .inc();
+        }
     }
 
     /// A place for a new connection to `app`: under the app's connection quota (counted for the whole

@@ -79,8 +79,7 @@ impl Node {
         except: Option<SocketId>,
         version: u64,
     ) {
-        self.webhooks
-            .emit(app, WebhookEvent::member_added(channel, &member.user_id));
+        self.emit_webhook(app, WebhookEvent::member_added(channel, &member.user_id));
         let frame = frame::member_added(channel, &member.user_id, member.user_info.as_deref());
         let event = MemberEvent {
             user_id: Arc::from(member.user_id.as_str()),
@@ -92,7 +91,7 @@ impl Node {
 
     /// The user is gone from the channel: tell the others and the app.
     pub(super) async fn member_removed(&self, app: &App, channel: &str, user_id: &str, version: u64) {
-        self.webhooks.emit(app, WebhookEvent::member_removed(channel, user_id));
+        self.emit_webhook(app, WebhookEvent::member_removed(channel, user_id));
         let frame = frame::member_removed(channel, user_id);
         let event = MemberEvent {
             user_id: Arc::from(user_id),

@@ -1,0 +1,385 @@
+//! The webhook outbox in Redis: every node stores the webhook events it decided on in a stream of its own
+//! (`herald:node:{id}:webhooks`, consumer group `deliver`) before delivering them, and removes each once its
+//! batch was delivered or given up. A node killed while its endpoint was failing leaves its events in Redis;
+//! once its lease is gone a surviving node takes them over and delivers them, once.
+//!
+//! Exactly once per cluster: a batch is stored under a per-node batch number (`outbox_store.lua`), so a
+//! store retried after a lost reply is not stored twice; each stream entry goes to one consumer of the
+//! group; a survivor claims only entries held by consumers whose lease is gone, and only once they sat idle
+//! for a lease, so two survivors never both take one. A node reaped while alive (a long stall) may see a
+//! survivor deliver an entry it is still retrying: the one case with a duplicate (documented).
+
+use crate::connection::RedisConnection;
+use crate::keys;
+use herald_core::metrics::metrics;
+use herald_core::webhook::WebhookEvent;
+use herald_core::webhook_outbox::{Inflow, Intake, Pending, PendingId, WebhookOutbox, BATCH_WINDOW};
+use herald_core::BoxFuture;
+use redis::streams::{StreamClaimReply, StreamId, StreamInfoConsumersReply, StreamPendingCountReply, StreamReadReply};
+use redis::{AsyncCommands, Script};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// Events taken in and not yet stored in Redis before new ones are dropped (and counted).
+const QUEUE: usize = 10_000;
+/// Events stored in one script call.
+const STORE_BATCH: usize = 100;
+/// A node's outbox stream is capped near this length (a safety valve while every endpoint fails).
+const STREAM_CAP: usize = 100_000;
+/// The consumer group every node's outbox is read through.
+const GROUP: &str = "deliver";
+/// A node's own entry that it read but never finished (the reply of the read was lost) is read again after
+/// this long, well past the longest a delivery retries.
+const OWN_STUCK_AFTER: Duration = Duration::from_secs(120);
+
+pub struct RedisWebhookOutbox {
+    conn: Arc<RedisConnection>,
+    node_id: String,
+    stream: Arc<str>,
+    lease: Duration,
+    inflow: Inflow,
+    /// Woken when the writer stored something.
+    stored: Arc<Notify>,
+    /// Finished entries whose acknowledgement failed; sent again before the next read.
+    unacked: Mutex<Vec<PendingId>>,
+    orphans: Script,
+}
+
+impl RedisWebhookOutbox {
+    /// The outbox of `node_id`; its writer starts at once and stores whatever is put in, in order.
+    pub fn new(client: redis::Client, node_id: &str, lease: Duration) -> Arc<Self> {
+        let conn = Arc::new(RedisConnection::new(client));
+        let (inflow, rx) = Inflow::new(QUEUE);
+        let stored = Arc::new(Notify::new());
+        let stream: Arc<str> = Arc::from(keys::node_webhooks(node_id));
+        tokio::spawn(store_in_order(
+            conn.clone(),
+            node_id.to_owned(),
+            stream.clone(),
+            rx,
+            stored.clone(),
+        ));
+        Arc::new(RedisWebhookOutbox {
+            conn,
+            node_id: node_id.to_owned(),
+            stream,
+            lease,
+            inflow,
+            stored,
+            unacked: Mutex::default(),
+            orphans: Script::new(include_str!("lua/outbox_orphans.lua")),
+        })
+    }
+
+    /// Up to `max` entries of a stream not yet given to any consumer.
+    async fn read_new(&self, stream: &str, max: usize) -> Result<Vec<Pending>, redis::RedisError> {
+        let me = self.node_id.as_str();
+        let reply: Option<StreamReadReply> = self
+            .conn
+            .run_once_only("outbox_read", |mut c| async move {
+                let options = redis::streams::StreamReadOptions::default().group(GROUP, me).count(max);
+                c.xread_options(&[stream], &[">"], &options).await
+            })
+            .await
+            .or_else(no_group)?;
+        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
+        Ok(self.pending_entries(stream, entries))
+    }
+
+    /// Entries of `stream` held by consumers that are not live nodes (nor this one), idle for a lease.
+    async fn claim_from_dead(
+        &self,
+        stream: &str,
+        live: &[String],
+        max: usize,
+    ) -> Result<Vec<Pending>, redis::RedisError> {
+        let consumers: StreamInfoConsumersReply = self
+            .conn
+            .run("outbox_consumers", |mut c| async move {
+                c.xinfo_consumers(stream, GROUP).await
+            })
+            .await
+            .or_else(no_group)?;
+        let mut claimed = Vec::new();
+        for consumer in consumers.consumers {
+            if consumer.pending == 0 || consumer.name == self.node_id || live.contains(&consumer.name) {
+                continue;
+            }
+            let name = consumer.name.as_str();
+            let held: StreamPendingCountReply = self
+                .conn
+                .run("outbox_pending", |mut c| async move {
+                    c.xpending_consumer_count(stream, GROUP, "-", "+", max, name).await
+                })
+                .await?;
+            let ids: Vec<String> = held.ids.into_iter().map(|p| p.id).collect();
+            if ids.is_empty() {
+                continue;
+            }
+            claimed.extend(self.claim(stream, &ids, self.lease).await?);
+        }
+        Ok(claimed)
+    }
+
+    /// Claims `ids` of `stream` for this node, those idle at least `min_idle`.
+    async fn claim(&self, stream: &str, ids: &[String], min_idle: Duration) -> Result<Vec<Pending>, redis::RedisError> {
+        let me = self.node_id.as_str();
+        let idle = min_idle.as_millis() as usize;
+        let reply: StreamClaimReply = self
+            .conn
+            .run_once_only("outbox_claim", |mut c| async move {
+                c.xclaim(stream, GROUP, me, idle, ids).await
+            })
+            .await?;
+        Ok(self.pending_entries(stream, reply.ids))
+    }
+
+    /// Takes over what dead nodes left in their outboxes, and this node's own entries whose read was lost.
+    async fn take_over(&self, max: usize) -> Result<Vec<Pending>, redis::RedisError> {
+        let (orphans, live): (Vec<String>, Vec<String>) = self
+            .conn
+            .run("outbox_orphans", |mut c| async move {
+                self.orphans
+                    .key(keys::WEBHOOK_OUTBOXES)
+                    .key(keys::NODES)
+                    .arg(&self.node_id)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
+        let mut taken = Vec::new();
+        for node in orphans {
+            let stream = keys::node_webhooks(&node);
+            let room = max.saturating_sub(taken.len());
+            if room == 0 {
+                break;
+            }
+            taken.extend(self.claim_from_dead(&stream, &live, room).await?);
+            let room = max.saturating_sub(taken.len());
+            if room > 0 {
+                taken.extend(self.read_new(&stream, room).await?);
+            }
+        }
+        if !taken.is_empty() {
+            tracing::warn!(
+                events = taken.len(),
+                "taking over webhooks that a node which died had not delivered"
+            );
+            for event in &taken {
+                metrics()
+                    .webhooks
+                    .with_label_values(&[&event.app_id, "taken_over"])
+                    .inc();
+            }
+            self.inflow.adopted(taken.len());
+        }
+        let stuck = self.own_stuck(max.saturating_sub(taken.len())).await?;
+        taken.extend(stuck);
+        Ok(taken)
+    }
+
+    /// This node's own entries read long ago and never finished (the read's reply was lost).
+    async fn own_stuck(&self, max: usize) -> Result<Vec<Pending>, redis::RedisError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let (stream, me) = (&*self.stream, self.node_id.as_str());
+        let held: StreamPendingCountReply = self
+            .conn
+            .run("outbox_pending", |mut c| async move {
+                c.xpending_consumer_count(stream, GROUP, "-", "+", max, me).await
+            })
+            .await
+            .or_else(no_group)?;
+        let old: Vec<String> = held
+            .ids
+            .into_iter()
+            .filter(|p| p.last_delivered_ms as u128 >= OWN_STUCK_AFTER.as_millis())
+            .map(|p| p.id)
+            .collect();
+        if old.is_empty() {
+            return Ok(Vec::new());
+        }
+        let found = self.claim(stream, &old, OWN_STUCK_AFTER).await?;
+        self.inflow.adopted(found.len());
+        Ok(found)
+    }
+
+    /// Acknowledges and deletes finished entries, per stream; what fails is kept for the next try.
+    async fn acknowledge(&self, ids: Vec<PendingId>) {
+        let mut by_stream: Vec<(Arc<str>, Vec<String>)> = Vec::new();
+        for id in ids {
+            match by_stream.iter_mut().find(|(s, _)| *s == id.store) {
+                Some((_, entries)) => entries.push(id.entry),
+                None => by_stream.push((id.store, vec![id.entry])),
+            }
+        }
+        for (stream, entries) in by_stream {
+            let done = self
+                .conn
+                .run("outbox_ack", |mut c| {
+                    let (stream, entries) = (stream.clone(), entries.clone());
+                    async move {
+                        redis::pipe()
+                            .xack(&*stream, GROUP, &entries)
+                            .xdel(&*stream, &entries)
+                            .query_async::<()>(&mut c)
+                            .await
+                    }
+                })
+                .await;
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "webhook outbox entries not acknowledged in Redis; retrying");
+                let mut unacked = self.unacked.lock().expect("outbox lock");
+                unacked.extend(entries.into_iter().map(|entry| PendingId {
+                    store: stream.clone(),
+                    entry,
+                }));
+            }
+        }
+    }
+
+    /// The entries of a stream as pending events; an entry that does not read back is logged and removed.
+    fn pending_entries(&self, stream: &str, entries: impl IntoIterator<Item = StreamId>) -> Vec<Pending> {
+        let store: Arc<str> = Arc::from(stream);
+        let mut out = Vec::new();
+        for entry in entries {
+            let app: Option<String> = entry.get("app");
+            let event = entry
+                .get::<String>("event")
+                .and_then(|json| WebhookEvent::from_json(&json));
+            let id = PendingId {
+                store: store.clone(),
+                entry: entry.id,
+            };
+            match (app, event) {
+                (Some(app), Some(event)) => out.push(Pending {
+                    id,
+                    app_id: Arc::from(app),
+                    event,
+                }),
+                _ => {
+                    tracing::warn!(stream, entry = id.entry, "webhook outbox entry unreadable; removed");
+                    self.unacked.lock().expect("outbox lock").push(id);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl WebhookOutbox for RedisWebhookOutbox {
+    fn put(&self, app_id: &str, event: WebhookEvent) -> bool {
+        self.inflow.put(app_id, event)
+    }
+
+    fn next(&self, max: usize) -> BoxFuture<'_, Vec<Pending>> {
+        Box::pin(async move {
+            let mut take_over_at = tokio::time::Instant::now();
+            loop {
+                let retry = std::mem::take(&mut *self.unacked.lock().expect("outbox lock"));
+                if !retry.is_empty() {
+                    self.acknowledge(retry).await;
+                }
+                let mut batch = Vec::new();
+                if tokio::time::Instant::now() >= take_over_at {
+                    take_over_at = tokio::time::Instant::now() + self.lease;
+                    match self.take_over(max).await {
+                        Ok(taken) => batch = taken,
+                        Err(e) => tracing::debug!(error = %e, "webhook outboxes of dead nodes not checked; retried"),
+                    }
+                }
+                let notified = self.stored.notified();
+                match self.read_new(&self.stream, max - batch.len()).await {
+                    Ok(found) if !found.is_empty() || !batch.is_empty() => {
+                        batch.extend(found);
+                        // Gather what arrives within the batch window, as Pusher batches.
+                        tokio::time::sleep(BATCH_WINDOW).await;
+                        if batch.len() < max {
+                            batch.extend(self.read_new(&self.stream, max - batch.len()).await.unwrap_or_default());
+                        }
+                        return batch;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::debug!(error = %e, "webhook outbox not read; retried"),
+                }
+                let _ = tokio::time::timeout_at(take_over_at, notified).await;
+            }
+        })
+    }
+
+    fn finished(&self, ids: Vec<PendingId>) -> BoxFuture<'_, ()> {
+        self.inflow.finished(ids.len());
+        Box::pin(self.acknowledge(ids))
+    }
+
+    fn pending(&self) -> usize {
+        self.inflow.pending()
+    }
+}
+
+/// The writer: stores what the node put in, in order, in batches numbered so a retried one is stored once;
+/// while Redis is down the events wait in the queue (a full queue drops new ones, counted by the node).
+async fn store_in_order(
+    conn: Arc<RedisConnection>,
+    node_id: String,
+    stream: Arc<str>,
+    mut rx: Intake,
+    stored: Arc<Notify>,
+) {
+    let script = Script::new(include_str!("lua/outbox_store.lua"));
+    let seq_key = format!("{stream}:seq");
+    let mut seq: u64 = 0;
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < STORE_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        seq += 1;
+        let mut backoff = Duration::from_millis(100);
+        let mut warned = false;
+        loop {
+            let (script, stream, seq_key, node_id, batch) = (&script, &*stream, &seq_key, &node_id, &batch);
+            let result = conn
+                .run_once_only("outbox_store", |mut c| async move {
+                    let mut call = script.key(stream);
+                    call.key(seq_key)
+                        .key(keys::WEBHOOK_OUTBOXES)
+                        .arg(node_id)
+                        .arg(seq)
+                        .arg(STREAM_CAP);
+                    for (app, event) in batch {
+                        call.arg(&**app).arg(event.to_json());
+                    }
+                    call.invoke_async::<i64>(&mut c).await
+                })
+                .await;
+            match result {
+                Ok(_) => break,
+                Err(e) => {
+                    if !warned {
+                        let redis = conn.address();
+                        tracing::warn!(redis, error = %e, events = batch.len(), "webhook events not yet stored in Redis; they wait in memory and are retried");
+                        warned = true;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        stored.notify_one();
+    }
+}
+
+/// A stream or group that does not exist (Redis lost its data, or nothing was stored yet) reads as empty.
+fn no_group<T: Default>(e: redis::RedisError) -> Result<T, redis::RedisError> {
+    if e.code() == Some("NOGROUP") || e.to_string().contains("no such key") {
+        Ok(T::default())
+    } else {
+        Err(e)
+    }
+}
