@@ -4,7 +4,7 @@
 HERALD_PORT ?= 6001
 CARGO ?= cargo
 
-.PHONY: run build test test-deps unit e2e deploy-check k6 bench lint clean
+.PHONY: run build test test-deps unit e2e deploy-check k6 fuzz bench lint clean
 
 run:
 	$(CARGO) build --release -p herald-server
@@ -14,7 +14,7 @@ run:
 build:
 	$(CARGO) build -p herald-server
 
-test: test-deps unit e2e k6 deploy-check
+test: test-deps unit e2e k6 deploy-check fuzz
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -33,6 +33,11 @@ bench:
 
 deploy-check:
 	./scripts/validate-deploy.sh
+
+# Every parser a client, Laravel or an API caller reaches, fuzzed from the committed corpus (FUZZ_SECS each).
+FUZZ_SECS ?= 20
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECS)
 
 lint:
 	$(CARGO) fmt --all -- --check
