@@ -118,3 +118,44 @@ describe('a node cut off from Redis', { skip }, () => {
     }
   }, { timeout: 60000 });
 });
+
+describe('a node paused with SIGSTOP', { skip }, () => {
+  let redis; let paused; let other;
+  before(async () => {
+    redis = await startRedis();
+    paused = await startHerald({ redisUrl: redis.url });
+    other = await startHerald({ redisUrl: redis.url });
+  });
+  after(async () => {
+    try { process.kill(paused?.pid, 'SIGCONT'); } catch { /* gone */ }
+    await closeClients();
+    for (const h of [paused, other]) if (h?.alive()) await h.stop();
+    await redis?.stop();
+  });
+  autoCloseClients();
+
+  e2e('delivers, once each, what reached its Redis subscription while it was paused longer than the heartbeat deadline', async () => {
+    const client = await rawClient(paused.port);
+    await client.subscribeOk('news');
+    await client.subscribePresence('presence-paused', 'stays', 'S');
+    process.kill(paused.pid, 'SIGSTOP');
+    try {
+      const api = pusherServer(other.port);
+      for (let n = 1; n <= 5; n++) await api.trigger('news', 'while-paused', { n });
+      const joiner = await rawClient(other.port);
+      await joiner.subscribePresence('presence-paused', 'joiner', 'J');
+      // The fault: the node stays frozen past its 5 s heartbeat deadline and its 2 s lease.
+      await new Promise((r) => setTimeout(r, 7000));
+    } finally {
+      process.kill(paused.pid, 'SIGCONT');
+    }
+    await waitFor(() => client.all('while-paused').length === 5, { timeout: 10000, what: 'the five events queued during the pause' });
+    await pusherServer(other.port).trigger('news', 'after-pause', {});
+    await client.next('after-pause', 10000);
+    await waitFor(async () => (await readyzStatus(paused.port)) === 200, { timeout: 10000, what: 'the node to be ready again' });
+    await expectNothing(1500);
+    assert.deepEqual(client.all('while-paused').map((f) => dataOf(f).n), [1, 2, 3, 4, 5], 'each once, in order');
+    const joins = client.all((f) => f.event === 'pusher_internal:member_added' && dataOf(f).user_id === 'joiner');
+    assert.equal(joins.length, 1, `member_added for the joiner: ${joins.length}`);
+  }, { timeout: 45000 });
+});

@@ -27,6 +27,10 @@ pub struct MemberLeft {
     pub user_id: String,
     /// The member-set version of the departure.
     pub version: u64,
+    /// False when the user was only present through a join whose answer was lost (it timed out and ran
+    /// late) and that was never announced: the clients still hear `member_removed` (a list that caught the
+    /// stray entry is put right; pusher-js ignores an unknown member), the app gets no webhook.
+    pub join_announced: bool,
 }
 
 /// A presence entry of this node put back after its state was taken away (the node was reaped while alive);

@@ -295,7 +295,9 @@ impl Subscriber {
             self.ready.store(true, Ordering::Release);
             metrics().redis_subscription_up.set(1);
             let mut last_beat = Instant::now();
+            let mut last_check = Instant::now();
             let mut check = tokio::time::interval(HEARTBEAT_EVERY);
+            check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let why = loop {
                 tokio::select! {
                     // Messages first: after a pause (SIGSTOP, a stall) what already sits in the socket is read
@@ -334,7 +336,16 @@ impl Subscriber {
                         }
                     }
                     _ = check.tick() => {
-                        if last_beat.elapsed() > HEARTBEAT_DEADLINE {
+                        let since_check = last_check.elapsed();
+                        last_check = Instant::now();
+                        if since_check > HEARTBEAT_EVERY * 3 {
+                            // This process did not run for a while (SIGSTOP, a paused VM, a starved CPU): what
+                            // Redis sent meanwhile, heartbeats included, still sits in the socket, read by the
+                            // connection's own task. Give the heartbeat a fresh deadline instead of dropping
+                            // the connection and the messages with it.
+                            tracing::warn!(paused_ms = since_check.as_millis() as u64, "this process did not run for a while; reading what Redis sent meanwhile");
+                            last_beat = Instant::now();
+                        } else if last_beat.elapsed() > HEARTBEAT_DEADLINE {
                             break "no heartbeat through Redis";
                         }
                     }

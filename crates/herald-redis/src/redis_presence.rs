@@ -56,13 +56,19 @@ pub struct LocalEntry {
     pub member: Member,
 }
 
+/// A leave to retry: the entry, and whether it takes back a join that was never announced.
+struct PendingLeave {
+    entry: LocalEntry,
+    join_announced: bool,
+}
+
 pub struct RedisPresence {
     me: std::sync::Weak<RedisPresence>,
     node_id: String,
     conn: RedisConnection,
     scripts: Arc<Scripts>,
     local: DashMap<(String, String, SocketId), Member>,
-    pending_leaves: Mutex<Vec<LocalEntry>>,
+    pending_leaves: Mutex<Vec<PendingLeave>>,
     epoch: Mutex<String>,
     /// The lease expiry the last renewal set (as Redis wrote it); reaps quote it, so a reap that reaches
     /// Redis after the lease changed or ran out does nothing.
@@ -206,6 +212,7 @@ impl RedisPresence {
                 channel: t[1].clone(),
                 user_id: t[2].clone(),
                 version: t[3].parse().unwrap_or(0),
+                join_announced: true,
             })
             .collect();
         let vacated = vacated
@@ -252,7 +259,8 @@ impl RedisPresence {
     pub async fn retry_leaves(&self) -> Vec<MemberLeft> {
         let pending = std::mem::take(&mut *self.pending_leaves.lock().expect("pending lock"));
         let mut last = Vec::new();
-        for entry in pending {
+        for pending in pending {
+            let PendingLeave { entry, join_announced } = pending;
             if self
                 .local
                 .contains_key(&(entry.app_id.clone(), entry.channel.clone(), entry.socket_id.clone()))
@@ -269,12 +277,36 @@ impl RedisPresence {
                     channel: entry.channel,
                     user_id: user,
                     version: left.version,
+                    join_announced,
                 }),
                 Ok(_) => {}
-                Err(_) => self.pending_leaves.lock().expect("pending lock").push(entry),
+                Err(_) => self
+                    .pending_leaves
+                    .lock()
+                    .expect("pending lock")
+                    .push(PendingLeave { entry, join_announced }),
             }
         }
         last
+    }
+
+    /// Queues a leave that failed (or a join to take back) for the liveness task's next round.
+    fn retry_leave_later(
+        &self,
+        app_id: String,
+        channel: String,
+        socket_id: SocketId,
+        member: Member,
+        join_announced: bool,
+    ) {
+        let entry = LocalEntry {
+            app_id,
+            channel,
+            socket_id,
+            member,
+        };
+        let leave = PendingLeave { entry, join_announced };
+        self.pending_leaves.lock().expect("pending lock").push(leave);
     }
 
     /// Every entry this node holds.
@@ -473,15 +505,17 @@ impl PresenceStore for RedisPresence {
                     Ok(joined)
                 }
                 Err(PresenceError::Unavailable(e)) => {
-                    // The script may have run before the reply was lost: take the entry back later (leave.lua
-                    // is harmless when there is nothing to remove), or it would stay until this node dies.
-                    let entry = LocalEntry {
-                        app_id,
-                        channel,
-                        socket_id,
-                        member,
-                    };
-                    this.pending_leaves.lock().expect("pending lock").push(entry);
+                    // The script may still run (a timed-out command stays queued in the socket): take the
+                    // entry back at once, on the same connection, so the leave runs right behind the join and
+                    // nobody sees the stray member; it was never announced, so neither is its removal. If that
+                    // fails too, the leave is retried later (leave.lua is harmless when there is nothing to
+                    // remove), with the clients told and the app not.
+                    let cancelled = this
+                        .leave_in_redis(&app_id, &channel, &socket_id, &member.user_id)
+                        .await;
+                    if cancelled.is_err() {
+                        this.retry_leave_later(app_id, channel, socket_id, member, false);
+                    }
                     Err(PresenceError::Unavailable(e))
                 }
                 Err(e) => Err(e),
@@ -515,13 +549,7 @@ impl PresenceStore for RedisPresence {
                     user_id,
                     user_info: None,
                 });
-                let entry = LocalEntry {
-                    app_id,
-                    channel,
-                    socket_id,
-                    member,
-                };
-                this.pending_leaves.lock().expect("pending lock").push(entry);
+                this.retry_leave_later(app_id, channel, socket_id, member, true);
             }
             left
         })

@@ -8,13 +8,27 @@ use herald_redis::RedisPresence;
 use std::time::Duration;
 
 mod common;
-use common::{ready, redis_node, start_redis, until};
+use common::{ready, redis_node, redis_node_of, start_redis, until};
 
 fn reaps() -> u64 {
     herald_core::metrics::metrics()
         .presence_operations
         .with_label_values(&["reap", "ok"])
         .get()
+}
+
+/// The user ids listed on `channel` of the test app, sorted.
+async fn listed(node: &std::sync::Arc<herald_core::Node>, channel: &str) -> Vec<String> {
+    let app = node.app_by_key(KEY).unwrap().clone();
+    let mut ids: Vec<String> = node
+        .members(&app, channel)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.user_id)
+        .collect();
+    ids.sort();
+    ids
 }
 
 /// Redis sleeps 4 s (longer than a lease and its grace) while two nodes hold members. When it wakes, reaps
@@ -59,14 +73,7 @@ async fn a_redis_stall_never_makes_a_live_node_wipe_another() {
         .await;
 
         let app = a.app_by_key(KEY).unwrap().clone();
-        let mut listed: Vec<String> = a
-            .members(&app, "presence-room")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect();
-        listed.sort();
+        let listed = listed(&a, "presence-room").await;
         assert_eq!(
             listed,
             vec!["1", "2"],
@@ -207,12 +214,7 @@ async fn connections_of_an_app_with_a_quota_are_let_in_while_redis_is_down() {
     let mut redis = start_redis();
     let mut config = herald_core::testing::app();
     config.max_connections = Some(50);
-    let settings = herald_redis::RedisSettings {
-        url: redis.url.clone(),
-        lease: Duration::from_millis(2000),
-        tls: Default::default(),
-    };
-    let node = herald_redis::node(vec![config], herald_core::NodeSettings::default(), &settings).unwrap();
+    let node = redis_node_of(&redis.url, config);
     ready(&node).await;
     let app = node.app_by_key(KEY).unwrap().clone();
     assert!(node.take_seat(&app).await.is_some());
@@ -223,4 +225,67 @@ async fn connections_of_an_app_with_a_quota_are_let_in_while_redis_is_down() {
             .unwrap_or_else(|_| panic!("admission {i} still waiting for Redis"));
         assert!(seat.is_some(), "let in unchecked");
     }
+}
+
+/// Defect 7: a presence join that times out during a Redis stall may still run when Redis wakes. It is taken
+/// back without a word: the other members never hear `member_added` nor `member_removed` for that user, no
+/// webhook names the user, and the user is not listed afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presence_join_lost_in_a_stall_is_taken_back_unannounced() {
+    let redis = start_redis();
+    let mut config = herald_core::testing::app();
+    config.webhooks = vec![herald_core::webhook::WebhookTarget {
+        url: "http://127.0.0.1:9/hook".into(),
+        events: vec![],
+        channel_prefix: None,
+    }];
+    let node = redis_node_of(&redis.url, config);
+    ready(&node).await;
+    let mut watcher = Client::connect(&node).await;
+    watcher.join("presence-room", "1").await;
+
+    // Redis sleeps 8 s: the count update and then the join of user 2 time out (3 s each) while it sleeps, and
+    // the join still sits in the node's socket when Redis wakes.
+    let mut admin = redis.connection();
+    let stall = tokio::task::spawn_blocking(move || redis::cmd("DEBUG").arg("SLEEP").arg(8).query::<()>(&mut admin));
+    tokio::time::sleep(Duration::from_millis(300)).await; // the fault: let DEBUG SLEEP reach Redis first
+    let mut late = Client::connect(&node).await;
+    let answer = late.join("presence-room", "2").await;
+    assert_eq!(answer["event"], "pusher:subscription_error", "{answer}");
+    stall.await.unwrap().unwrap();
+    ready(&node).await;
+    let before = reaps();
+    until(
+        "reaping rounds after the stall (failed leaves are retried there)",
+        Duration::from_secs(15),
+        async || reaps() >= before + 4,
+    )
+    .await;
+
+    assert_eq!(
+        listed(&node, "presence-room").await,
+        vec!["1"],
+        "the lost join is not listed"
+    );
+    let about_2: Vec<_> = watcher
+        .queued()
+        .into_iter()
+        .filter(|f| {
+            f["event"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("pusher_internal:member"))
+        })
+        .collect();
+    assert!(
+        about_2.is_empty(),
+        "member events about a user who never joined: {about_2:?}"
+    );
+    let mut hooks = Vec::new();
+    while let Ok(batch) = tokio::time::timeout(Duration::from_millis(600), node.webhooks().next(100)).await {
+        hooks.extend(batch.into_iter().map(|p| (p.event.name, p.event.user_id)));
+    }
+    assert!(
+        !hooks.iter().any(|(_, user)| user.as_deref() == Some("2")),
+        "webhooks about a user who never joined: {hooks:?}"
+    );
 }

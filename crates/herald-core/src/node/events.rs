@@ -38,7 +38,7 @@ impl BackendEvents for NodeEvents {
             let Some(node) = node else { return };
             for gone in left {
                 if let Some(app) = node.apps.by_id(&gone.app_id) {
-                    node.member_removed(app, &gone.channel, &gone.user_id, gone.version)
+                    node.member_removed(app, &gone.channel, &gone.user_id, gone.version, gone.join_announced)
                         .await;
                 }
             }

@@ -64,7 +64,7 @@ impl Node {
             .with_label_values(&["leave", result])
             .inc();
         match left {
-            Ok(left) if left.last_for_user => self.member_removed(app, channel, user_id, left.version).await,
+            Ok(left) if left.last_for_user => self.member_removed(app, channel, user_id, left.version, true).await,
             Ok(_) => {}
             Err(e) => tracing::warn!(app = %app.config.id, channel, error = %e, "presence leave failed; retried later"),
         }
@@ -89,9 +89,18 @@ impl Node {
         self.publish_member_event(app, channel, frame, except, event).await;
     }
 
-    /// The user is gone from the channel: tell the others and the app.
-    pub(super) async fn member_removed(&self, app: &App, channel: &str, user_id: &str, version: u64) {
-        self.emit_webhook(app, WebhookEvent::member_removed(channel, user_id));
+    /// The user is gone from the channel: tell the others, and the app when it heard of the join.
+    pub(super) async fn member_removed(
+        &self,
+        app: &App,
+        channel: &str,
+        user_id: &str,
+        version: u64,
+        join_announced: bool,
+    ) {
+        if join_announced {
+            self.emit_webhook(app, WebhookEvent::member_removed(channel, user_id));
+        }
         let frame = frame::member_removed(channel, user_id);
         let event = MemberEvent {
             user_id: Arc::from(user_id),

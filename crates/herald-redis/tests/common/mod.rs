@@ -11,13 +11,17 @@ use std::time::{Duration, Instant};
 
 /// A node of the test app on `url`, with a 2 s lease.
 pub fn redis_node(url: &str) -> Arc<Node> {
+    redis_node_of(url, herald_core::testing::app())
+}
+
+/// A node of the app `config` on `url`, with a 2 s lease.
+pub fn redis_node_of(url: &str, config: herald_core::AppConfig) -> Arc<Node> {
     let settings = RedisSettings {
         url: url.to_owned(),
         lease: Duration::from_millis(2000),
         tls: Default::default(),
     };
-    herald_redis::node(vec![herald_core::testing::app()], NodeSettings::default(), &settings)
-        .expect("a valid Redis URL")
+    herald_redis::node(vec![config], NodeSettings::default(), &settings).expect("a valid Redis URL")
 }
 
 /// Waits (bounded) until `check` holds.
