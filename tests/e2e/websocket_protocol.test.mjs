@@ -7,11 +7,13 @@ import crypto from 'node:crypto';
 import { e2e, startHerald, rawClient, pusherServer, dataOf, APP_KEY } from '../lib/harness.mjs';
 
 /** A client frame: masked, as RFC 6455 requires from clients (payload < 126 bytes or 16-bit length). */
-function frame(opcode, payload, { fin = true, rsv = 0 } = {}) {
+function frame(opcode, payload, { fin = true, rsv = 0, unmasked = false } = {}) {
   const data = Buffer.from(payload);
+  const bit = unmasked ? 0 : 0x80;
+  const head = data.length < 126 ? Buffer.from([(fin ? 0x80 : 0) | rsv | opcode, bit | data.length])
+    : Buffer.from([(fin ? 0x80 : 0) | rsv | opcode, bit | 126, data.length >> 8, data.length & 0xff]);
+  if (unmasked) return Buffer.concat([head, data]);
   const mask = crypto.randomBytes(4);
-  const head = data.length < 126 ? Buffer.from([(fin ? 0x80 : 0) | rsv | opcode, 0x80 | data.length])
-    : Buffer.from([(fin ? 0x80 : 0) | rsv | opcode, 0x80 | 126, data.length >> 8, data.length & 0xff]);
   const masked = Buffer.from(data.map((b, i) => b ^ mask[i % 4]));
   return Buffer.concat([head, mask, masked]);
 }
@@ -101,6 +103,8 @@ describe('WebSocket protocol (RFC 6455)', () => {
     ['invalid UTF-8 split over fragments', () => [frame(0x1, Buffer.from([0x7b, 0xe2, 0x82]), { fin: false }), frame(0x0, Buffer.from([0x28, 0x7d]))], 1007],
     ['invalid UTF-8 in one text frame', () => [frame(0x1, Buffer.from([0x7b, 0xff, 0x7d]))], 1007],
     ['a reserved opcode', () => [frame(0x3, 'x')], 1002],
+    ['an unmasked text frame', () => [frame(0x1, '{"event":"pusher:ping","data":{}}', { unmasked: true })], 1002],
+    ['an unmasked frame after masked ones', () => [frame(0x9, 'p'), frame(0x1, '{"event":"pusher:ping","data":{}}', { unmasked: true })], 1002],
   ];
   let n = 0;
   for (const [name, frames, code] of violations) {

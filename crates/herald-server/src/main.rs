@@ -8,6 +8,7 @@ mod config;
 mod frame_writer;
 mod http;
 mod isolation;
+mod mask_check;
 mod routes;
 mod shutdown;
 mod tls;

@@ -3,6 +3,7 @@
 //! `pusher:ping`. Whatever ends first ends both, and the session then leaves every channel.
 
 use crate::frame_writer::{self, FrameWriter};
+use crate::mask_check::MaskCheck;
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
 use herald_core::connection::{ConnectionHandle, Outbound};
@@ -10,7 +11,7 @@ use herald_core::{App, Node, Seat};
 use herald_protocol::{close_code, frame};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -155,10 +156,11 @@ pub async fn serve(
     });
     // The read side stays with fastwebsockets; the write side is ours, to coalesce queued frames.
     let write_half = std::sync::Mutex::new(None);
+    let unmasked = Arc::new(AtomicBool::new(false));
     let (mut read, _) = ws.split(|io| {
         let (r, w) = tokio::io::split(io);
         *write_half.lock().expect("write half") = Some(w);
-        (r, tokio::io::sink())
+        (MaskCheck::new(r, unmasked.clone()), tokio::io::sink())
     });
     let write = FrameWriter::new(write_half.into_inner().expect("write half").expect("split ran"));
     session.established();
@@ -248,6 +250,10 @@ pub async fn serve(
             }
         };
         activity.touch();
+        if unmasked.load(Ordering::Acquire) {
+            conn.close(PROTOCOL_ERROR, "Client frames must be masked");
+            break "unmasked frame";
+        }
         if matches!(frame.opcode, OpCode::Ping | OpCode::Pong | OpCode::Close) && frame.payload.len() > 125 {
             conn.close(PROTOCOL_ERROR, "Control frame over 125 bytes");
             break "oversized control frame";
