@@ -43,6 +43,10 @@ pub struct Metrics {
     pub lease_renewals: IntCounterVec,
     pub ready: IntGauge,
     pub draining: IntGauge,
+    /// Times the node followed a Redis failover to a new primary (Sentinel).
+    pub redis_failovers: IntCounter,
+    /// Seconds from the first failure at the old primary to the first connection to the new one.
+    pub redis_failover_gap: Histogram,
     /// 1 while the node is cut off from Redis longer than its isolation timeout.
     pub isolated: IntGauge,
     /// Times the node became isolated.
@@ -228,6 +232,21 @@ impl Metrics {
             ),
             ready: gauge(&r, "herald_ready", "1 while the node is ready", &[]).with_label_values(&[]),
             draining: gauge(&r, "herald_draining", "1 while the node drains", &[]).with_label_values(&[]),
+            redis_failovers: counter(
+                &r,
+                "herald_redis_failovers_total",
+                "Times this node followed a Redis failover to a new primary named by Sentinel",
+                &[],
+            )
+            .with_label_values(&[]),
+            redis_failover_gap: histogram(
+                &r,
+                "herald_redis_failover_gap_seconds",
+                "Seconds from the first failure at the old Redis primary to the first connection to the new one (Sentinel)",
+                &[],
+                exponential_buckets(0.25, 2.0, 10).expect("valid buckets"),
+            )
+            .with_label_values(&[]),
             isolated: gauge(
                 &r,
                 "herald_isolated",

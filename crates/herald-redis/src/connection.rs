@@ -1,45 +1,82 @@
 //! The command connection every Redis adapter of a node uses: redis-rs's `ConnectionManager` (one
 //! multiplexed connection that reconnects by itself, with a response timeout on every command so a hung
 //! Redis never hangs a client), created on first use so a node starts while Redis is still down, and
-//! measured (`herald_redis_command_duration_seconds`, `herald_redis_errors_total`).
+//! measured (`herald_redis_command_duration_seconds`, `herald_redis_errors_total`). Behind Sentinel, a
+//! failure that may mean the primary changed drops the manager, so the next command connects to the
+//! primary the sentinels name then ([`Endpoint`]).
 
+use crate::endpoint::Endpoint;
 use herald_core::metrics::metrics;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::RedisError;
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Longest wait for one Redis command (or for connecting).
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub struct RedisConnection {
-    client: redis::Client,
-    manager: OnceCell<ConnectionManager>,
+    endpoint: Endpoint,
+    /// The manager, and the endpoint's failover count when it was made: after a failover, a manager made
+    /// for the old primary is replaced even if none of its own commands failed (they may have timed out).
+    manager: Mutex<Option<(ConnectionManager, u64)>>,
+    /// One connection attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl RedisConnection {
-    pub fn new(client: redis::Client) -> Self {
+    pub fn new(endpoint: impl Into<Endpoint>) -> Self {
         RedisConnection {
-            client,
-            manager: OnceCell::new(),
+            endpoint: endpoint.into(),
+            manager: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Where this connection goes (`host:port`, never the password), for log lines.
     pub fn address(&self) -> String {
-        self.client.get_connection_info().addr.to_string()
+        self.endpoint.address()
+    }
+
+    /// The manager in use, unless it was made before the last failover.
+    fn current(&self) -> Option<ConnectionManager> {
+        let mut manager = self.manager.lock().expect("connection lock");
+        match &*manager {
+            Some((m, made_at)) if *made_at == self.endpoint.failovers() => Some(m.clone()),
+            Some(_) => {
+                *manager = None;
+                None
+            }
+            None => None,
+        }
     }
 
     async fn get(&self) -> Result<ConnectionManager, RedisError> {
+        if let Some(manager) = self.current() {
+            return Ok(manager);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(manager) = self.current() {
+            return Ok(manager);
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(COMMAND_TIMEOUT)
             .set_response_timeout(COMMAND_TIMEOUT)
             .set_number_of_retries(1)
             .set_max_delay(1000);
-        self.manager
-            .get_or_try_init(|| ConnectionManager::new_with_config(self.client.clone(), config))
-            .await
-            .cloned()
+        let client = self.endpoint.client().await?;
+        let made_at = self.endpoint.failovers();
+        let manager = ConnectionManager::new_with_config(client, config).await?;
+        *self.manager.lock().expect("connection lock") = Some((manager.clone(), made_at));
+        Ok(manager)
+    }
+
+    /// A command failed: behind Sentinel, a failure that may mean the primary changed drops the manager.
+    fn failed(&self, e: &RedisError) {
+        if self.endpoint.failovers_possible() && may_have_moved(e) {
+            self.endpoint.failed();
+            self.manager.lock().expect("connection lock").take();
+        }
     }
 
     /// Runs idempotent work; one that failed because the connection broke (Redis restarted, say) is tried
@@ -86,6 +123,9 @@ impl RedisConnection {
     ) -> Result<T, RedisError> {
         let started = std::time::Instant::now();
         let result = work.await;
+        if let Err(e) = &result {
+            self.failed(e);
+        }
         let m = metrics();
         m.redis_command_duration
             .with_label_values(&[command])
@@ -95,6 +135,15 @@ impl RedisConnection {
         }
         result
     }
+}
+
+/// True when the error may mean the primary is gone or is a replica now.
+fn may_have_moved(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.code() == Some("READONLY")
 }
 
 /// True when the error means the connection broke before the command could run, rather than that Redis

@@ -6,6 +6,7 @@
 //! [`node`] builds a node on Redis the way `Node::embedded` builds one in memory.
 
 pub mod connection;
+pub mod endpoint;
 pub mod envelope;
 pub mod keys;
 pub mod liveness;
@@ -15,6 +16,7 @@ pub mod redis_presence;
 pub mod redis_stats;
 pub mod redis_webhook_outbox;
 
+pub use endpoint::{Endpoint, SentinelUrl};
 pub use redis_backbone::RedisBackbone;
 pub use redis_cache::RedisCache;
 pub use redis_presence::RedisPresence;
@@ -57,7 +59,25 @@ impl RedisTls {
     }
 }
 
-/// The Redis client for `settings`, with its TLS settings applied.
+/// Where Redis is for `settings`: a Sentinel-named primary, or one address with its TLS settings applied.
+fn endpoint(settings: &RedisSettings) -> Result<Endpoint, RedisConfigError> {
+    let bad = |reason: String| RedisConfigError {
+        url: settings.url.clone(),
+        reason,
+    };
+    if settings.url.starts_with("rediss+sentinel://") {
+        return Err(bad("TLS through Sentinel is not supported yet; use redis+sentinel:// on a private network, or rediss:// to one address".into()));
+    }
+    if let Some(parsed) = SentinelUrl::parse(&settings.url) {
+        if settings.tls.is_set() {
+            return Err(bad("the Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) do not apply to redis+sentinel://".into()));
+        }
+        return parsed.map(Endpoint::sentinel).map_err(bad);
+    }
+    client(settings).map(Endpoint::direct)
+}
+
+/// The Redis client for one address, with its TLS settings applied.
 fn client(settings: &RedisSettings) -> Result<redis::Client, RedisConfigError> {
     let bad = |reason: String| RedisConfigError {
         url: settings.url.clone(),
@@ -103,7 +123,7 @@ pub fn node(
     settings: NodeSettings,
     redis: &RedisSettings,
 ) -> Result<Arc<Node>, RedisConfigError> {
-    let client = client(redis)?;
+    let client = endpoint(redis)?;
     let node_id = format!("{:016x}", redis_backbone::rand_u64());
     let lease = redis.lease;
     tracing::info!(node_id, lease_ms = lease.as_millis() as u64, "cluster mode");
@@ -114,13 +134,13 @@ pub fn node(
 }
 
 /// The Redis backends of one node, reporting to `events`.
-fn backends(client: redis::Client, apps: &[AppConfig], node_id: String, lease: Duration, events: Events) -> Backends {
+fn backends(client: Endpoint, apps: &[AppConfig], node_id: String, lease: Duration, events: Events) -> Backends {
     let backbone = RedisBackbone::start(client.clone(), apps, &node_id, events.clone());
     let presence = RedisPresence::new(client.clone(), node_id.clone(), lease);
     let stats = RedisStats::new(client.clone(), &node_id, events.clone());
     let webhooks = RedisWebhookOutbox::new(client.clone(), &node_id, lease);
-    let cache = RedisCache::new(client);
-    let liveness = liveness::Liveness::new(presence.clone(), stats.clone(), events);
+    let cache = RedisCache::new(client.clone());
+    let liveness = liveness::Liveness::new(presence.clone(), stats.clone(), events, client);
     let running = liveness.clone().spawn(lease);
     Backends {
         backbone,

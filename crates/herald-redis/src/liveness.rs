@@ -19,6 +19,10 @@ pub struct Liveness {
     pub presence: Arc<RedisPresence>,
     pub stats: Arc<RedisStats>,
     pub events: Events,
+    /// Where Redis is; a failover to a new primary is handled like a Redis that lost data.
+    endpoint: crate::endpoint::Endpoint,
+    /// Failovers already handled.
+    failovers_seen: Arc<std::sync::atomic::AtomicU64>,
     /// The re-registration running, if any: renewals that still report the loss do not start another, and
     /// retiring stops it.
     reregistering: Arc<Mutex<Option<JoinHandle<()>>>>,
@@ -32,11 +36,18 @@ pub struct Running {
 }
 
 impl Liveness {
-    pub fn new(presence: Arc<RedisPresence>, stats: Arc<RedisStats>, events: Events) -> Self {
+    pub fn new(
+        presence: Arc<RedisPresence>,
+        stats: Arc<RedisStats>,
+        events: Events,
+        endpoint: crate::endpoint::Endpoint,
+    ) -> Self {
         Liveness {
             presence,
             stats,
             events,
+            failovers_seen: Arc::new(endpoint.failovers().into()),
+            endpoint,
             reregistering: Arc::default(),
         }
     }
@@ -82,7 +93,15 @@ impl Liveness {
 
     /// One renewal (and the re-registration it may call for); true when the lease is held.
     async fn renew(&self) -> bool {
-        let renewed = self.presence.renew().await;
+        let mut renewed = self.presence.renew().await;
+        // A promoted replica may lack the last writes of the old primary (replication is asynchronous):
+        // after a failover this node puts its entries and counts back, as after a Redis that lost data.
+        let failovers = self.endpoint.failovers();
+        if matches!(renewed, Ok(LeaseStatus::Ok))
+            && self.failovers_seen.swap(failovers, std::sync::atomic::Ordering::AcqRel) != failovers
+        {
+            renewed = Ok(LeaseStatus::Lost);
+        }
         let result = match &renewed {
             Ok(LeaseStatus::Ok) => "ok",
             Ok(LeaseStatus::Lost) => "lost",

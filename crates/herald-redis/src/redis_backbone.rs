@@ -3,6 +3,7 @@
 //! alive. Losing Redis turns the node unready; on reconnect every channel is subscribed again.
 
 use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
+use crate::endpoint::Endpoint;
 use crate::envelope::Envelope;
 use crate::keys;
 use futures_util::StreamExt;
@@ -65,7 +66,8 @@ impl RedisBackbone {
     /// Starts the backbone's tasks; what arrives is reported to `events`. An unreachable Redis is retried,
     /// and the node stays unready until it answers. `apps` gives the Laravel prefixes of every app, for the
     /// cache-channel patterns every node listens to.
-    pub fn start(client: redis::Client, apps: &[AppConfig], node_id: &str, events: Events) -> Arc<Self> {
+    pub fn start(client: impl Into<Endpoint>, apps: &[AppConfig], node_id: &str, events: Events) -> Arc<Self> {
+        let client: Endpoint = client.into();
         let (commands, rx) = mpsc::unbounded_channel();
         let backbone = Arc::new_cyclic(|me| RedisBackbone {
             me: me.clone(),
@@ -178,7 +180,7 @@ pub fn rand_u64() -> u64 {
 
 /// The task that owns the pub/sub connection.
 struct Subscriber {
-    client: redis::Client,
+    client: Endpoint,
     /// Every app's settings, for its Laravel prefixes.
     apps: Vec<AppConfig>,
     /// The node, which gets everything that arrives.
@@ -230,8 +232,8 @@ impl Subscriber {
         // When the subscription was last known good, while it is down: the start of a loss window.
         let mut down_since: Option<Instant> = None;
         loop {
-            let client = self.client.clone();
-            let connect = client.get_async_pubsub();
+            let endpoint = self.client.clone();
+            let connect = async move { endpoint.client().await?.get_async_pubsub().await };
             tokio::pin!(connect);
             let result = loop {
                 tokio::select! {
@@ -242,7 +244,8 @@ impl Subscriber {
             let pubsub = match result {
                 Ok(pubsub) => pubsub,
                 Err(e) => {
-                    let redis = self.client.get_connection_info().addr.to_string();
+                    self.client.failed();
+                    let redis = self.client.address();
                     tracing::warn!(redis, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot connect to Redis for pub/sub; check HERALD_REDIS_URL and Redis's TLS and ACL settings");
                     backoff = self.back_off(backoff, &mut commands).await;
                     continue;
@@ -353,6 +356,8 @@ impl Subscriber {
             };
             self.ready.store(false, Ordering::Release);
             metrics().redis_subscription_up.set(0);
+            // Behind Sentinel the primary may have changed: ask again before reconnecting.
+            self.client.failed();
             // The window opens at the last heartbeat seen: what came after it may not have been delivered.
             down_since = Some(last_beat);
             tracing::warn!(reason = why, "Redis subscription lost; reconnecting");

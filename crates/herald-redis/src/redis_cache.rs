@@ -4,6 +4,7 @@
 //! publish order and writes them in that order, so whichever node writes last, the newest event is kept.
 
 use crate::connection::RedisConnection;
+use crate::endpoint::Endpoint;
 use crate::keys;
 use bytes::Bytes;
 use herald_core::cache_store::{CacheError, CacheStore};
@@ -27,7 +28,7 @@ pub struct RedisCache {
 }
 
 impl RedisCache {
-    pub fn new(client: redis::Client) -> Arc<Self> {
+    pub fn new(client: impl Into<Endpoint>) -> Arc<Self> {
         let conn = Arc::new(RedisConnection::new(client));
         let (writes, rx) = mpsc::channel(QUEUE);
         tokio::spawn(write_in_order(conn.clone(), rx));

@@ -4,6 +4,7 @@
 //! to put them back when Redis lost its data or the node's lease was reaped.
 
 use crate::connection::RedisConnection;
+use crate::endpoint::Endpoint;
 use crate::keys;
 use dashmap::DashMap;
 use herald_core::backend_events::{ChannelTransition, MemberLeft};
@@ -82,7 +83,7 @@ pub struct RedisPresence {
 }
 
 impl RedisPresence {
-    pub fn new(client: redis::Client, node_id: String, lease: Duration) -> Arc<Self> {
+    pub fn new(client: impl Into<Endpoint>, node_id: String, lease: Duration) -> Arc<Self> {
         Arc::new_cyclic(|me| RedisPresence {
             me: me.clone(),
             node_id,

@@ -5,6 +5,7 @@
 //! whose cluster-wide count crosses zero are reported to the node. Queries are one command each.
 
 use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
+use crate::endpoint::Endpoint;
 use crate::keys;
 use herald_core::backend_events::{ChannelTransition, Events};
 use herald_core::cluster_stats::{Admission, ClusterStats, StatsError};
@@ -46,7 +47,8 @@ enum Change {
 
 impl RedisStats {
     /// Counts in Redis; cluster-wide transitions of a channel are reported to `events`.
-    pub fn new(client: redis::Client, node_id: &str, events: Events) -> Arc<Self> {
+    pub fn new(client: impl Into<Endpoint>, node_id: &str, events: Events) -> Arc<Self> {
+        let client: Endpoint = client.into();
         let (changes, rx) = mpsc::unbounded_channel();
         let applier = Applier {
             conn: RedisConnection::new(client.clone()),

@@ -10,6 +10,7 @@
 //! survivor deliver an entry it is still retrying: the one case with a duplicate (documented).
 
 use crate::connection::RedisConnection;
+use crate::endpoint::Endpoint;
 use crate::keys;
 use herald_core::metrics::metrics;
 use herald_core::webhook::WebhookEvent;
@@ -48,7 +49,7 @@ pub struct RedisWebhookOutbox {
 
 impl RedisWebhookOutbox {
     /// The outbox of `node_id`; its writer starts at once and stores whatever is put in, in order.
-    pub fn new(client: redis::Client, node_id: &str, lease: Duration) -> Arc<Self> {
+    pub fn new(client: impl Into<Endpoint>, node_id: &str, lease: Duration) -> Arc<Self> {
         let conn = Arc::new(RedisConnection::new(client));
         let (inflow, rx) = Inflow::new(QUEUE);
         let stored = Arc::new(Notify::new());

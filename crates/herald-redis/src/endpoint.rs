@@ -1,0 +1,273 @@
+//! Where a node's Redis is: one address (`redis://`, `rediss://`), or a primary that Sentinel names
+//! (`redis+sentinel://host1:26379,host2:26379/mymaster[/db]`). Every connection of the node asks its
+//! endpoint for a client when it connects; with Sentinel the endpoint asks the sentinels for the current
+//! primary (redis-rs's `Sentinel`, which checks that the address it returns answers `ROLE` as a master, so a
+//! node never writes to a replica) and, when a connection to it breaks or Redis answers `READONLY` (the old
+//! primary came back as a replica), forgets it so the next connection asks again. Each switch to a new
+//! primary is a failover: counted, timed, and seen by the lease task, which puts this node's presence
+//! entries and counts back in case the promoted replica had not received the last writes.
+
+use herald_core::metrics::metrics;
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
+use redis::{RedisConnectionInfo, RedisError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A node's Redis, shared by all its connections.
+#[derive(Clone)]
+pub struct Endpoint(Arc<Inner>);
+
+enum Inner {
+    Direct(redis::Client),
+    Sentinel(SentinelPrimary),
+}
+
+/// A primary found through Sentinel.
+pub struct SentinelPrimary {
+    sentinels: Vec<String>,
+    master: String,
+    /// What the node sends to the primary: database, user and password.
+    node: SentinelNodeConnectionInfo,
+    /// The primary in use, when known, and when it was first found failing.
+    current: Mutex<Current>,
+    /// Incremented whenever the primary in use changes after the first one.
+    failovers: AtomicU64,
+}
+
+#[derive(Default)]
+struct Current {
+    client: Option<redis::Client>,
+    address: Option<String>,
+    failing_since: Option<Instant>,
+}
+
+/// A `redis+sentinel://` URL taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelUrl {
+    pub sentinels: Vec<String>,
+    pub master: String,
+    pub db: i64,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl SentinelUrl {
+    /// Parses `redis+sentinel://[user:password@]host1:26379[,host2:26379...]/master[/db]`; None when the
+    /// URL is not a Sentinel URL, an error naming what is wrong when it is one but malformed.
+    pub fn parse(url: &str) -> Option<Result<SentinelUrl, String>> {
+        let rest = url.strip_prefix("redis+sentinel://")?;
+        Some(Self::parse_rest(rest))
+    }
+
+    fn parse_rest(rest: &str) -> Result<SentinelUrl, String> {
+        let (auth, rest) = match rest.rsplit_once('@') {
+            Some((auth, rest)) => (Some(auth), rest),
+            None => (None, rest),
+        };
+        let (hosts, path) = rest
+            .split_once('/')
+            .ok_or("no master name: expected redis+sentinel://host:26379/mymaster")?;
+        let mut sentinels = Vec::new();
+        for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+            let (name, port) = match host.rsplit_once(':') {
+                Some((name, port)) => (name, port.parse::<u16>().map_err(|_| format!("bad port in {host:?}"))?),
+                None => (host, 26379),
+            };
+            if name.is_empty() {
+                return Err(format!("no host in {host:?}"));
+            }
+            sentinels.push(format!("redis://{name}:{port}"));
+        }
+        if sentinels.is_empty() {
+            return Err("no sentinel host".into());
+        }
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let master = segments.next().ok_or("no master name after the hosts")?.to_owned();
+        let db = match segments.next() {
+            Some(db) => db.parse().map_err(|_| format!("bad database number {db:?}"))?,
+            None => 0,
+        };
+        let decode = |s: &str| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| "credentials are not UTF-8".to_string())
+        };
+        let (username, password) = match auth {
+            None => (None, None),
+            Some(auth) => match auth.split_once(':') {
+                Some((user, pass)) => (
+                    (!user.is_empty()).then(|| decode(user)).transpose()?,
+                    Some(decode(pass)?),
+                ),
+                None => (Some(decode(auth)?), None),
+            },
+        };
+        Ok(SentinelUrl {
+            sentinels,
+            master,
+            db,
+            username,
+            password,
+        })
+    }
+}
+
+impl From<redis::Client> for Endpoint {
+    fn from(client: redis::Client) -> Self {
+        Endpoint::direct(client)
+    }
+}
+
+impl Endpoint {
+    /// One Redis at one address.
+    pub fn direct(client: redis::Client) -> Self {
+        Endpoint(Arc::new(Inner::Direct(client)))
+    }
+
+    /// The primary the sentinels of `url` name.
+    pub fn sentinel(url: SentinelUrl) -> Self {
+        let node = SentinelNodeConnectionInfo {
+            tls_mode: None,
+            redis_connection_info: Some(RedisConnectionInfo {
+                db: url.db,
+                username: url.username,
+                password: url.password,
+                ..Default::default()
+            }),
+        };
+        Endpoint(Arc::new(Inner::Sentinel(SentinelPrimary {
+            sentinels: url.sentinels,
+            master: url.master,
+            node,
+            current: Mutex::default(),
+            failovers: AtomicU64::new(0),
+        })))
+    }
+
+    /// A client for Redis: the one address, or the primary the sentinels name now.
+    pub async fn client(&self) -> Result<redis::Client, RedisError> {
+        match &*self.0 {
+            Inner::Direct(client) => Ok(client.clone()),
+            Inner::Sentinel(primary) => primary.client().await,
+        }
+    }
+
+    /// True when the primary can change under the node (Sentinel).
+    pub fn failovers_possible(&self) -> bool {
+        matches!(&*self.0, Inner::Sentinel(_))
+    }
+
+    /// A connection to the current primary failed in a way that may mean it is no longer the primary (it
+    /// broke, was refused, or answered `READONLY`): the next connection asks the sentinels again.
+    pub fn failed(&self) {
+        if let Inner::Sentinel(primary) = &*self.0 {
+            tracing::debug!("Redis primary failing; asking the sentinels again at the next connection");
+            primary.forget();
+        }
+    }
+
+    /// Where Redis is, for log lines (never the password).
+    pub fn address(&self) -> String {
+        match &*self.0 {
+            Inner::Direct(client) => client.get_connection_info().addr.to_string(),
+            Inner::Sentinel(primary) => {
+                let current = primary.current.lock().expect("endpoint lock");
+                let sentinels = primary.sentinels.join(",").replace("redis://", "");
+                match &current.address {
+                    Some(address) => format!("{address} (primary {:?} from sentinels {sentinels})", primary.master),
+                    None => format!("primary {:?} from sentinels {sentinels}", primary.master),
+                }
+            }
+        }
+    }
+
+    /// How many times the primary changed since the node started (0 without Sentinel).
+    pub fn failovers(&self) -> u64 {
+        match &*self.0 {
+            Inner::Direct(_) => 0,
+            Inner::Sentinel(primary) => primary.failovers.load(Ordering::Acquire),
+        }
+    }
+}
+
+impl SentinelPrimary {
+    async fn client(&self) -> Result<redis::Client, RedisError> {
+        if let Some(client) = self.current.lock().expect("endpoint lock").client.clone() {
+            return Ok(client);
+        }
+        let mut sentinel = Sentinel::build(self.sentinels.clone())?;
+        let client = match sentinel.async_master_for(&self.master, Some(&self.node)).await {
+            Ok(client) => client,
+            Err(e) => {
+                tracing::warn!(master = self.master, sentinels = ?self.sentinels, error = %e, "the sentinels name no reachable primary yet; retrying");
+                return Err(e);
+            }
+        };
+        let address = client.get_connection_info().addr.to_string();
+        let mut current = self.current.lock().expect("endpoint lock");
+        if current.address.as_deref() != Some(address.as_str()) {
+            if let Some(old) = current.address.replace(address.clone()) {
+                self.failovers.fetch_add(1, Ordering::AcqRel);
+                metrics().redis_failovers.inc();
+                let gap = current.failing_since.take().map(|t| t.elapsed());
+                if let Some(gap) = gap {
+                    metrics().redis_failover_gap.observe(gap.as_secs_f64());
+                }
+                tracing::warn!(
+                    from = old,
+                    to = address,
+                    gap_ms = gap.map(|g| g.as_millis() as u64),
+                    "Redis failed over: following the new primary"
+                );
+            } else {
+                tracing::info!(
+                    primary = address,
+                    master = self.master,
+                    "Redis primary found through Sentinel"
+                );
+            }
+        }
+        current.failing_since = None;
+        current.client = Some(client.clone());
+        Ok(client)
+    }
+
+    fn forget(&self) {
+        let mut current = self.current.lock().expect("endpoint lock");
+        current.client = None;
+        current.failing_since.get_or_insert_with(Instant::now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sentinel_urls_parse() {
+        let url = SentinelUrl::parse("redis+sentinel://app:s%40cret@10.0.0.1:26379,sentinel-2,  /mymaster/2")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            url.sentinels,
+            vec!["redis://10.0.0.1:26379", "redis://sentinel-2:26379"]
+        );
+        assert_eq!(url.master, "mymaster");
+        assert_eq!(url.db, 2);
+        assert_eq!(url.username.as_deref(), Some("app"));
+        assert_eq!(url.password.as_deref(), Some("s@cret"));
+        let plain = SentinelUrl::parse("redis+sentinel://h:1/m").unwrap().unwrap();
+        assert_eq!((plain.db, plain.username, plain.password), (0, None, None));
+        assert!(SentinelUrl::parse("redis://h:6379").is_none());
+        for bad in [
+            "redis+sentinel://h:1",
+            "redis+sentinel:///m",
+            "redis+sentinel://h:x/m",
+            "redis+sentinel://h/m/x",
+        ] {
+            assert!(SentinelUrl::parse(bad).unwrap().is_err(), "{bad}");
+        }
+    }
+}
