@@ -4,7 +4,7 @@
 HERALD_PORT ?= 6001
 CARGO ?= cargo
 
-.PHONY: run build test test-deps unit e2e deploy-check k6 fuzz bench lint clean
+.PHONY: run build test test-deps unit e2e deploy-check k6 fuzz soak soak-short bench lint clean
 
 run:
 	$(CARGO) build --release -p herald-server
@@ -14,7 +14,7 @@ run:
 build:
 	$(CARGO) build -p herald-server
 
-test: test-deps unit e2e k6 deploy-check fuzz
+test: test-deps unit e2e k6 deploy-check fuzz soak-short
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -38,6 +38,16 @@ deploy-check:
 FUZZ_SECS ?= 20
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECS)
+
+# A mixed workload with a node and a Redis restart, printing RSS, descriptors, Redis keys and p99 over time:
+# an hour on the release build for the record (docs/benchmarks.md), two minutes in make test.
+SOAK_SECS ?= 3600
+soak:
+	$(CARGO) build --release
+	cd tests && HERALD_BIN=../target/release/herald SOAK_SECS=$(SOAK_SECS) node soak/soak.mjs
+
+soak-short: build
+	cd tests && SOAK_SECS=120 SOAK_REPORT_SECS=20 node soak/soak.mjs
 
 lint:
 	$(CARGO) fmt --all -- --check
