@@ -190,6 +190,13 @@ export async function readyzStatus(port) {
  * Spawn Herald. `redisUrl` absent = embedded (in-memory) mode. Waits until /readyz is 200
  * unless `waitReady` is false.
  */
+/** Laravel's environment names that Herald falls back to (see crates/herald-server/src/laravel_env.rs). */
+export const LARAVEL_FALLBACKS = [
+  'REVERB_SERVER_HOST', 'REVERB_SERVER_PORT', 'REDIS_URL', 'REDIS_HOST', 'REDIS_PORT', 'REDIS_USERNAME',
+  'REDIS_PASSWORD', 'REDIS_DB', 'REDIS_SCHEME', 'REDIS_PREFIX', 'APP_NAME', 'PUSHER_APP_ID', 'PUSHER_APP_KEY',
+  'PUSHER_APP_SECRET', 'REVERB_APP_ID', 'REVERB_APP_KEY', 'REVERB_APP_SECRET',
+];
+
 export async function startHerald({ redisUrl, env = {}, waitReady = true, readyTimeout = 20000 } = {}) {
   const port = await freePort();
   const fullEnv = {
@@ -206,6 +213,8 @@ export async function startHerald({ redisUrl, env = {}, waitReady = true, readyT
   };
   delete fullEnv.HERALD_REDIS_URL;
   if (redisUrl) fullEnv.HERALD_REDIS_URL = redisUrl;
+  // Laravel's own names are fallbacks Herald reads: a test sets them itself or not at all.
+  for (const name of LARAVEL_FALLBACKS) if (!(name in env)) delete fullEnv[name];
 
   let logs = '';
   const child = track(spawn(HERALD_BIN, [], { env: fullEnv, stdio: ['ignore', 'pipe', 'pipe'] }));

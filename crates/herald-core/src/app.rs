@@ -66,22 +66,57 @@ pub const DEFAULT_AUTH_HEADERS: &[&str] = &[
 ];
 
 impl AppConfig {
-    /// True when `origin` may connect (no list configured, or it matches an entry; `*.example.com` matches
-    /// subdomains of example.com on any scheme). A request without an `Origin` header is allowed: browsers
-    /// always send one, and the list exists to stop other sites' pages; a non-browser client could send any.
+    /// True when `origin` may connect. No list: every origin. Otherwise an entry matches when it is:
+    /// `*` (any origin); a full origin with its scheme (`https://app.example.com`, compared exactly); or, as
+    /// Reverb writes them, a host name without scheme (`app.example.com`, any scheme and port) where `*`
+    /// stands for any run of characters (`*.example.com`, which also matches `example.com` itself). A
+    /// request without an `Origin` header is allowed: browsers always send one, and the list exists to stop
+    /// other sites' pages; a non-browser client could send any.
     pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
         if self.allowed_origins.is_empty() {
             return true;
         }
         let Some(origin) = origin else { return true };
-        let host = origin.split_once("://").map_or(origin, |(_, h)| h);
-        self.allowed_origins
-            .iter()
-            .any(|allowed| match allowed.strip_prefix("*.") {
-                Some(domain) => host.ends_with(&format!(".{domain}")) || host.split(':').next() == Some(domain),
-                None => allowed == "*" || allowed == origin,
-            })
+        let authority = origin.split_once("://").map_or(origin, |(_, h)| h);
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        };
+        self.allowed_origins.iter().any(|allowed| {
+            if allowed == "*" {
+                true
+            } else if allowed.contains("://") {
+                allowed.eq_ignore_ascii_case(origin)
+            } else if let Some(domain) = allowed.strip_prefix("*.") {
+                host.eq_ignore_ascii_case(domain) || wildcard(allowed, host)
+            } else {
+                wildcard(allowed, host)
+            }
+        })
     }
+}
+
+/// `pattern` matches `text` (ASCII case-insensitive), `*` standing for any run of characters.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let (p, t) = (pattern.as_bytes(), text.as_bytes());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if pi < p.len() && p[pi].eq_ignore_ascii_case(&t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|b| *b == b'*')
 }
 
 impl AppConfig {
@@ -194,5 +229,26 @@ mod tests {
         assert!(!app.origin_allowed(Some("https://evilshop.test")));
         assert!(!app.origin_allowed(Some("https://shop.test.evil.com")));
         assert!(app.origin_allowed(None), "no Origin header: not a browser");
+    }
+
+    #[test]
+    fn reverb_style_host_only_and_wildcard_origins() {
+        let mut app = AppConfig::new("a", "k", "s");
+        app.allowed_origins = vec![
+            "shop.example.com".into(),
+            "*.staging.test".into(),
+            "admin-*.corp.test".into(),
+        ];
+        assert!(app.origin_allowed(Some("https://shop.example.com")));
+        assert!(app.origin_allowed(Some("http://Shop.Example.com:8000")));
+        assert!(!app.origin_allowed(Some("https://shop.example.com.evil.test")));
+        assert!(!app.origin_allowed(Some("https://evilshop.example.com")));
+        assert!(app.origin_allowed(Some("https://a.b.staging.test")));
+        assert!(app.origin_allowed(Some("https://staging.test")));
+        assert!(app.origin_allowed(Some("https://admin-eu.corp.test")));
+        assert!(!app.origin_allowed(Some("https://admin.corp.test")));
+        assert!(!app.origin_allowed(Some("null")));
+        app.allowed_origins = vec!["*".into()];
+        assert!(app.origin_allowed(Some("null")));
     }
 }

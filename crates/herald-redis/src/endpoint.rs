@@ -20,7 +20,7 @@ pub struct Endpoint(Arc<Inner>);
 
 enum Inner {
     Direct(redis::Client),
-    Sentinel(SentinelPrimary),
+    Sentinel(Box<SentinelPrimary>),
 }
 
 /// A primary found through Sentinel.
@@ -31,6 +31,8 @@ pub struct SentinelPrimary {
     node: SentinelNodeConnectionInfo,
     /// The primary in use, when known, and when it was first found failing.
     current: Mutex<Current>,
+    /// One question to the sentinels at a time; the others wait for its answer.
+    asking: tokio::sync::Mutex<()>,
     /// Incremented whenever the primary in use changes after the first one.
     failovers: AtomicU64,
 }
@@ -40,7 +42,13 @@ struct Current {
     client: Option<redis::Client>,
     address: Option<String>,
     failing_since: Option<Instant>,
+    /// The last unanswered question to the sentinels: when, and why; asked again no sooner than
+    /// [`ASK_AGAIN_AFTER`], and logged once per failure.
+    unanswered: Option<(Instant, String)>,
 }
+
+/// How soon the sentinels are asked again after they named no reachable primary.
+const ASK_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// A `redis+sentinel://` URL taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,13 +145,14 @@ impl Endpoint {
                 ..Default::default()
             }),
         };
-        Endpoint(Arc::new(Inner::Sentinel(SentinelPrimary {
+        Endpoint(Arc::new(Inner::Sentinel(Box::new(SentinelPrimary {
             sentinels: url.sentinels,
             master: url.master,
             node,
             current: Mutex::default(),
+            asking: tokio::sync::Mutex::new(()),
             failovers: AtomicU64::new(0),
-        })))
+        }))))
     }
 
     /// A client for Redis: the one address, or the primary the sentinels name now.
@@ -194,19 +203,28 @@ impl Endpoint {
 
 impl SentinelPrimary {
     async fn client(&self) -> Result<redis::Client, RedisError> {
-        if let Some(client) = self.current.lock().expect("endpoint lock").client.clone() {
+        if let Some(client) = self.known()? {
+            return Ok(client);
+        }
+        let _asking = self.asking.lock().await;
+        if let Some(client) = self.known()? {
             return Ok(client);
         }
         let mut sentinel = Sentinel::build(self.sentinels.clone())?;
         let client = match sentinel.async_master_for(&self.master, Some(&self.node)).await {
             Ok(client) => client,
             Err(e) => {
-                tracing::warn!(master = self.master, sentinels = ?self.sentinels, error = %e, "the sentinels name no reachable primary yet; retrying");
+                let mut current = self.current.lock().expect("endpoint lock");
+                if current.unanswered.is_none() {
+                    tracing::warn!(master = self.master, sentinels = ?self.sentinels, error = %e, "the sentinels name no reachable Redis primary yet; asking again every 250 ms");
+                }
+                current.unanswered = Some((Instant::now(), e.to_string()));
                 return Err(e);
             }
         };
         let address = client.get_connection_info().addr.to_string();
         let mut current = self.current.lock().expect("endpoint lock");
+        current.unanswered = None;
         if current.address.as_deref() != Some(address.as_str()) {
             if let Some(old) = current.address.replace(address.clone()) {
                 self.failovers.fetch_add(1, Ordering::AcqRel);
@@ -232,6 +250,22 @@ impl SentinelPrimary {
         current.failing_since = None;
         current.client = Some(client.clone());
         Ok(client)
+    }
+
+    /// The primary in use, if known; an error when the sentinels were asked moments ago without an answer.
+    fn known(&self) -> Result<Option<redis::Client>, RedisError> {
+        let current = self.current.lock().expect("endpoint lock");
+        if let Some(client) = &current.client {
+            return Ok(Some(client.clone()));
+        }
+        match &current.unanswered {
+            Some((at, why)) if at.elapsed() < ASK_AGAIN_AFTER => Err(RedisError::from((
+                redis::ErrorKind::IoError,
+                "no Redis primary named by the sentinels yet",
+                why.clone(),
+            ))),
+            _ => Ok(None),
+        }
     }
 
     fn forget(&self) {

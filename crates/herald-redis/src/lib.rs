@@ -59,6 +59,62 @@ impl RedisTls {
     }
 }
 
+/// The forms a Redis URL may take, for error messages.
+const URL_FORMS: &str = "expected redis://[user:password@]host:6379[/db], rediss://… for TLS, or redis+sentinel://host1:26379,host2:26379/mymaster[/db]";
+
+/// Checks a Redis URL's form before anything connects (the scheme, the host, the port); the error shows the
+/// URL with its password masked, says what is wrong, and shows the expected forms.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let shown = masked(url);
+    if url.starts_with("rediss+sentinel://") {
+        return Err(format!(
+            "{shown:?}: TLS through Sentinel is not supported yet; {URL_FORMS}"
+        ));
+    }
+    if let Some(parsed) = SentinelUrl::parse(url) {
+        return parsed
+            .map(|_| ())
+            .map_err(|why| format!("{shown:?}: {why}; {URL_FORMS}"));
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!("{shown:?} has no scheme; {URL_FORMS}"));
+    };
+    if !matches!(scheme, "redis" | "rediss" | "unix" | "redis+unix") {
+        return Err(format!("{shown:?}: {scheme}:// is not a Redis scheme; {URL_FORMS}"));
+    }
+    if matches!(scheme, "redis" | "rediss") {
+        let authority = rest.split('/').next().unwrap_or("");
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        if let Some((_, port)) = host_port.rsplit_once(':').filter(|_| !host_port.ends_with(']')) {
+            if port.parse::<u16>().is_err() {
+                return Err(format!("{shown:?}: the port {port:?} is not a number; {URL_FORMS}"));
+            }
+        }
+        if host_port.is_empty() || host_port.starts_with(':') {
+            return Err(format!("{shown:?} names no host; {URL_FORMS}"));
+        }
+    }
+    redis::Client::open(url)
+        .map(|_| ())
+        .map_err(|e| format!("{shown:?} cannot be used ({e}); {URL_FORMS}"))
+}
+
+/// The URL with any password replaced by `***`, for messages.
+fn masked(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let secret = if userinfo.contains(':') { ":***" } else { "" };
+            format!("{scheme}://{user}{secret}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Where Redis is for `settings`: a Sentinel-named primary, or one address with its TLS settings applied.
 fn endpoint(settings: &RedisSettings) -> Result<Endpoint, RedisConfigError> {
     let bad = |reason: String| RedisConfigError {
@@ -110,7 +166,7 @@ fn client(settings: &RedisSettings) -> Result<redis::Client, RedisConfigError> {
 
 /// Why Redis cannot be used as configured.
 #[derive(Debug, thiserror::Error)]
-#[error("HERALD_REDIS_URL {url:?} cannot be used ({reason}); expected redis://host:6379/0 or rediss://user:pass@redis.example:6380/0")]
+#[error("Redis URL {url:?} cannot be used ({reason}); expected redis://host:6379/0 or rediss://user:pass@redis.example:6380/0")]
 pub struct RedisConfigError {
     pub url: String,
     pub reason: String,
@@ -161,5 +217,37 @@ struct Leased {
 impl Lifecycle for Leased {
     fn retire(&self) -> BoxFuture<'_, ()> {
         Box::pin(self.liveness.retire(&self.running))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_urls_say_what_is_wrong_and_hide_the_password() {
+        for good in [
+            "redis://127.0.0.1:6379/0",
+            "rediss://u:p@redis.example:6380",
+            "redis://[::1]:6379",
+            "redis+sentinel://h:26379/m",
+        ] {
+            assert_eq!(check_url(good), Ok(()), "{good}");
+        }
+        let cases = [
+            ("127.0.0.1:6379", "has no scheme"),
+            ("http://127.0.0.1:6379", "http:// is not a Redis scheme"),
+            ("redis://127.0.0.1:abc", "the port \"abc\" is not a number"),
+            ("redis://:secret@:6379", "names no host"),
+            ("rediss+sentinel://h/m", "TLS through Sentinel"),
+            ("redis+sentinel://h:1", "no master name"),
+        ];
+        for (url, why) in cases {
+            let e = check_url(url).unwrap_err();
+            assert!(e.contains(why), "{url}: {e}");
+            assert!(e.contains("expected redis://"), "{url}: {e}");
+        }
+        let e = check_url("http://user:hunter2@h:1").unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("user:***@h:1"), "{e}");
     }
 }

@@ -2,6 +2,7 @@
 //! defaults that run at once. Laravel's own `PUSHER_APP_*` / `REVERB_APP_*` names are accepted for the
 //! default app. A bad value fails the start with a message naming the key.
 
+use crate::laravel_env;
 use clap::Parser;
 use herald_core::webhook::WebhookTarget;
 use herald_core::{AppConfig, NodeSettings};
@@ -20,13 +21,15 @@ pub struct Flags {
     /// TOML configuration file.
     #[arg(long, env = "HERALD_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Address to listen on.
+    /// Address to listen on [default: 0.0.0.0; else REVERB_SERVER_HOST].
     #[arg(long, env = "HERALD_HOST")]
     pub host: Option<String>,
-    /// Port for WebSocket clients and the HTTP API.
+    /// Port for WebSocket clients and the HTTP API [default: 6001; else REVERB_SERVER_PORT].
     #[arg(long, env = "HERALD_PORT")]
     pub port: Option<u16>,
-    /// Redis URL; absent means the embedded default (one node, all in memory). `rediss://` for TLS.
+    /// Redis URL: redis://host:6379/0, rediss:// for TLS, redis+sentinel://h1:26379,h2:26379/mymaster. Else
+    /// Laravel's REDIS_URL, or REDIS_HOST/REDIS_PORT/REDIS_USERNAME/REDIS_PASSWORD/REDIS_DB; none: one node,
+    /// all in memory.
     #[arg(long, env = "HERALD_REDIS_URL")]
     pub redis_url: Option<String>,
     /// PEM CA bundle that signs Redis's certificate (rediss://), when it is not in the system's roots.
@@ -50,64 +53,68 @@ pub struct Flags {
     /// PEM CA bundle trusted, besides the system's roots, for the app's https:// auth URLs and webhooks.
     #[arg(long, env = "HERALD_APP_CA_FILE")]
     pub app_ca_file: Option<PathBuf>,
-    /// Prefix(es) of Laravel's Redis channels, comma-separated (`laravel_database_`; may be empty).
+    /// Prefix(es) of Laravel's Redis channels, comma-separated; may be empty [default: Laravel's REDIS_PREFIX,
+    /// else APP_NAME as a slug + _database_, else laravel_database_].
     #[arg(long, env = "HERALD_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
-    /// The default app's id.
+    /// The default app's id [else PUSHER_APP_ID, REVERB_APP_ID; none of them: the development app app-id].
     #[arg(long, env = "HERALD_APP_ID")]
     pub app_id: Option<String>,
-    /// The default app's key.
+    /// The default app's key [else PUSHER_APP_KEY, REVERB_APP_KEY].
     #[arg(long, env = "HERALD_APP_KEY")]
     pub app_key: Option<String>,
-    /// The default app's secret.
+    /// The default app's secret [else PUSHER_APP_SECRET, REVERB_APP_SECRET].
     #[arg(long, env = "HERALD_APP_SECRET")]
     pub app_secret: Option<String>,
     /// Settings of the default app (the one configured by environment or flags).
     #[command(flatten)]
     pub default_app: DefaultAppFlags,
-    /// Client events on the default app (true/false).
+    /// Client events on the default app (true/false) [default: true].
     #[arg(long, env = "HERALD_CLIENT_EVENTS")]
     pub client_events: Option<bool>,
-    /// Seconds of client silence before the server pings it (advertised to clients).
+    /// Seconds of client silence before the server pings it (advertised to clients) [default: 30].
     #[arg(long, env = "HERALD_ACTIVITY_TIMEOUT_SECS")]
     pub activity_timeout_secs: Option<u64>,
     /// Deprecated name of HERALD_ACTIVITY_TIMEOUT_SECS.
     #[arg(long = "activity-timeout", env = "HERALD_ACTIVITY_TIMEOUT", hide = true)]
     pub activity_timeout_old: Option<u64>,
-    /// Seconds a pinged client has to answer.
+    /// Seconds a pinged client has to answer [default: 30].
     #[arg(long, env = "HERALD_PONG_TIMEOUT_SECS")]
     pub pong_timeout_secs: Option<u64>,
     /// Deprecated name of HERALD_PONG_TIMEOUT_SECS.
     #[arg(long = "pong-timeout", env = "HERALD_PONG_TIMEOUT", hide = true)]
     pub pong_timeout_old: Option<u64>,
-    /// Largest message a client may send, in bytes.
+    /// Largest message a client may send, in bytes [default: 16384].
     #[arg(long, env = "HERALD_MAX_MESSAGE_SIZE")]
     pub max_message_size: Option<usize>,
-    /// Frames queued per connection before a slow client is closed.
+    /// Frames queued per connection before a slow client is closed [default: 1024].
     #[arg(long, env = "HERALD_MAX_OUTBOUND_QUEUE")]
     pub max_outbound_queue: Option<usize>,
-    /// Milliseconds a node's lease in Redis lasts; a node silent this long is reaped (presence cleaned up).
+    /// Milliseconds a node's lease in Redis lasts; a node silent this long is reaped (presence cleaned up)
+    /// [default: 2000].
     #[arg(long, env = "HERALD_LEASE_MS")]
     pub lease_ms: Option<u64>,
-    /// Milliseconds a node may be cut off from Redis before it lets its clients go (0: never).
+    /// Milliseconds a node may be cut off from Redis before it lets its clients go (0: never) [default: 10000].
     #[arg(long, env = "HERALD_ISOLATION_TIMEOUT_MS")]
     pub isolation_timeout_ms: Option<u64>,
-    /// Milliseconds a client has to send a request body (HTTP API, auth endpoints) once its headers are in.
+    /// Milliseconds a client has to send a request body (HTTP API, auth endpoints) once its headers are in
+    /// [default: 10000].
     #[arg(long, env = "HERALD_BODY_TIMEOUT_MS")]
     pub body_timeout_ms: Option<u64>,
     /// Serve /metrics, /livez and /readyz on this port instead of the main one.
     #[arg(long, env = "HERALD_METRICS_PORT")]
     pub metrics_port: Option<u16>,
-    /// Seconds over which a draining node closes its connections (SIGTERM).
+    /// Seconds over which a draining node closes its connections (SIGTERM) [default: 10].
     #[arg(long, env = "HERALD_DRAIN_SECS")]
     pub drain_secs: Option<u64>,
     /// Deprecated name of HERALD_DRAIN_SECS.
     #[arg(long = "drain-seconds", env = "HERALD_DRAIN_SECONDS", hide = true)]
     pub drain_seconds_old: Option<u64>,
-    /// Milliseconds a drained connection's presence outlives it, so a reconnect elsewhere causes no flap.
+    /// Milliseconds a drained connection's presence outlives it, so a reconnect elsewhere causes no flap
+    /// [default: 5000].
     #[arg(long, env = "HERALD_PRESENCE_GRACE_MS")]
     pub presence_grace_ms: Option<u64>,
-    /// Log format: text or json.
+    /// Log format: text or json [default: text].
     #[arg(long, env = "HERALD_LOG_FORMAT")]
     pub log_format: Option<String>,
 }
@@ -121,7 +128,9 @@ pub struct DefaultAppFlags {
     /// HTTP API requests a second the default app may make across the cluster.
     #[arg(long, env = "HERALD_MAX_API_REQUESTS_PER_SECOND")]
     pub max_api_requests_per_second: Option<u64>,
-    /// Origins allowed to connect and to use the auth endpoints, comma-separated (`*.example.com` allowed).
+    /// Origins allowed to connect and to use the auth endpoints, comma-separated: full origins
+    /// (https://shop.example.com) or host names as Reverb takes them (shop.example.com, *.example.com)
+    /// [default: any origin for WebSockets, same-origin for the auth endpoints].
     #[arg(long, env = "HERALD_ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
     /// Seconds a connection has to sign in before it is closed (unset: sign-in not required).
@@ -371,22 +380,62 @@ pub struct Config {
     pub body_timeout: Duration,
     /// How long the node may be cut off from Redis before it lets its clients go (zero: never).
     pub isolation_timeout: Duration,
+    /// Settings taken from Laravel's own variables, said at start (`port 8080 from REVERB_SERVER_PORT`).
+    pub sources: Vec<String>,
 }
 
 fn split_prefixes(s: &str) -> Vec<String> {
     s.split(',').map(|p| p.trim().to_owned()).collect()
 }
 
-fn env_fallback(names: &[&str]) -> Option<String> {
+/// A value clap refused, named as the user set it: the environment variable when that is where it came
+/// from (clap would name the `--flag`), with the value and the reason.
+fn flag_error(e: &clap::Error) -> String {
+    use clap::error::ContextKind;
+    let context = |kind| e.get(kind).map(|v| v.to_string());
+    let (Some(arg), Some(value)) = (context(ContextKind::InvalidArg), context(ContextKind::InvalidValue)) else {
+        return e.to_string();
+    };
+    let long = arg.split_whitespace().next().unwrap_or("").trim_start_matches("--");
+    let reason = std::error::Error::source(e)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "not a valid value".into());
+    let command = <Flags as clap::CommandFactory>::command();
+    let env = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .and_then(|a| a.get_env())
+        .map(|v| v.to_string_lossy().into_owned())
+        .filter(|name| std::env::var(name).is_ok_and(|v| v == value));
+    match env {
+        Some(name) => format!("{name}={value:?} is not valid: {reason}; see herald --help for {name}"),
+        None => format!("--{long} {value:?} is not valid: {reason}; see herald --help"),
+    }
+}
+
+/// The first of `names` that is set, and which it was.
+fn env_fallback(names: &[&'static str]) -> Option<(String, &'static str)> {
     names
         .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()).map(|v| (v, *n)))
 }
 
 impl Config {
     /// Reads flags, environment and the file (if any).
     pub fn load() -> Result<Config, String> {
-        Config::from_flags(Flags::parse())
+        let flags = match Flags::try_parse() {
+            Ok(flags) => flags,
+            Err(e)
+                if !matches!(
+                    e.kind(),
+                    clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation
+                ) =>
+            {
+                e.exit()
+            }
+            Err(e) => return Err(flag_error(&e)),
+        };
+        Config::from_flags(flags)
     }
 
     pub fn from_flags(flags: Flags) -> Result<Config, String> {
@@ -398,13 +447,32 @@ impl Config {
             None => FileConfig::default(),
         };
         let file_redis = file.redis.unwrap_or_default();
-        let redis_url = flags.redis_url.or(file_redis.url).filter(|u| !u.is_empty());
-        let global_prefixes = match flags.redis_prefix {
-            Some(p) => split_prefixes(&p),
-            None => file_redis
-                .prefix
-                .map(Prefixes::into_vec)
-                .unwrap_or_else(|| vec!["laravel_database_".into()]),
+        let mut sources = Vec::new();
+        let redis_url = match (
+            flags.redis_url.filter(|u| !u.is_empty()),
+            file_redis.url.filter(|u| !u.is_empty()),
+        ) {
+            (Some(url), _) => Some((url, "HERALD_REDIS_URL")),
+            (None, Some(url)) => Some((url, "[redis] url")),
+            (None, None) => laravel_env::redis_url()?,
+        };
+        if let Some((url, from)) = &redis_url {
+            herald_redis::check_url(url).map_err(|why| format!("{from}: {why}"))?;
+            if !from.starts_with("HERALD") && !from.starts_with('[') {
+                sources.push(format!("Redis from {from}"));
+            }
+        }
+        let redis_url = redis_url.map(|(url, _)| url);
+        let global_prefixes = match (flags.redis_prefix, file_redis.prefix) {
+            (Some(p), _) => split_prefixes(&p),
+            (None, Some(p)) => p.into_vec(),
+            (None, None) => match laravel_env::redis_prefix() {
+                Some((prefix, from)) => {
+                    sources.push(format!("Laravel's Redis prefix {prefix:?} from {from}"));
+                    vec![prefix]
+                }
+                None => vec!["laravel_database_".into()],
+            },
         };
 
         let mut warnings = Vec::new();
@@ -460,9 +528,21 @@ impl Config {
         }
 
         let given = |v: Option<String>| v.filter(|s| !s.is_empty());
-        let id = given(flags.app_id).or_else(|| env_fallback(&["PUSHER_APP_ID", "REVERB_APP_ID"]));
-        let key = given(flags.app_key).or_else(|| env_fallback(&["PUSHER_APP_KEY", "REVERB_APP_KEY"]));
-        let secret = given(flags.app_secret).or_else(|| env_fallback(&["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]));
+        let mut from_laravel = Vec::new();
+        let mut fallback = |flag: Option<String>, names: &[&'static str]| {
+            given(flag).or_else(|| {
+                env_fallback(names).map(|(value, name)| {
+                    from_laravel.push(name);
+                    value
+                })
+            })
+        };
+        let id = fallback(flags.app_id, &["PUSHER_APP_ID", "REVERB_APP_ID"]);
+        let key = fallback(flags.app_key, &["PUSHER_APP_KEY", "REVERB_APP_KEY"]);
+        let secret = fallback(flags.app_secret, &["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]);
+        if let (Some(id), Some(key), false) = (&id, &key, from_laravel.is_empty()) {
+            sources.push(format!("app {id} (key {key}) from {}", from_laravel.join(", ")));
+        }
         let mut dev_app = false;
         let mut env_app = false;
         match (id, key, secret) {
@@ -619,9 +699,30 @@ impl Config {
                 )
             }
         };
+        let host = match flags.host.or(file.host) {
+            Some(host) => host,
+            None => match laravel_env::host() {
+                Some((host, from)) => {
+                    sources.push(format!("host {host} from {from}"));
+                    host
+                }
+                None => "0.0.0.0".into(),
+            },
+        };
+        let port = match flags.port.or(file.port) {
+            Some(port) => port,
+            None => match laravel_env::port()? {
+                Some((port, from)) => {
+                    sources.push(format!("port {port} from {from}"));
+                    port
+                }
+                None => 6001,
+            },
+        };
         Ok(Config {
-            host: flags.host.or(file.host).unwrap_or_else(|| "0.0.0.0".into()),
-            port: flags.port.or(file.port).unwrap_or(6001),
+            host,
+            port,
+            sources,
             redis_url,
             apps,
             settings,

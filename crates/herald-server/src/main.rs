@@ -8,6 +8,7 @@ mod config;
 mod frame_writer;
 mod http;
 mod isolation;
+mod laravel_env;
 mod mask_check;
 mod routes;
 mod shutdown;
@@ -36,6 +37,9 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     for warning in &config.deprecations {
         tracing::warn!("{warning}");
+    }
+    for source in &config.sources {
+        tracing::info!("from Laravel's settings: {source}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

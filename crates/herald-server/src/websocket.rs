@@ -65,10 +65,16 @@ pub async fn admission(
         }
     }
     if !app.config.origin_allowed(origin) {
-        return Err((
-            close_code::UNAUTHORIZED,
-            format!("Origin {} is not allowed", origin.unwrap_or("(none)")),
-        ));
+        let origin = origin.unwrap_or("(none)");
+        if ORIGIN_REFUSALS_LOGGED.allow() {
+            tracing::warn!(
+                app = %app.config.id,
+                origin,
+                allowed = ?app.config.allowed_origins,
+                "WebSocket refused with 4009: its Origin is not in the app's allowed_origins (HERALD_ALLOWED_ORIGINS); add the site's host name (shop.example.com) or full origin (https://shop.example.com) if it is yours"
+            );
+        }
+        return Err((close_code::UNAUTHORIZED, format!("Origin {origin} is not allowed")));
     }
     // Last, so that only a connection that passed every other check takes a place under the quota.
     node.take_seat(app).await.ok_or_else(|| {
@@ -78,6 +84,25 @@ pub async fn admission(
             format!("Over the connection quota of {limit}"),
         )
     })
+}
+
+/// At most one origin-refusal log line a second, so a hostile page cannot flood the log.
+static ORIGIN_REFUSALS_LOGGED: LogEvery = LogEvery::new();
+
+/// Lets a log line through at most once a second.
+struct LogEvery(AtomicU64);
+
+impl LogEvery {
+    const fn new() -> Self {
+        LogEvery(AtomicU64::new(0))
+    }
+
+    fn allow(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.0.swap(now, Ordering::Relaxed) != now
+    }
 }
 
 /// Sends the refusal and closes.

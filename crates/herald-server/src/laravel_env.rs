@@ -1,0 +1,116 @@
+//! Laravel's own environment names, read when Herald's are not set, so a node started with the app's `.env`
+//! uses what Laravel uses: `REVERB_SERVER_HOST` / `REVERB_SERVER_PORT` (where Reverb listens),
+//! `REDIS_URL` or `REDIS_HOST` / `REDIS_PORT` / `REDIS_USERNAME` / `REDIS_PASSWORD` / `REDIS_DB` (Laravel's
+//! `database.redis.default`), and the key prefix Laravel gives its Redis channels: `REDIS_PREFIX`, or
+//! `APP_NAME` made into a slug followed by `_database_`, exactly as `config/database.php` derives it.
+//! Each setting taken from here is reported with the variable it came from.
+
+/// A value and the variable (or variables) it came from.
+pub type Sourced<T> = (T, &'static str);
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// `REVERB_SERVER_HOST`.
+pub fn host() -> Option<Sourced<String>> {
+    var("REVERB_SERVER_HOST").map(|h| (h, "REVERB_SERVER_HOST"))
+}
+
+/// `REVERB_SERVER_PORT`; an error names the variable and the value.
+pub fn port() -> Result<Option<Sourced<u16>>, String> {
+    match var("REVERB_SERVER_PORT") {
+        None => Ok(None),
+        Some(p) => match p.trim().parse::<u16>() {
+            Ok(port) if port > 0 => Ok(Some((port, "REVERB_SERVER_PORT"))),
+            _ => Err(format!(
+                "REVERB_SERVER_PORT={p:?} is not a port number; for example REVERB_SERVER_PORT=8080"
+            )),
+        },
+    }
+}
+
+/// `REDIS_URL`, or a URL made of `REDIS_HOST` and its companions when `REDIS_HOST` is set.
+pub fn redis_url() -> Result<Option<Sourced<String>>, String> {
+    if let Some(url) = var("REDIS_URL") {
+        return Ok(Some((url, "REDIS_URL")));
+    }
+    let Some(host) = var("REDIS_HOST") else {
+        return Ok(None);
+    };
+    let port = var("REDIS_PORT").unwrap_or_else(|| "6379".into());
+    if port.parse::<u16>().is_err() {
+        return Err(format!(
+            "REDIS_PORT={port:?} is not a port number; for example REDIS_PORT=6379"
+        ));
+    }
+    let db = var("REDIS_DB").unwrap_or_else(|| "0".into());
+    if db.parse::<u32>().is_err() {
+        return Err(format!(
+            "REDIS_DB={db:?} is not a database number; for example REDIS_DB=0"
+        ));
+    }
+    // Laravel's .env says `null` for "no password".
+    let secret = |name: &str| var(name).filter(|v| v != "null");
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let auth = match (secret("REDIS_USERNAME"), secret("REDIS_PASSWORD")) {
+        (Some(user), Some(pass)) => format!("{}:{}@", enc(&user), enc(&pass)),
+        (None, Some(pass)) => format!(":{}@", enc(&pass)),
+        (Some(user), None) => format!("{}@", enc(&user)),
+        (None, None) => String::new(),
+    };
+    let scheme = match var("REDIS_SCHEME").as_deref() {
+        Some("tls") | Some("rediss") => "rediss",
+        _ => "redis",
+    };
+    Ok(Some((
+        format!("{scheme}://{auth}{host}:{port}/{db}"),
+        "REDIS_HOST/REDIS_PORT/REDIS_USERNAME/REDIS_PASSWORD/REDIS_DB",
+    )))
+}
+
+/// `REDIS_PREFIX`, or Laravel's default derived from `APP_NAME`.
+pub fn redis_prefix() -> Option<Sourced<String>> {
+    if let Ok(prefix) = std::env::var("REDIS_PREFIX") {
+        // An empty REDIS_PREFIX is a real choice in Laravel: no prefix at all.
+        return Some((prefix, "REDIS_PREFIX"));
+    }
+    var("APP_NAME").map(|name| (format!("{}_database_", slug(&name)), "APP_NAME"))
+}
+
+/// Laravel's `Str::slug($name, '_')` for the names apps use: `@` becomes `at`, dashes and every run of
+/// characters other than letters and digits become one `_`, no `_` at either end, lower case. (Letters
+/// outside ASCII are kept as they are; Laravel would transliterate them: set REDIS_PREFIX for such names.)
+pub fn slug(name: &str) -> String {
+    let replaced = name.replace('@', "_at_");
+    let mut out = String::new();
+    let mut gap = false;
+    for c in replaced.chars() {
+        if c.is_alphanumeric() {
+            if gap && !out.is_empty() {
+                out.push('_');
+            }
+            gap = false;
+            out.extend(c.to_lowercase());
+        } else if c == '_' || c == '-' || c.is_whitespace() {
+            gap = true;
+        }
+        // Anything else (punctuation) is dropped, as Laravel drops it.
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names_become_laravels_prefix() {
+        assert_eq!(slug("Laravel"), "laravel");
+        assert_eq!(slug("My Shop"), "my_shop");
+        assert_eq!(slug("my-app 2"), "my_app_2");
+        assert_eq!(slug("Acme & Co."), "acme_co");
+        assert_eq!(slug("  Spaced__Out  "), "spaced_out");
+        assert_eq!(slug("team@work"), "team_at_work");
+    }
+}
