@@ -75,6 +75,10 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], bucke
 impl Metrics {
     fn new() -> Metrics {
         let r = Registry::new();
+        // process_open_fds against process_max_fds, resident memory, CPU seconds, threads (Linux).
+        #[cfg(target_os = "linux")]
+        r.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("registered once");
         let latency = exponential_buckets(0.000_05, 2.0, 16).expect("valid buckets");
         let m = Metrics {
             connections: gauge(&r, "herald_connections", "Open WebSocket connections", &["app"]),
