@@ -8,7 +8,7 @@ CARGO ?= cargo
 
 run:
 	$(CARGO) build --release -p herald-server
-	@./scripts/print-echo-config.sh
+	@./target/release/herald print-config
 	./target/release/herald
 
 build:

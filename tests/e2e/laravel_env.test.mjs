@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import {
   e2e, spawnTracked, stopChild, freePort, waitFor, readyzStatus, startRedis, startHerald, rawClient, dataOf,
-  HERALD_BIN,
+  HERALD_BIN, makeEcho, echoConnected,
 } from '../lib/harness.mjs';
 import { laravelBroadcast } from '../lib/laravel.mjs';
 
@@ -58,6 +58,33 @@ describe('Laravel\'s own settings', { skip }, () => {
       const f = await client.next('App\\Events\\OrderShipped');
       assert.equal(dataOf(f).id, 7);
       client.ws.close();
+    } finally {
+      await stopChild(child);
+    }
+  });
+
+  e2e('herald print-config prints the .env and Echo values the server really uses, and they connect', async () => {
+    const port = await freePort();
+    const env = {
+      REVERB_SERVER_PORT: String(port), REVERB_SERVER_HOST: '127.0.0.1', REVERB_APP_ID: 'shop', REVERB_APP_KEY: 'shop-key',
+      REVERB_APP_SECRET: 'shop-secret', REDIS_HOST: '127.0.0.1', REDIS_PORT: String(redis.port), HERALD_AUTH_URL: 'http://127.0.0.1:9/broadcasting/auth',
+    };
+    const printed = await new Promise((resolve, reject) => {
+      execFile(HERALD_BIN, ['print-config'], { env: { ...base(), ...env }, timeout: 10000 }, (err, stdout) => (err ? reject(err) : resolve(String(stdout))));
+    });
+    const value = (name) => new RegExp(`^  ${name}=(.*)$`, 'm').exec(printed)?.[1];
+    assert.equal(value('REVERB_APP_KEY'), 'shop-key');
+    assert.equal(value('REVERB_PORT'), String(port));
+    assert.equal(value('PUSHER_APP_ID'), 'shop');
+    assert.equal(value('PUSHER_HOST'), '127.0.0.1');
+    assert.match(printed, /BROADCAST_DRIVER=redis/);
+    assert.match(printed, new RegExp(`authEndpoint 'http://127\\.0\\.0\\.1:${port}/herald/auth/shop-key'; Herald forwards the browser's auth requests to http://127\\.0\\.0\\.1:9/broadcasting/auth`));
+    const child = spawnTracked(HERALD_BIN, [], { env: { ...base(), ...env }, stdio: 'ignore' });
+    try {
+      await waitFor(async () => (await readyzStatus(port)) === 200, { timeout: 15000, what: 'herald on the printed port' });
+      const echo = makeEcho({ port: Number(value('REVERB_PORT')), key: value('REVERB_APP_KEY'), secret: 'shop-secret' });
+      await echoConnected(echo);
+      echo.disconnect();
     } finally {
       await stopChild(child);
     }

@@ -421,9 +421,9 @@ fn env_fallback(names: &[&'static str]) -> Option<(String, &'static str)> {
 }
 
 impl Config {
-    /// Reads flags, environment and the file (if any).
-    pub fn load() -> Result<Config, String> {
-        let flags = match Flags::try_parse() {
+    /// Reads flags from `args` (the program name first), then the environment and the file.
+    pub fn load_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Config, String> {
+        let flags = match Flags::try_parse_from(args) {
             Ok(flags) => flags,
             Err(e)
                 if !matches!(

@@ -10,6 +10,7 @@ mod http;
 mod isolation;
 mod laravel_env;
 mod mask_check;
+mod print_config;
 mod routes;
 mod shutdown;
 mod tls;
@@ -25,13 +26,23 @@ use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
 fn main() {
-    let config = match Config::load() {
+    // `herald print-config [flags]`: what Laravel's .env and Echo need for this configuration, then exit.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let print = args.get(1).is_some_and(|a| a == "print-config");
+    if print {
+        args.remove(1);
+    }
+    let config = match Config::load_from(args) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("herald: configuration error: {e}");
             std::process::exit(2);
         }
     };
+    if print {
+        print!("{}", print_config::render(&config));
+        return;
+    }
     init_logs(config.log_format);
     // One crypto provider for every TLS configuration in the process (ours and redis-rs's).
     let _ = rustls::crypto::ring::default_provider().install_default();
