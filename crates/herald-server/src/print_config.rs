@@ -37,32 +37,37 @@ pub fn render(config: &Config) -> String {
     for app in &config.apps {
         let (id, key, secret) = (&app.id, &app.key, &app.secret);
         let _ = writeln!(out, "\n=== App {id} ===");
-        let _ = writeln!(
-            out,
-            "\nLaravel .env, reverb driver (Laravel 11+; `php artisan install:broadcasting`):
-  BROADCAST_CONNECTION=reverb
-  REVERB_APP_ID={id}
-  REVERB_APP_KEY={key}
-  REVERB_APP_SECRET={secret}
-  REVERB_HOST={host}
-  REVERB_PORT={port}
-  REVERB_SCHEME={scheme}
-  VITE_REVERB_APP_KEY=\"${{REVERB_APP_KEY}}\"
-  VITE_REVERB_HOST=\"${{REVERB_HOST}}\"
-  VITE_REVERB_PORT=\"${{REVERB_PORT}}\"
-  VITE_REVERB_SCHEME=\"${{REVERB_SCHEME}}\""
+        let (port, scheme) = (port.to_string(), scheme.to_string());
+        env_block(
+            &mut out,
+            "Laravel .env, reverb driver (Laravel 11+; `php artisan install:broadcasting`):",
+            &[
+                ("BROADCAST_CONNECTION", "reverb"),
+                ("REVERB_APP_ID", id),
+                ("REVERB_APP_KEY", key),
+                ("REVERB_APP_SECRET", secret),
+                ("REVERB_HOST", host),
+                ("REVERB_PORT", &port),
+                ("REVERB_SCHEME", &scheme),
+                ("VITE_REVERB_APP_KEY", "\"${REVERB_APP_KEY}\""),
+                ("VITE_REVERB_HOST", "\"${REVERB_HOST}\""),
+                ("VITE_REVERB_PORT", "\"${REVERB_PORT}\""),
+                ("VITE_REVERB_SCHEME", "\"${REVERB_SCHEME}\""),
+            ],
         );
-        let _ = writeln!(
-            out,
-            "\nLaravel .env, pusher driver (any Laravel version):
-  BROADCAST_DRIVER=pusher            # BROADCAST_CONNECTION=pusher on Laravel 11+
-  PUSHER_APP_ID={id}
-  PUSHER_APP_KEY={key}
-  PUSHER_APP_SECRET={secret}
-  PUSHER_HOST={host}
-  PUSHER_PORT={port}
-  PUSHER_SCHEME={scheme}
-  PUSHER_APP_CLUSTER=mt1"
+        env_block(
+            &mut out,
+            "Laravel .env, pusher driver (any Laravel version; BROADCAST_CONNECTION on Laravel 11+):",
+            &[
+                ("BROADCAST_DRIVER", "pusher"),
+                ("PUSHER_APP_ID", id),
+                ("PUSHER_APP_KEY", key),
+                ("PUSHER_APP_SECRET", secret),
+                ("PUSHER_HOST", host),
+                ("PUSHER_PORT", &port),
+                ("PUSHER_SCHEME", &scheme),
+                ("PUSHER_APP_CLUSTER", "mt1"),
+            ],
         );
         match &config.redis_url {
             Some(_) => {
@@ -102,4 +107,12 @@ pub fn render(config: &Config) -> String {
     }
     out.push_str("\ndocs/laravel.md explains each driver.\n");
     out
+}
+
+/// One `.env` block: a title, then `NAME=value` lines.
+fn env_block(out: &mut String, title: &str, lines: &[(&str, &str)]) {
+    let _ = writeln!(out, "\n{title}");
+    for (name, value) in lines {
+        let _ = writeln!(out, "  {name}={value}");
+    }
 }
