@@ -84,6 +84,9 @@ describe('auth endpoint for apps on the redis driver', () => {
     const guest = make({});
     const err = await subscriptionError(guest.private('orders.1'));
     assert.equal(err.status, 403);
+    // Nothing to say who the guest is: the log says why that usually happens (a cross-origin page without credentials).
+    await waitFor(() => /refused an auth request that carried no Cookie and no Authorization header/.test(herald.logs()),
+      { timeout: 3000, what: 'the hint in the log' });
     const bob = make({ Authorization: 'Bearer user-2' });
     assert.equal((await subscriptionError(bob.private('orders.1'))).status, 403, 'the app says no to Bob');
     const here2 = recorder();

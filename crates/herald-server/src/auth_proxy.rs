@@ -129,6 +129,9 @@ fn origin_permitted(config: &herald_core::AppConfig, origin: Option<&str>, heade
 }
 
 /// Handles one call: asks the app, signs what it granted.
+/// At most one "refused without credentials" hint a second.
+static REFUSALS_LOGGED: crate::log_every::LogEvery = crate::log_every::LogEvery::new();
+
 pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming: &HeaderMap, body: Bytes) -> Answer {
     let config = &app.config;
     let url = match kind {
@@ -194,6 +197,15 @@ pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming:
         Err(_) => return fail(StatusCode::BAD_GATEWAY, "The app's auth answer is too large"),
     };
     if !status.is_success() {
+        let credentials = ["cookie", "authorization"].iter().any(|h| incoming.contains_key(*h));
+        if matches!(status.as_u16(), 401 | 403 | 419) && !credentials && REFUSALS_LOGGED.allow() {
+            tracing::warn!(
+                app = %config.id,
+                url,
+                status = status.as_u16(),
+                "the app refused an auth request that carried no Cookie and no Authorization header: a browser on another origin sends its session cookie only with credentials on (Echo: auth: {{ withCredentials: true }} or a custom channelAuthorization) and the site in allowed_origins; see docs/laravel.md, cross-origin auth"
+            );
+        }
         let status = if status.is_client_error() {
             status
         } else {

@@ -811,7 +811,7 @@ fn check_unique(apps: &[AppConfig], redis: bool) -> Result<(), String> {
                 });
                 if let Some((p, q)) = overlap {
                     return Err(format!(
-                        "apps: the redis_prefix {q:?} of app {:?} and {p:?} of app {:?} overlap (one starts with the other); on one Redis each app needs a prefix of its own, or they could see each other's events",
+                        "apps: the redis_prefix {q:?} of app {:?} and {p:?} of app {:?} overlap (one starts with the other); on one Redis each app needs a prefix of its own (Laravel's REDIS_PREFIX), or one app's Laravel broadcasts would reach the other's clients; an app that does not use BROADCAST_DRIVER=redis takes redis_prefix = []",
                         b.id, a.id
                     ));
                 }

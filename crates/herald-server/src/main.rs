@@ -9,6 +9,7 @@ mod frame_writer;
 mod http;
 mod isolation;
 mod laravel_env;
+mod log_every;
 mod mask_check;
 mod print_config;
 mod routes;

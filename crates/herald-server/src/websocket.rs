@@ -3,6 +3,7 @@
 //! `pusher:ping`. Whatever ends first ends both, and the session then leaves every channel.
 
 use crate::frame_writer::{self, FrameWriter};
+use crate::log_every::LogEvery;
 use crate::mask_check::MaskCheck;
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
@@ -88,22 +89,6 @@ pub async fn admission(
 
 /// At most one origin-refusal log line a second, so a hostile page cannot flood the log.
 static ORIGIN_REFUSALS_LOGGED: LogEvery = LogEvery::new();
-
-/// Lets a log line through at most once a second.
-struct LogEvery(AtomicU64);
-
-impl LogEvery {
-    const fn new() -> Self {
-        LogEvery(AtomicU64::new(0))
-    }
-
-    fn allow(&self) -> bool {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.0.swap(now, Ordering::Relaxed) != now
-    }
-}
 
 /// Sends the refusal and closes.
 pub async fn refuse(mut ws: Socket, code: u16, message: String) {
