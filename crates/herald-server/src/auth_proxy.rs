@@ -139,10 +139,11 @@ pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming:
         Kind::User => config.user_auth_url.as_deref(),
     };
     let Some(url) = url else {
-        return fail(
-            StatusCode::NOT_FOUND,
-            "This app has no auth URL configured for Herald's auth endpoint",
-        );
+        let message = match kind {
+            Kind::Channel => "This app has no auth URL configured for Herald's auth endpoint: set auth_url (HERALD_AUTH_URL) to Laravel's /broadcasting/auth",
+            Kind::User => "This app has no user auth URL configured for Herald's user-auth endpoint: set user_auth_url (HERALD_USER_AUTH_URL) to Laravel's /broadcasting/user-auth",
+        };
+        return fail(StatusCode::NOT_FOUND, message);
     };
     let origin = incoming.get("origin").and_then(|v| v.to_str().ok());
     if !origin_permitted(config, origin, incoming) {
