@@ -237,9 +237,16 @@ def all_values():
                    "config": {"activity_timeout_secs": 120, "pong_timeout_secs": 30, "max_message_size": 20000,
                               "max_outbound_queue": 2048},
                    "extraEnv": [{"name": "HERALD_CLIENT_EVENTS", "value": "true"}]},
-        "apps": {"default": {"id": "main", "key": "main-key", "secret": "main-secret"},
+        "apps": {"default": {"id": "main", "key": "main-key", "secret": "main-secret",
+                             "authUrl": "https://shop.example.com/broadcasting/auth",
+                             "allowedOrigins": ["shop.example.com", "*.shop.example.com"]},
                  "extra": [{"id": "billing", "key": "billing-key", "secret": 's3cr"et\\x', "client_events": False,
-                            "max_presence_members": 100, "redis_prefix": ["billing_", "billing_database_"]}]},
+                            "max_presence_members": 100, "redis_prefix": ["billing_", "billing_database_"],
+                            "max_connections": 500, "allowed_origins": ["billing.example.com"],
+                            "auth_url": "https://billing.example.com/broadcasting/auth",
+                            "encryption_master_key": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+                            "webhooks": [{"url": "https://billing.example.com/herald/webhooks",
+                                          "events": ["member_added", "member_removed"]}]}]},
         "redis": {"mode": "external", "existingSecret": "redis-conn"},
         "ingress": {"enabled": True, "className": "nginx",
                     "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
@@ -393,6 +400,22 @@ def toml_problems(text, where):
     return errors
 
 
+def herald_accepts(text, case):
+    """The real server loads the rendered herald.toml (when a build is there): `herald print-config`."""
+    binary = os.path.join(ROOT, "target", "debug", "herald")
+    if not os.path.exists(binary):
+        return []
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(text)
+    env = {"PATH": os.environ.get("PATH", ""), "HERALD_REDIS_URL": "redis://127.0.0.1:6390"}
+    try:
+        r = subprocess.run([binary, "print-config", "--config", f.name], env=env, capture_output=True, text=True, timeout=20)
+    finally:
+        os.unlink(f.name)
+    return [] if r.returncode == 0 else [f"{case}: herald refuses the rendered herald.toml: {r.stderr.strip()}"]
+
+
 def invariants(case, values, d):
     errors = []
     docs = load_dir(d)
@@ -474,6 +497,7 @@ def invariants(case, values, d):
         extra = values.get("apps", {}).get("extra", [])
         if parsed.get("apps", []) != extra:
             errors.append(f"herald.toml apps {parsed.get('apps')} != values {extra}")
+        errors += herald_accepts(t, case)
     notes = open(os.path.join(d, "NOTES.txt")).read()
     for want in ("broadcaster: 'reverb'", "wsHost:", "wsPort:", "forceTLS:", "REVERB_APP_KEY=", "REVERB_HOST="):
         if want not in notes:
@@ -489,10 +513,19 @@ def invariants(case, values, d):
                 errors.append(f"Ingress lacks nginx {a} 3600")
         if "forceTLS: true" not in notes or "wsHost: 'ws.example.com'" not in notes:
             errors.append("NOTES.txt Echo config does not follow the TLS Ingress")
+        env = {e["name"]: e.get("value") for e in deps[0]["spec"]["template"]["spec"]["containers"][0]["env"]}
+        if env.get("HERALD_AUTH_URL") != "https://shop.example.com/broadcasting/auth":
+            errors.append(f"apps.default.authUrl not given as HERALD_AUTH_URL: {env.get('HERALD_AUTH_URL')}")
+        if env.get("HERALD_ALLOWED_ORIGINS") != "shop.example.com,*.shop.example.com":
+            errors.append(f"apps.default.allowedOrigins not given as HERALD_ALLOWED_ORIGINS: {env.get('HERALD_ALLOWED_ORIGINS')}")
+        if "authEndpoint 'https://ws.example.com:443/herald/auth/<app key>', which Herald forwards to https://shop.example.com/broadcasting/auth" not in notes:
+            errors.append("NOTES.txt does not give the redis driver's authEndpoint and auth URL")
         rule = next(v for (k, _), v in docs.items() if k == "PrometheusRule")
         want = yaml.safe_load(open(os.path.join(ROOT, "prometheus/herald-rules.yml")))["groups"]
         if rule["spec"]["groups"] != want:
             errors.append("PrometheusRule groups differ from prometheus/herald-rules.yml")
+    if case == "defaults" and "needs apps.default.authUrl set to Laravel's" not in notes:
+        errors.append("NOTES.txt does not say that the redis driver needs apps.default.authUrl")
     if case == "defaults" and kinds & {"ServiceMonitor", "PrometheusRule", "Ingress", "HorizontalPodAutoscaler"}:
         errors.append(f"optional objects on by default: {kinds}")
     return errors

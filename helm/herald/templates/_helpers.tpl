@@ -102,6 +102,7 @@ app.kubernetes.io/component: server
 {{- else if kindIs "bool" $v }}{{ $v }}
 {{- else if or (kindIs "float64" $v) (kindIs "int" $v) (kindIs "int64" $v) }}{{ int64 $v }}
 {{- else if kindIs "slice" $v }}[{{ range $i, $e := $v }}{{ if $i }}, {{ end }}{{ include "herald.tomlValue" $e }}{{ end }}]
+{{- else if kindIs "map" $v }}{ {{- $first := true }}{{ range $k, $e := $v }}{{ if not $first }},{{ end }}{{ $first = false }} {{ $k }} = {{ include "herald.tomlValue" $e }}{{ end }} }
 {{- else }}{{ fail (printf "herald.toml: cannot write %v (%s)" $v (kindOf $v)) }}
 {{- end }}
 {{- end }}
