@@ -49,7 +49,7 @@ describe('Laravel\'s own settings', { skip }, () => {
       await waitFor(async () => (await readyzStatus(port)) === 200, { timeout: 15000, what: `herald on REVERB_SERVER_PORT ${port}` });
       assert.match(logs, new RegExp(`from Laravel's settings: port ${port} from REVERB_SERVER_PORT`));
       assert.match(logs, /from Laravel's settings: Redis from REDIS_HOST\/REDIS_PORT\/REDIS_USERNAME\/REDIS_PASSWORD\/REDIS_DB/);
-      assert.match(logs, /from Laravel's settings: Laravel's Redis prefix "my_shop_database_" from APP_NAME/);
+      assert.match(logs, /from Laravel's settings: Laravel's Redis prefix my_shop_database_ and my-shop-database- from APP_NAME/);
       assert.match(logs, /from Laravel's settings: app reverb-id \(key reverb-key\) from REVERB_APP_ID, REVERB_APP_KEY, REVERB_APP_SECRET/);
       assert.match(logs, /mode="redis"/);
       const client = await rawClient(port, 'reverb-key');
@@ -57,6 +57,9 @@ describe('Laravel\'s own settings', { skip }, () => {
       await laravelBroadcast(redis.port, { prefix: 'my_shop_database_', channels: [{ type: 'public', name: 'orders' }], data: { id: 7 } });
       const f = await client.next('App\\Events\\OrderShipped');
       assert.equal(dataOf(f).id, 7);
+      // Laravel 13's default form of the same name.
+      await laravelBroadcast(redis.port, { prefix: 'my-shop-database-', channels: [{ type: 'public', name: 'orders' }], data: { id: 13 } });
+      await client.next((x) => x.event === 'App\\Events\\OrderShipped' && dataOf(x).id === 13);
       client.ws.close();
     } finally {
       await stopChild(child);

@@ -466,10 +466,10 @@ impl Config {
         let global_prefixes = match (flags.redis_prefix, file_redis.prefix) {
             (Some(p), _) => split_prefixes(&p),
             (None, Some(p)) => p.into_vec(),
-            (None, None) => match laravel_env::redis_prefix() {
-                Some((prefix, from)) => {
-                    sources.push(format!("Laravel's Redis prefix {prefix:?} from {from}"));
-                    vec![prefix]
+            (None, None) => match laravel_env::redis_prefixes() {
+                Some((prefixes, from)) => {
+                    sources.push(format!("Laravel's Redis prefix {} from {from}", prefixes.join(" and ")));
+                    prefixes
                 }
                 None => vec!["laravel_database_".into()],
             },

@@ -69,26 +69,35 @@ pub fn redis_url() -> Result<Option<Sourced<String>>, String> {
     )))
 }
 
-/// `REDIS_PREFIX`, or Laravel's default derived from `APP_NAME`.
-pub fn redis_prefix() -> Option<Sourced<String>> {
+/// `REDIS_PREFIX`, or Laravel's defaults derived from `APP_NAME`: `Str::slug(APP_NAME, '_') . '_database_'`
+/// (Laravel 12 and earlier) and `Str::slug(APP_NAME) . '-database-'` (Laravel 13), both listened to, since
+/// the Laravel version is not known here.
+pub fn redis_prefixes() -> Option<Sourced<Vec<String>>> {
     if let Ok(prefix) = std::env::var("REDIS_PREFIX") {
         // An empty REDIS_PREFIX is a real choice in Laravel: no prefix at all.
-        return Some((prefix, "REDIS_PREFIX"));
+        return Some((vec![prefix], "REDIS_PREFIX"));
     }
-    var("APP_NAME").map(|name| (format!("{}_database_", slug(&name)), "APP_NAME"))
+    var("APP_NAME").map(|name| {
+        let prefixes = vec![
+            format!("{}_database_", slug(&name, '_')),
+            format!("{}-database-", slug(&name, '-')),
+        ];
+        (prefixes, "APP_NAME")
+    })
 }
 
-/// Laravel's `Str::slug($name, '_')` for the names apps use: `@` becomes `at`, dashes and every run of
-/// characters other than letters and digits become one `_`, no `_` at either end, lower case. (Letters
-/// outside ASCII are kept as they are; Laravel would transliterate them: set REDIS_PREFIX for such names.)
-pub fn slug(name: &str) -> String {
-    let replaced = name.replace('@', "_at_");
+/// Laravel's `Str::slug($name, $separator)` for the names apps use: `@` becomes `at`, the other separator
+/// (`-` or `_`) and every run of characters other than letters, digits and whitespace become one
+/// separator, punctuation is dropped, no separator at either end, lower case. (Letters outside ASCII are
+/// kept as they are; Laravel would transliterate them: set REDIS_PREFIX for such names.)
+pub fn slug(name: &str, separator: char) -> String {
+    let replaced = name.replace('@', &format!("{separator}at{separator}"));
     let mut out = String::new();
     let mut gap = false;
     for c in replaced.chars() {
         if c.is_alphanumeric() {
             if gap && !out.is_empty() {
-                out.push('_');
+                out.push(separator);
             }
             gap = false;
             out.extend(c.to_lowercase());
@@ -105,12 +114,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn app_names_become_laravels_prefix() {
-        assert_eq!(slug("Laravel"), "laravel");
-        assert_eq!(slug("My Shop"), "my_shop");
-        assert_eq!(slug("my-app 2"), "my_app_2");
-        assert_eq!(slug("Acme & Co."), "acme_co");
-        assert_eq!(slug("  Spaced__Out  "), "spaced_out");
-        assert_eq!(slug("team@work"), "team_at_work");
+    fn app_names_become_laravels_prefixes() {
+        for (name, underscored, dashed) in [
+            ("Laravel", "laravel", "laravel"),
+            ("My Shop", "my_shop", "my-shop"),
+            ("my-app 2", "my_app_2", "my-app-2"),
+            ("Acme & Co.", "acme_co", "acme-co"),
+            ("  Spaced__Out  ", "spaced_out", "spaced-out"),
+            ("team@work", "team_at_work", "team-at-work"),
+        ] {
+            assert_eq!(slug(name, '_'), underscored, "{name}");
+            assert_eq!(slug(name, '-'), dashed, "{name}");
+        }
     }
 }
