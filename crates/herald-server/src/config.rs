@@ -446,6 +446,18 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        Config::build(flags, file)
+    }
+
+    /// A configuration from the text of a TOML file and no flags (the environment still applies): what the
+    /// config fuzz target feeds.
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        let file = toml::from_str::<FileConfig>(text).map_err(|e| format!("config file: {e}"))?;
+        let flags = Flags::try_parse_from(["herald"]).map_err(|e| e.to_string())?;
+        Config::build(flags, file)
+    }
+
+    fn build(flags: Flags, file: FileConfig) -> Result<Config, String> {
         let file_redis = file.redis.unwrap_or_default();
         let mut sources = Vec::new();
         let redis_url = match (

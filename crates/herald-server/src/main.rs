@@ -4,11 +4,9 @@
 mod api;
 mod auth_proxy;
 mod body_reader;
-mod config;
 mod frame_writer;
 mod http;
 mod isolation;
-mod laravel_env;
 mod log_every;
 mod mask_check;
 mod print_config;
@@ -18,8 +16,8 @@ mod tls;
 mod webhook_sender;
 mod websocket;
 
-use config::{Config, LogFormat};
 use herald_core::Node;
+use herald_server::config::{Config, LogFormat};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;

@@ -4,7 +4,7 @@
 //! `redis` (Laravel publishes to Redis; Echo authorises through Herald's auth endpoint). `make run` prints
 //! it before starting the node.
 
-use crate::config::Config;
+use herald_server::config::Config;
 use std::fmt::Write;
 
 /// The text `herald print-config` prints.
