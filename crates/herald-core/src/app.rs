@@ -86,7 +86,8 @@ impl AppConfig {
             if allowed == "*" {
                 true
             } else if allowed.contains("://") {
-                allowed.eq_ignore_ascii_case(origin)
+                // A full origin; `https://*.example.com` as soketi and laravel-websockets users write it.
+                wildcard(allowed, origin)
             } else if let Some(domain) = allowed.strip_prefix("*.") {
                 host.eq_ignore_ascii_case(domain) || wildcard(allowed, host)
             } else {
@@ -248,6 +249,9 @@ mod tests {
         assert!(app.origin_allowed(Some("https://admin-eu.corp.test")));
         assert!(!app.origin_allowed(Some("https://admin.corp.test")));
         assert!(!app.origin_allowed(Some("null")));
+        app.allowed_origins = vec!["https://*.example.com".into()];
+        assert!(app.origin_allowed(Some("https://eu.example.com")));
+        assert!(!app.origin_allowed(Some("http://eu.example.com")));
         app.allowed_origins = vec!["*".into()];
         assert!(app.origin_allowed(Some("null")));
     }

@@ -64,8 +64,9 @@ impl RedisConnection {
             .set_response_timeout(COMMAND_TIMEOUT)
             .set_number_of_retries(1)
             .set_max_delay(1000);
-        let client = self.endpoint.client().await?;
+        // Read before asking: if a failover is found meanwhile, this manager counts as older and is replaced.
         let made_at = self.endpoint.failovers();
+        let client = self.endpoint.client().await?;
         let manager = ConnectionManager::new_with_config(client, config).await?;
         *self.manager.lock().expect("connection lock") = Some((manager.clone(), made_at));
         Ok(manager)
@@ -139,11 +140,10 @@ impl RedisConnection {
 
 /// True when the error may mean the primary is gone or is a replica now.
 fn may_have_moved(e: &RedisError) -> bool {
-    e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.code() == Some("READONLY")
+    // Not a plain timeout: the command may still run on this connection, and what follows it (a presence
+    // join's take-back) must run behind it on the same one. A primary that stops answering is found by the
+    // subscription's heartbeat, whose reconnection asks the sentinels.
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.code() == Some("READONLY")
 }
 
 /// True when the error means the connection broke before the command could run, rather than that Redis

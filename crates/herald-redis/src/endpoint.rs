@@ -211,7 +211,20 @@ impl SentinelPrimary {
             return Ok(client);
         }
         let mut sentinel = Sentinel::build(self.sentinels.clone())?;
-        let client = match sentinel.async_master_for(&self.master, Some(&self.node)).await {
+        // redis-rs puts no timeout on the sentinels' answer nor on the ROLE check of the primary they name (a
+        // frozen host would hold every connection of the node here): bounded like any command.
+        let asked = tokio::time::timeout(
+            crate::connection::COMMAND_TIMEOUT,
+            sentinel.async_master_for(&self.master, Some(&self.node)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(RedisError::from((
+                redis::ErrorKind::IoError,
+                "the sentinels or the primary they name did not answer in time",
+            )))
+        });
+        let client = match asked {
             Ok(client) => client,
             Err(e) => {
                 let mut current = self.current.lock().expect("endpoint lock");

@@ -83,8 +83,9 @@ pub fn check_url(url: &str) -> Result<(), String> {
         return Err(format!("{shown:?}: {scheme}:// is not a Redis scheme; {URL_FORMS}"));
     }
     if matches!(scheme, "redis" | "rediss") {
-        let authority = rest.split('/').next().unwrap_or("");
-        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        // The user information ends at the last `@` (a password may hold `/` or `?`); the host at `/?#`.
+        let after_auth = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        let host_port = after_auth.split(['/', '?', '#']).next().unwrap_or("");
         if let Some((_, port)) = host_port.rsplit_once(':').filter(|_| !host_port.ends_with(']')) {
             if port.parse::<u16>().is_err() {
                 return Err(format!("{shown:?}: the port {port:?} is not a number; {URL_FORMS}"));
@@ -99,17 +100,17 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .map_err(|e| format!("{shown:?} cannot be used ({e}); {URL_FORMS}"))
 }
 
-/// The URL with any password replaced by `***`, for messages.
-fn masked(url: &str) -> String {
+/// The URL with any password replaced by `***`, for messages: everything between `://` and the last `@`
+/// is the user information, whatever characters the password holds.
+pub fn masked(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rsplit_once('@') {
+    match rest.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
             let secret = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{secret}@{host}{}", &rest[authority_end..])
+            format!("{scheme}://{user}{secret}@{host}")
         }
         None => url.to_owned(),
     }
@@ -166,7 +167,10 @@ fn client(settings: &RedisSettings) -> Result<redis::Client, RedisConfigError> {
 
 /// Why Redis cannot be used as configured.
 #[derive(Debug, thiserror::Error)]
-#[error("Redis URL {url:?} cannot be used ({reason}); expected redis://host:6379/0 or rediss://user:pass@redis.example:6380/0")]
+#[error(
+    "Redis URL {:?} cannot be used ({reason}); expected redis://host:6379/0 or rediss://user:pass@redis.example:6380/0",
+    masked(url)
+)]
 pub struct RedisConfigError {
     pub url: String,
     pub reason: String,
@@ -249,5 +253,10 @@ mod tests {
         }
         let e = check_url("http://user:hunter2@h:1").unwrap_err();
         assert!(!e.contains("hunter2") && e.contains("user:***@h:1"), "{e}");
+        let e = check_url("redis://:abc/def@h:x").unwrap_err();
+        assert!(!e.contains("abc/def"), "a password with a slash is masked too: {e}");
+        for good in ["redis://h:6379?protocol=resp3", "rediss://h:6380#insecure"] {
+            assert_eq!(check_url(good), Ok(()), "{good}");
+        }
     }
 }

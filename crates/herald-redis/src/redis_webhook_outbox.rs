@@ -30,9 +30,9 @@ const STORE_BATCH: usize = 100;
 const STREAM_CAP: usize = 100_000;
 /// The consumer group every node's outbox is read through.
 const GROUP: &str = "deliver";
-/// A node's own entry that it read but never finished (the reply of the read was lost) is read again after
-/// this long, well past the longest a delivery retries.
-const OWN_STUCK_AFTER: Duration = Duration::from_secs(120);
+/// An entry held by this node but not being delivered by it (the reply that handed it over was lost) is
+/// taken back once it sat this long.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
 
 pub struct RedisWebhookOutbox {
     conn: Arc<RedisConnection>,
@@ -44,6 +44,8 @@ pub struct RedisWebhookOutbox {
     stored: Arc<Notify>,
     /// Finished entries whose acknowledgement failed; sent again before the next read.
     unacked: Mutex<Vec<PendingId>>,
+    /// Entries handed to the deliverer and not finished yet: never taken back as stuck.
+    in_flight: Mutex<std::collections::HashSet<(Arc<str>, String)>>,
     orphans: Script,
 }
 
@@ -69,6 +71,7 @@ impl RedisWebhookOutbox {
             inflow,
             stored,
             unacked: Mutex::default(),
+            in_flight: Mutex::default(),
             orphans: Script::new(include_str!("lua/outbox_orphans.lua")),
         })
     }
@@ -88,11 +91,12 @@ impl RedisWebhookOutbox {
         Ok(self.pending_entries(stream, entries))
     }
 
-    /// Entries of `stream` held by consumers that are not live nodes (nor this one), idle for a lease.
+    /// Entries of `stream` held by consumers that are no longer in the node set (nor this one), idle for a
+    /// lease.
     async fn claim_from_dead(
         &self,
         stream: &str,
-        live: &[String],
+        known: &[String],
         max: usize,
     ) -> Result<Vec<Pending>, redis::RedisError> {
         let consumers: StreamInfoConsumersReply = self
@@ -104,7 +108,7 @@ impl RedisWebhookOutbox {
             .or_else(no_group)?;
         let mut claimed = Vec::new();
         for consumer in consumers.consumers {
-            if consumer.pending == 0 || consumer.name == self.node_id || live.contains(&consumer.name) {
+            if consumer.pending == 0 || consumer.name == self.node_id || known.contains(&consumer.name) {
                 continue;
             }
             let name = consumer.name.as_str();
@@ -136,9 +140,18 @@ impl RedisWebhookOutbox {
         Ok(self.pending_entries(stream, reply.ids))
     }
 
-    /// Takes over what dead nodes left in their outboxes, and this node's own entries whose read was lost.
-    async fn take_over(&self, max: usize) -> Result<Vec<Pending>, redis::RedisError> {
-        let (orphans, live): (Vec<String>, Vec<String>) = self
+    /// Takes over what dead nodes left in their outboxes, and the entries this node holds but lost track of.
+    /// Whatever was claimed is returned even when a later step fails (it is this node's to deliver now).
+    async fn take_over(&self, max: usize) -> Vec<Pending> {
+        let mut taken = Vec::new();
+        if let Err(e) = self.take_over_into(&mut taken, max).await {
+            tracing::debug!(error = %e, "webhook outboxes of dead nodes not all checked; retried next round");
+        }
+        taken
+    }
+
+    async fn take_over_into(&self, taken: &mut Vec<Pending>, max: usize) -> Result<(), redis::RedisError> {
+        let (orphans, known): (Vec<String>, Vec<String>) = self
             .conn
             .run("outbox_orphans", |mut c| async move {
                 self.orphans
@@ -149,43 +162,57 @@ impl RedisWebhookOutbox {
                     .await
             })
             .await?;
-        let mut taken = Vec::new();
+        // This node's own stream first: what it lost track of was counted when it was put in.
+        let own = self.stuck(&self.stream, max).await?;
+        taken.extend(own);
         for node in orphans {
             let stream = keys::node_webhooks(&node);
-            let room = max.saturating_sub(taken.len());
-            if room == 0 {
+            let before = taken.len();
+            let steps = async {
+                let stuck = self.stuck(&stream, max.saturating_sub(taken.len())).await?;
+                taken.extend(stuck);
+                let dead = self
+                    .claim_from_dead(&stream, &known, max.saturating_sub(taken.len()))
+                    .await?;
+                taken.extend(dead);
+                let room = max.saturating_sub(taken.len());
+                if room > 0 {
+                    let fresh = self.read_new(&stream, room).await?;
+                    taken.extend(fresh);
+                }
+                Ok::<_, redis::RedisError>(())
+            }
+            .await;
+            let adopted = &taken[before..];
+            if !adopted.is_empty() {
+                tracing::warn!(
+                    node,
+                    events = adopted.len(),
+                    "taking over webhooks that a node which died had not delivered"
+                );
+                for event in adopted {
+                    metrics()
+                        .webhooks
+                        .with_label_values(&[&event.app_id, "taken_over"])
+                        .inc();
+                }
+                self.inflow.adopted(adopted.len());
+            }
+            steps?;
+            if taken.len() >= max {
                 break;
             }
-            taken.extend(self.claim_from_dead(&stream, &live, room).await?);
-            let room = max.saturating_sub(taken.len());
-            if room > 0 {
-                taken.extend(self.read_new(&stream, room).await?);
-            }
         }
-        if !taken.is_empty() {
-            tracing::warn!(
-                events = taken.len(),
-                "taking over webhooks that a node which died had not delivered"
-            );
-            for event in &taken {
-                metrics()
-                    .webhooks
-                    .with_label_values(&[&event.app_id, "taken_over"])
-                    .inc();
-            }
-            self.inflow.adopted(taken.len());
-        }
-        let stuck = self.own_stuck(max.saturating_sub(taken.len())).await?;
-        taken.extend(stuck);
-        Ok(taken)
+        Ok(())
     }
 
-    /// This node's own entries read long ago and never finished (the read's reply was lost).
-    async fn own_stuck(&self, max: usize) -> Result<Vec<Pending>, redis::RedisError> {
+    /// Entries of `stream` that this node holds but is not delivering (the reply that handed them over was
+    /// lost, or a take-over step failed after claiming them).
+    async fn stuck(&self, stream: &str, max: usize) -> Result<Vec<Pending>, redis::RedisError> {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let (stream, me) = (&*self.stream, self.node_id.as_str());
+        let me = self.node_id.as_str();
         let held: StreamPendingCountReply = self
             .conn
             .run("outbox_pending", |mut c| async move {
@@ -193,18 +220,19 @@ impl RedisWebhookOutbox {
             })
             .await
             .or_else(no_group)?;
-        let old: Vec<String> = held
-            .ids
-            .into_iter()
-            .filter(|p| p.last_delivered_ms as u128 >= OWN_STUCK_AFTER.as_millis())
-            .map(|p| p.id)
-            .collect();
-        if old.is_empty() {
+        let lost: Vec<String> = {
+            let in_flight = self.in_flight.lock().expect("outbox lock");
+            held.ids
+                .into_iter()
+                .filter(|p| p.last_delivered_ms as u128 >= STUCK_AFTER.as_millis())
+                .filter(|p| !in_flight.contains(&(Arc::from(stream), p.id.clone())))
+                .map(|p| p.id)
+                .collect()
+        };
+        if lost.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self.claim(stream, &old, OWN_STUCK_AFTER).await?;
-        self.inflow.adopted(found.len());
-        Ok(found)
+        self.claim(stream, &lost, STUCK_AFTER).await
     }
 
     /// Acknowledges and deletes finished entries, per stream; what fails is kept for the next try.
@@ -262,6 +290,10 @@ impl RedisWebhookOutbox {
                 }),
                 _ => {
                     tracing::warn!(stream, entry = id.entry, "webhook outbox entry unreadable; removed");
+                    if stream == &*self.stream {
+                        // It was counted when it was put in; it will never be delivered.
+                        self.inflow.finished(1);
+                    }
                     self.unacked.lock().expect("outbox lock").push(id);
                 }
             }
@@ -286,24 +318,24 @@ impl WebhookOutbox for RedisWebhookOutbox {
                 let mut batch = Vec::new();
                 if tokio::time::Instant::now() >= take_over_at {
                     take_over_at = tokio::time::Instant::now() + self.lease;
-                    match self.take_over(max).await {
-                        Ok(taken) => batch = taken,
-                        Err(e) => tracing::debug!(error = %e, "webhook outboxes of dead nodes not checked; retried"),
-                    }
+                    batch = self.take_over(max).await;
                 }
                 let notified = self.stored.notified();
-                match self.read_new(&self.stream, max - batch.len()).await {
-                    Ok(found) if !found.is_empty() || !batch.is_empty() => {
-                        batch.extend(found);
-                        // Gather what arrives within the batch window, as Pusher batches.
-                        tokio::time::sleep(BATCH_WINDOW).await;
-                        if batch.len() < max {
-                            batch.extend(self.read_new(&self.stream, max - batch.len()).await.unwrap_or_default());
-                        }
-                        return batch;
+                if batch.len() < max {
+                    match self.read_new(&self.stream, max - batch.len()).await {
+                        Ok(found) => batch.extend(found),
+                        Err(e) => tracing::debug!(error = %e, "webhook outbox not read; retried"),
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(error = %e, "webhook outbox not read; retried"),
+                }
+                if !batch.is_empty() {
+                    // Gather what arrives within the batch window, as Pusher batches.
+                    tokio::time::sleep(BATCH_WINDOW).await;
+                    if batch.len() < max {
+                        batch.extend(self.read_new(&self.stream, max - batch.len()).await.unwrap_or_default());
+                    }
+                    let mut in_flight = self.in_flight.lock().expect("outbox lock");
+                    in_flight.extend(batch.iter().map(|p| (p.id.store.clone(), p.id.entry.clone())));
+                    return batch;
                 }
                 let _ = tokio::time::timeout_at(take_over_at, notified).await;
             }
@@ -311,12 +343,23 @@ impl WebhookOutbox for RedisWebhookOutbox {
     }
 
     fn finished(&self, ids: Vec<PendingId>) -> BoxFuture<'_, ()> {
-        self.inflow.finished(ids.len());
-        Box::pin(self.acknowledge(ids))
+        Box::pin(async move {
+            let n = ids.len();
+            {
+                let mut in_flight = self.in_flight.lock().expect("outbox lock");
+                for id in &ids {
+                    in_flight.remove(&(id.store.clone(), id.entry.clone()));
+                }
+            }
+            // Counted as pending until acknowledged (or kept for a retry, which pending() counts): a
+            // stopping node does not leave its last batch to be delivered again by a survivor.
+            self.acknowledge(ids).await;
+            self.inflow.finished(n);
+        })
     }
 
     fn pending(&self) -> usize {
-        self.inflow.pending()
+        self.inflow.pending() + self.unacked.lock().expect("outbox lock").len()
     }
 }
 

@@ -466,6 +466,9 @@ impl Config {
         ) {
             (Some(url), _) => Some((url, "HERALD_REDIS_URL")),
             (None, Some(url)) => Some((url, "[redis] url")),
+            // HERALD_REDIS_URL set but empty: embedded on purpose, even with Laravel's REDIS_HOST in the
+            // environment (Laravel's default .env always has one).
+            (None, None) if std::env::var_os("HERALD_REDIS_URL").is_some() => None,
             (None, None) => laravel_env::redis_url()?,
         };
         if let Some((url, from)) = &redis_url {

@@ -224,8 +224,9 @@ pub async fn serve(
             _ = tokio::time::sleep_until(close_at.map_or_else(tokio::time::Instant::now, |(at, _)| at)), if close_at.is_some() => {
                 if let Some((_, Leaving::Isolated)) = close_at {
                     if node.not_ready().is_none() {
-                        // The link came back just now; the watcher clears the flag on its next look.
-                        close_at = None;
+                        // The link came back just now: look again shortly. The watcher clears the flag on its
+                        // next look (and this wait with it); if the link drops again first, this closes then.
+                        close_at = Some((tokio::time::Instant::now() + Duration::from_millis(200), Leaving::Isolated));
                         continue;
                     }
                     conn.close(close_code::OVER_CAPACITY, "Node lost its link to Redis; reconnect to another node");
