@@ -19,13 +19,17 @@ COPY crates/herald-protocol/Cargo.toml crates/herald-protocol/Cargo.toml
 COPY crates/herald-core/Cargo.toml crates/herald-core/Cargo.toml
 COPY crates/herald-redis/Cargo.toml crates/herald-redis/Cargo.toml
 COPY crates/herald-server/Cargo.toml crates/herald-server/Cargo.toml
+# The load generator is a workspace member too: cargo reads its manifest (it is not built here).
+COPY loadtest/Cargo.toml loadtest/Cargo.toml
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     set -eux; \
-    for c in herald-protocol herald-core herald-redis; do \
+    for c in herald-protocol herald-core herald-redis herald-server; do \
         mkdir -p "crates/$c/src"; : > "crates/$c/src/lib.rs"; \
     done; \
-    mkdir -p crates/herald-server/src; \
     echo 'fn main() {}' > crates/herald-server/src/main.rs; \
+    mkdir -p loadtest/src/bin; \
+    echo 'fn main() {}' > loadtest/src/main.rs; \
+    echo 'fn main() {}' > loadtest/src/bin/raw_fanout.rs; \
     cargo build --release -p herald-server; \
     rm -rf crates target/release/herald target/release/deps/herald* \
         target/release/.fingerprint/herald-* target/release/deps/libherald*

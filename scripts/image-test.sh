@@ -77,7 +77,7 @@ user=$("${PODMAN[@]}" image inspect localhost/herald:local --format '{{.Config.U
 [ "$user" = "10001:10001" ] || { echo "the image runs as $user, not 10001:10001" >&2; exit 1; }
 
 # --- The compose stack: the real docker-compose.yml, with the local images and the stack's Redis published
-# on a free loopback port for Laravel.
+# on a free port for Laravel; open-file limits within this machine's 20,000 per process.
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 lb_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$WORK/compose.override.yml" <<EOF
@@ -85,11 +85,12 @@ services:
   redis:
     image: localhost/herald-test/redis:stack
     ports: ["127.0.0.1:${redis_port}:6379"]
-  herald-1: {image: "localhost/herald:local"}
-  herald-2: {image: "localhost/herald:local"}
-  herald-3: {image: "localhost/herald:local"}
+  herald-1: &node {image: "localhost/herald:local", ulimits: {nofile: {soft: 16384, hard: 16384}}}
+  herald-2: *node
+  herald-3: *node
   lb:
     image: localhost/herald-test/haproxy:stack
+    ulimits: {nofile: {soft: 16384, hard: 16384}}
 EOF
 stats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export HERALD_PUBLIC_PORT=$lb_port HAPROXY_STATS_PORT=$stats_port
