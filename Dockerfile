@@ -27,6 +27,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
         mkdir -p "crates/$c/src"; : > "crates/$c/src/lib.rs"; \
     done; \
     echo 'fn main() {}' > crates/herald-server/src/main.rs; \
+    mkdir -p crates/herald-core/benches; \
+    echo 'fn main() {}' > crates/herald-core/benches/hot_path.rs; \
     mkdir -p loadtest/src/bin; \
     echo 'fn main() {}' > loadtest/src/main.rs; \
     echo 'fn main() {}' > loadtest/src/bin/raw_fanout.rs; \

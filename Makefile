@@ -4,7 +4,7 @@
 HERALD_PORT ?= 6001
 CARGO ?= cargo
 
-.PHONY: run build test test-deps unit e2e deploy-check k6 fuzz soak soak-short bench lint clean
+.PHONY: run build test test-deps unit e2e deploy-check k6 fuzz soak soak-short image-test bench lint clean
 
 run:
 	$(CARGO) build --release -p herald-server
@@ -14,7 +14,7 @@ run:
 build:
 	$(CARGO) build -p herald-server
 
-test: test-deps unit e2e k6 deploy-check fuzz soak-short
+test: test-deps unit e2e k6 deploy-check fuzz soak-short image-test
 
 test-deps:
 	./scripts/install-test-deps.sh
@@ -48,6 +48,10 @@ soak:
 
 soak-short: build
 	cd tests && SOAK_SECS=120 SOAK_REPORT_SECS=20 node soak/soak.mjs
+
+# The Dockerfile built and docker-compose.yml run for real with Podman (base images made locally).
+image-test:
+	./scripts/image-test.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -52,20 +52,28 @@ build_image() { # name, Containerfile text, context dir
 }
 toolchain=$(rustc --print sysroot)
 if ! "${PODMAN[@]}" image exists localhost/herald-test/rust:bookworm; then
-  rm -rf "$WORK/rust-ctx"; mkdir -p "$WORK/rust-ctx"
-  tar -C "$toolchain" --exclude=share/doc -c . | tar -C "$WORK/rust-ctx" -x
+  rm -rf "$WORK/rust-ctx"; mkdir -p "$WORK/rust-ctx/rust"
+  tar -C "$toolchain" --exclude=share/doc -c . | tar -C "$WORK/rust-ctx/rust" -x
+  # This machine reaches the package registries through a proxy whose CA only the host trusts: the build
+  # image gets the host's CA bundle, so cargo inside the build fetches crates as cargo outside does.
+  cp "${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}" "$WORK/rust-ctx/host-ca.crt"
   build_image localhost/herald-test/rust:bookworm "FROM localhost/herald-test/debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev ca-certificates && rm -rf /var/lib/apt/lists/*
-COPY . /usr/local/rust
-ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin CARGO_HOME=/usr/local/cargo" "$WORK/rust-ctx"
+COPY host-ca.crt /etc/ssl/certs/ca-certificates.crt
+COPY rust /usr/local/rust
+ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/sbin:/usr/bin:/sbin:/bin CARGO_HOME=/usr/local/cargo CARGO_HTTP_CAINFO=/etc/ssl/certs/ca-certificates.crt" "$WORK/rust-ctx"
   rm -rf "$WORK/rust-ctx"
 fi
-build_image localhost/herald-test/redis:stack "FROM localhost/herald-test/debian:bookworm-slim
+# Like the official image: any redis-server command listens on every interface without protected mode
+# (the compose file's command gives neither).
+build_image localhost/herald-test/redis:stack2 "FROM localhost/herald-test/debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends redis-server redis-tools && rm -rf /var/lib/apt/lists/*
-CMD [\"redis-server\", \"--bind\", \"0.0.0.0\", \"--protected-mode\", \"no\"]"
-build_image localhost/herald-test/haproxy:stack "FROM localhost/herald-test/debian:bookworm-slim
+ENTRYPOINT [\"sh\", \"-c\", \"if [ \\\"\$1\\\" = redis-server ]; then exec \\\"\$@\\\" --bind 0.0.0.0 --protected-mode no; else exec \\\"\$@\\\"; fi\", \"--\"]
+CMD [\"redis-server\"]"
+# -n: the compose file's maxconn needs 200,000 descriptors; this machine allows 20,000 per process.
+build_image localhost/herald-test/haproxy:stack2 "FROM localhost/herald-test/debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends haproxy && rm -rf /var/lib/apt/lists/*
-CMD [\"haproxy\", \"-f\", \"/usr/local/etc/haproxy/haproxy.cfg\", \"-db\"]"
+CMD [\"haproxy\", \"-f\", \"/usr/local/etc/haproxy/haproxy.cfg\", \"-db\", \"-n\", \"8000\"]"
 
 # --- The Herald image, from the Dockerfile as it is.
 echo "== building the Herald image from the Dockerfile"
@@ -77,20 +85,26 @@ user=$("${PODMAN[@]}" image inspect localhost/herald:local --format '{{.Config.U
 [ "$user" = "10001:10001" ] || { echo "the image runs as $user, not 10001:10001" >&2; exit 1; }
 
 # --- The compose stack: the real docker-compose.yml, with the local images and the stack's Redis published
-# on a free port for Laravel; open-file limits within this machine's 20,000 per process.
+# on a free port for Laravel; open-file limits within this machine's 20,000 per process, and an explicit
+# process limit (with any ulimit given, runc here cannot set the default one: EPERM on RLIMIT_NPROC).
 redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 lb_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cat >"$WORK/compose.override.yml" <<EOF
 services:
   redis:
-    image: localhost/herald-test/redis:stack
+    image: localhost/herald-test/redis:stack2
     ports: ["127.0.0.1:${redis_port}:6379"]
-  herald-1: &node {image: "localhost/herald:local", ulimits: {nofile: {soft: 16384, hard: 16384}}}
+  # Podman runs healthchecks only when asked (no systemd timers here): the nodes wait for Redis to start,
+  # and this script runs the healthchecks itself.
+  herald-1: &node
+    image: localhost/herald:local
+    ulimits: {nofile: {soft: 16384, hard: 16384}, nproc: 4096}
+    depends_on: {redis: {condition: service_started}}
   herald-2: *node
   herald-3: *node
   lb:
-    image: localhost/herald-test/haproxy:stack
-    ulimits: {nofile: {soft: 16384, hard: 16384}}
+    image: localhost/herald-test/haproxy:stack2
+    ulimits: {nofile: {soft: 16384, hard: 16384}, nproc: 4096}
 EOF
 stats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export HERALD_PUBLIC_PORT=$lb_port HAPROXY_STATS_PORT=$stats_port
