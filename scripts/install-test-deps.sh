@@ -16,6 +16,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
+[ -x /usr/bin/supervisord ] || need_apt+=(supervisor)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
