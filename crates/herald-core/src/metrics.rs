@@ -72,6 +72,19 @@ fn histogram(registry: &Registry, name: &str, help: &str, labels: &[&str], bucke
     h
 }
 
+/// A counter, gauge or histogram with no labels: one series.
+fn one_counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    counter(registry, name, help, &[]).with_label_values(&[])
+}
+
+fn one_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    gauge(registry, name, help, &[]).with_label_values(&[])
+}
+
+fn one_histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    histogram(registry, name, help, &[], buckets).with_label_values(&[])
+}
+
 impl Metrics {
     fn new() -> Metrics {
         let r = Registry::new();
@@ -125,22 +138,18 @@ impl Metrics {
                 "Broadcasts that entered through this node, by source",
                 &["app", "source"],
             ),
-            fanout: histogram(
+            fanout: one_histogram(
                 &r,
                 "herald_broadcast_fanout",
                 "Recipients of one broadcast on this node",
-                &[],
                 exponential_buckets(1.0, 4.0, 10).expect("valid buckets"),
-            )
-            .with_label_values(&[]),
-            broadcast_latency: histogram(
+            ),
+            broadcast_latency: one_histogram(
                 &r,
                 "herald_broadcast_latency_seconds",
                 "From a broadcast entering the node to its last recipient's queue",
-                &[],
                 latency.clone(),
-            )
-            .with_label_values(&[]),
+            ),
             slow_client_disconnects: counter(
                 &r,
                 "herald_slow_client_disconnects_total",
@@ -185,28 +194,22 @@ impl Metrics {
                 &["endpoint"],
                 latency.clone(),
             ),
-            redis_subscription_up: gauge(
+            redis_subscription_up: one_gauge(
                 &r,
                 "herald_redis_subscription_up",
                 "1 while the Redis subscription is live",
-                &[],
-            )
-            .with_label_values(&[]),
-            redis_reconnects: counter(
+            ),
+            redis_reconnects: one_counter(
                 &r,
                 "herald_redis_reconnects_total",
                 "Times the Redis subscription was re-established",
-                &[],
-            )
-            .with_label_values(&[]),
-            redis_subscription_gaps: histogram(
+            ),
+            redis_subscription_gaps: one_histogram(
                 &r,
                 "herald_redis_subscription_gap_seconds",
                 "Windows in which the Redis subscription was down: broadcasts published on Redis meanwhile did not reach this node's clients",
-                &[],
                 exponential_buckets(0.1, 2.0, 12).expect("valid buckets"),
-            )
-            .with_label_values(&[]),
+            ),
             redis_command_duration: histogram(
                 &r,
                 "herald_redis_command_duration_seconds",
@@ -215,13 +218,11 @@ impl Metrics {
                 latency,
             ),
             redis_errors: counter(&r, "herald_redis_errors_total", "Failed Redis commands", &["command"]),
-            redis_out_of_memory: counter(
+            redis_out_of_memory: one_counter(
                 &r,
                 "herald_redis_out_of_memory_total",
                 "Lease renewals refused because Redis is out of memory (maxmemory with noeviction)",
-                &[],
-            )
-            .with_label_values(&[]),
+            ),
             presence_operations: counter(
                 &r,
                 "herald_presence_operations_total",
@@ -234,37 +235,29 @@ impl Metrics {
                 "Lease renewals, by result",
                 &["result"],
             ),
-            ready: gauge(&r, "herald_ready", "1 while the node is ready", &[]).with_label_values(&[]),
-            draining: gauge(&r, "herald_draining", "1 while the node drains", &[]).with_label_values(&[]),
-            redis_failovers: counter(
+            ready: one_gauge(&r, "herald_ready", "1 while the node is ready"),
+            draining: one_gauge(&r, "herald_draining", "1 while the node drains"),
+            redis_failovers: one_counter(
                 &r,
                 "herald_redis_failovers_total",
                 "Times this node followed a Redis failover to a new primary named by Sentinel",
-                &[],
-            )
-            .with_label_values(&[]),
-            redis_failover_gap: histogram(
+            ),
+            redis_failover_gap: one_histogram(
                 &r,
                 "herald_redis_failover_gap_seconds",
                 "Seconds from the first failure at the old Redis primary to the first connection to the new one (Sentinel)",
-                &[],
                 exponential_buckets(0.25, 2.0, 10).expect("valid buckets"),
-            )
-            .with_label_values(&[]),
-            isolated: gauge(
+            ),
+            isolated: one_gauge(
                 &r,
                 "herald_isolated",
                 "1 while the node is cut off from Redis longer than its isolation timeout (its clients are let go)",
-                &[],
-            )
-            .with_label_values(&[]),
-            isolations: counter(
+            ),
+            isolations: one_counter(
                 &r,
                 "herald_isolations_total",
                 "Times the node was cut off from Redis longer than its isolation timeout",
-                &[],
-            )
-            .with_label_values(&[]),
+            ),
             build_info: gauge(&r, "herald_build_info", "Build information", &["version"]),
             registry: r,
         };
