@@ -16,7 +16,9 @@ use herald_core::metrics::metrics;
 use herald_core::webhook::WebhookEvent;
 use herald_core::webhook_outbox::{Inflow, Intake, Pending, PendingId, WebhookOutbox, BATCH_WINDOW};
 use herald_core::BoxFuture;
-use redis::streams::{StreamClaimReply, StreamId, StreamInfoConsumersReply, StreamPendingCountReply, StreamReadReply};
+use redis::streams::{
+    StreamClaimReply, StreamId, StreamInfoConsumersReply, StreamPendingCountReply, StreamPendingId, StreamReadReply,
+};
 use redis::{AsyncCommands, Script};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -111,20 +113,36 @@ impl RedisWebhookOutbox {
             if consumer.pending == 0 || consumer.name == self.node_id || known.contains(&consumer.name) {
                 continue;
             }
-            let name = consumer.name.as_str();
-            let held: StreamPendingCountReply = self
-                .conn
-                .run("outbox_pending", |mut c| async move {
-                    c.xpending_consumer_count(stream, GROUP, "-", "+", max, name).await
-                })
-                .await?;
-            let ids: Vec<String> = held.ids.into_iter().map(|p| p.id).collect();
+            let ids: Vec<String> = self
+                .held_by(stream, &consumer.name, max)
+                .await?
+                .into_iter()
+                .map(|p| p.id)
+                .collect();
             if ids.is_empty() {
                 continue;
             }
             claimed.extend(self.claim(stream, &ids, self.lease).await?);
         }
         Ok(claimed)
+    }
+
+    /// Up to `max` entries of `stream` that `consumer` holds (read and not acknowledged); none when the
+    /// stream or its group is gone.
+    async fn held_by(
+        &self,
+        stream: &str,
+        consumer: &str,
+        max: usize,
+    ) -> Result<Vec<StreamPendingId>, redis::RedisError> {
+        let held: StreamPendingCountReply = self
+            .conn
+            .run("outbox_pending", |mut c| async move {
+                c.xpending_consumer_count(stream, GROUP, "-", "+", max, consumer).await
+            })
+            .await
+            .or_else(no_group)?;
+        Ok(held.ids)
     }
 
     /// Claims `ids` of `stream` for this node, those idle at least `min_idle`.
@@ -212,18 +230,10 @@ impl RedisWebhookOutbox {
         if max == 0 {
             return Ok(Vec::new());
         }
-        let me = self.node_id.as_str();
-        let held: StreamPendingCountReply = self
-            .conn
-            .run("outbox_pending", |mut c| async move {
-                c.xpending_consumer_count(stream, GROUP, "-", "+", max, me).await
-            })
-            .await
-            .or_else(no_group)?;
+        let held = self.held_by(stream, &self.node_id, max).await?;
         let lost: Vec<String> = {
             let in_flight = self.in_flight.lock().expect("outbox lock");
-            held.ids
-                .into_iter()
+            held.into_iter()
                 .filter(|p| p.last_delivered_ms as u128 >= STUCK_AFTER.as_millis())
                 .filter(|p| !in_flight.contains(&(Arc::from(stream), p.id.clone())))
                 .map(|p| p.id)
