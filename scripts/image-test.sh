@@ -87,8 +87,9 @@ user=$("${PODMAN[@]}" image inspect localhost/herald:local --format '{{.Config.U
 # --- The compose stack: the real docker-compose.yml, with the local images and the stack's Redis published
 # on a free port for Laravel; open-file limits within this machine's 20,000 per process, and an explicit
 # process limit (with any ulimit given, runc here cannot set the default one: EPERM on RLIMIT_NPROC).
-redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-lb_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+redis_port=$(free_port)
+lb_port=$(free_port)
 cat >"$WORK/compose.override.yml" <<EOF
 services:
   redis:
@@ -106,7 +107,7 @@ services:
     image: localhost/herald-test/haproxy:stack2
     ulimits: {nofile: {soft: 16384, hard: 16384}, nproc: 4096}
 EOF
-stats_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+stats_port=$(free_port)
 export HERALD_PUBLIC_PORT=$lb_port HAPROXY_STATS_PORT=$stats_port
 compose=(podman-compose -p herald-image-test -f docker-compose.yml -f "$WORK/compose.override.yml")
 down() { "${compose[@]}" down -t 5 >/dev/null 2>&1 || true; }

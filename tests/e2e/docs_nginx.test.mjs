@@ -10,17 +10,14 @@ import path from 'node:path';
 import http from 'node:http';
 import {
   e2e, startRedis, startHerald, freePort, waitFor, spawnTracked, stopChild, makeEcho, echoConnected, recorder,
-  echoSubscribed, pusherServer, REPO_ROOT, APP_KEY,
+  echoSubscribed, pusherServer, docsBlock, APP_KEY,
 } from '../lib/harness.mjs';
 
 const skip = process.env.HERALD_TEST_MODE === 'embedded' && 'HERALD_TEST_MODE=embedded';
 
-/** The first ```nginx block of a docs page, as written. */
+/** The first ```nginx block of a docs page, as written (its list indentation taken off). */
 function nginxBlock(page) {
-  const text = fs.readFileSync(path.join(REPO_ROOT, 'docs', page), 'utf8');
-  const match = /```nginx\n([\s\S]*?)```/.exec(text);
-  assert.ok(match, `docs/${page} has an nginx block`);
-  return match[1].split('\n').map((l) => l.replace(/^ {2}/, '')).join('\n');
+  return docsBlock(page, /```nginx\n([\s\S]*?)```/).split('\n').map((l) => l.replace(/^ {2}/, '')).join('\n');
 }
 
 describe('docs/operations.md: the nginx block', { skip }, () => {

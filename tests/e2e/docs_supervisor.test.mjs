@@ -7,24 +7,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  e2e, freePort, waitFor, readyzStatus, spawnTracked, stopChild, makeEcho, echoConnected, REPO_ROOT, HERALD_BIN,
+  e2e, freePort, waitFor, readyzStatus, spawnTracked, stopChild, makeEcho, echoConnected, docsBlock, HERALD_BIN,
 } from '../lib/harness.mjs';
 
 const skip = !fs.existsSync('/usr/bin/supervisord') && 'supervisord is not installed';
-
-function iniBlock(page) {
-  const text = fs.readFileSync(path.join(REPO_ROOT, 'docs', page), 'utf8');
-  const match = /```ini\n(; \/etc\/supervisor[\s\S]*?)```/.exec(text);
-  assert.ok(match, `docs/${page} has the Supervisor block`);
-  return match[1];
-}
 
 describe('docs/operations.md: the Supervisor block', { skip }, () => {
   let supervisord; let dir; let port;
   before(async () => {
     port = await freePort();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-supervisor-'));
-    const program = iniBlock('operations.md')
+    const program = docsBlock('operations.md', /```ini\n(; \/etc\/supervisor[\s\S]*?)```/)
       .replace('command=/usr/local/bin/herald', `command=${path.resolve(HERALD_BIN)}`)
       .replace('HERALD_PORT="6001"', `HERALD_PORT="${port}"`)
       .replace('stdout_logfile=/var/log/herald.log', `stdout_logfile=${dir}/herald.log`);

@@ -1,6 +1,7 @@
 // Test harness for Herald's end-to-end suite: owns every process and client a test starts.
 import { spawn, execFile } from 'node:child_process';
 import { createHmac, createHash } from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
 import http from 'node:http';
 import path from 'node:path';
@@ -260,6 +261,14 @@ export function heraldLogs(maxChars = 6000) {
     out += `\n--- herald :${h.port} output (last ${maxChars} chars) ---\n${text.slice(-maxChars)}`;
   }
   return out;
+}
+
+/** The first fenced block of docs/<page> whose text matches `pattern` (which captures the block's body). */
+export function docsBlock(page, pattern) {
+  const text = fs.readFileSync(path.join(REPO_ROOT, 'docs', page), 'utf8');
+  const match = pattern.exec(text);
+  if (!match) throw new Error(`docs/${page} has no block matching ${pattern}`);
+  return match[1];
 }
 
 // ---------------------------------------------------------------------------------------------
