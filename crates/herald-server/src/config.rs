@@ -413,13 +413,6 @@ fn flag_error(e: &clap::Error) -> String {
     }
 }
 
-/// The first of `names` that is set, and which it was.
-fn env_fallback(names: &[&'static str]) -> Option<(String, &'static str)> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()).map(|v| (v, *n)))
-}
-
 impl Config {
     /// Reads flags from `args` (the program name first), then the environment and the file.
     pub fn load_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Config, String> {
@@ -546,15 +539,15 @@ impl Config {
         let mut from_laravel = Vec::new();
         let mut fallback = |flag: Option<String>, names: &[&'static str]| {
             given(flag).or_else(|| {
-                env_fallback(names).map(|(value, name)| {
+                laravel_env::first_set(names).map(|(value, name)| {
                     from_laravel.push(name);
                     value
                 })
             })
         };
-        let id = fallback(flags.app_id, &["PUSHER_APP_ID", "REVERB_APP_ID"]);
-        let key = fallback(flags.app_key, &["PUSHER_APP_KEY", "REVERB_APP_KEY"]);
-        let secret = fallback(flags.app_secret, &["PUSHER_APP_SECRET", "REVERB_APP_SECRET"]);
+        let id = fallback(flags.app_id, &laravel_env::APP_ID);
+        let key = fallback(flags.app_key, &laravel_env::APP_KEY);
+        let secret = fallback(flags.app_secret, &laravel_env::APP_SECRET);
         if let (Some(id), Some(key), false) = (&id, &key, from_laravel.is_empty()) {
             sources.push(format!("app {id} (key {key}) from {}", from_laravel.join(", ")));
         }

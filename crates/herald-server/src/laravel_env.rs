@@ -1,5 +1,6 @@
 //! Laravel's own environment names, read when Herald's are not set, so a node started with the app's `.env`
-//! uses what Laravel uses: `REVERB_SERVER_HOST` / `REVERB_SERVER_PORT` (where Reverb listens),
+//! uses what Laravel uses: `PUSHER_APP_*` / `REVERB_APP_*` (the default app), `REVERB_SERVER_HOST` /
+//! `REVERB_SERVER_PORT` (where Reverb listens),
 //! `REDIS_URL` or `REDIS_HOST` / `REDIS_PORT` / `REDIS_USERNAME` / `REDIS_PASSWORD` / `REDIS_DB` (Laravel's
 //! `database.redis.default`), and the key prefix Laravel gives its Redis channels: `REDIS_PREFIX`, or
 //! `APP_NAME` made into a slug followed by `_database_`, exactly as `config/database.php` derives it.
@@ -10,6 +11,18 @@ pub type Sourced<T> = (T, &'static str);
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Laravel's names for the default app's id, key and secret, in the order they are read.
+pub const APP_ID: [&str; 2] = ["PUSHER_APP_ID", "REVERB_APP_ID"];
+pub const APP_KEY: [&str; 2] = ["PUSHER_APP_KEY", "REVERB_APP_KEY"];
+pub const APP_SECRET: [&str; 2] = ["PUSHER_APP_SECRET", "REVERB_APP_SECRET"];
+
+/// The first of `names` that is set and not empty, and which it was.
+pub fn first_set(names: &[&'static str]) -> Option<Sourced<String>> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()).map(|v| (v, *n)))
 }
 
 /// `REVERB_SERVER_HOST`.
