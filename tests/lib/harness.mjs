@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import Pusher from 'pusher-js';
 import Echo from 'laravel-echo';
 import PusherServer from 'pusher';
+import { linkProxy } from './link_proxy.mjs';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const HERALD_BIN = process.env.HERALD_BIN || path.join(REPO_ROOT, 'target', 'debug', 'herald');
@@ -673,26 +674,7 @@ export function pusherServer(port, { appId = APP_ID, key = APP_KEY, secret = APP
 // A TCP proxy that counts connections (to count pusher-js reconnect attempts).
 // ---------------------------------------------------------------------------------------------
 export async function countingProxy(targetPort) {
-  const sockets = new Set();
-  let connections = 0;
-  const server = net.createServer((inbound) => {
-    connections++;
-    const outbound = net.connect(targetPort, '127.0.0.1');
-    sockets.add(inbound); sockets.add(outbound);
-    inbound.pipe(outbound); outbound.pipe(inbound);
-    const done = () => { inbound.destroy(); outbound.destroy(); sockets.delete(inbound); sockets.delete(outbound); };
-    inbound.on('error', done); outbound.on('error', done);
-    inbound.on('close', done); outbound.on('close', done);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const proxy = {
-    port: server.address().port,
-    get connections() { return connections; },
-    close() {
-      for (const s of sockets) s.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  const proxy = await linkProxy(targetPort);
   openClients.add(() => proxy.close());
   return proxy;
 }

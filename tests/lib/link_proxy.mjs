@@ -1,13 +1,16 @@
-// A TCP proxy standing for the network between a node and Redis: `cut()` drops every open connection and
-// black-holes new ones (they connect to the proxy but nothing reaches Redis, as in a partition), `heal()`
-// lets traffic through again. Closed after the test by `close()`.
+// A TCP proxy standing for the network between two parts (a node and Redis, a client and a node): it counts
+// the connections made through it; `cut()` drops every open connection and black-holes new ones (they
+// connect to the proxy but nothing gets through, as in a partition), `heal()` lets traffic through again.
+// Closed after the test by `close()`.
 import net from 'node:net';
 
 export async function linkProxy(targetPort) {
   const pairs = new Set();
   const held = new Set();
   let cut = false;
+  let connections = 0;
   const server = net.createServer((inbound) => {
+    connections++;
     inbound.on('error', () => {});
     if (cut) {
       held.add(inbound);
@@ -28,6 +31,8 @@ export async function linkProxy(targetPort) {
   return {
     port: server.address().port,
     url: `redis://127.0.0.1:${server.address().port}`,
+    /** Connections made through the proxy so far. */
+    get connections() { return connections; },
     /** Drops every connection through the link and black-holes new ones until `heal()`. */
     cut() {
       cut = true;
