@@ -154,6 +154,8 @@ pub struct App {
     pub config: AppConfig,
     pub channels: ChannelIndex,
     pub metrics: AppMetrics,
+    /// Whether the app's console is watched, and its cap on this node.
+    pub console: crate::console::ConsoleGate,
 }
 
 impl App {
@@ -163,6 +165,7 @@ impl App {
             config,
             channels: ChannelIndex::default(),
             metrics,
+            console: Default::default(),
         }
     }
 

@@ -26,6 +26,8 @@ impl Lifecycle for NothingToRetire {
 
 /// The backends of one node.
 pub struct Backends {
+    /// How this node is known to the others (in console entries and Redis keys).
+    pub node_id: String,
     pub backbone: Arc<dyn Backbone>,
     pub presence: Arc<dyn PresenceStore>,
     pub stats: Arc<dyn ClusterStats>,

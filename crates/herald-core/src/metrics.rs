@@ -51,6 +51,10 @@ pub struct Metrics {
     pub isolated: IntGauge,
     /// Times the node became isolated.
     pub isolations: IntCounter,
+    /// Dashboard and `herald tail` streams this node serves.
+    pub console_watchers: IntGauge,
+    /// Console entries left out by the per-app cap.
+    pub console_skipped: IntCounter,
     pub build_info: IntGaugeVec,
 }
 
@@ -257,6 +261,16 @@ impl Metrics {
                 &r,
                 "herald_isolations_total",
                 "Times the node was cut off from Redis longer than its isolation timeout",
+            ),
+            console_watchers: one_gauge(
+                &r,
+                "herald_console_watchers",
+                "Dashboard consoles and herald tail streams served by this node",
+            ),
+            console_skipped: one_counter(
+                &r,
+                "herald_console_skipped_total",
+                "Console entries left out because an app produced more than the console's cap",
             ),
             build_info: gauge(&r, "herald_build_info", "Build information", &["version"]),
             registry: r,

@@ -67,7 +67,7 @@ impl Session {
     }
 
     async fn refuse(&self, channel: &str, refusal: Refusal) {
-        self.app.metrics.rejected(refusal.reason());
+        self.node.subscription_refused(&self.app, &self.conn, channel, &refusal);
         let message = refusal.to_string();
         tracing::debug!(socket_id = %self.conn.socket_id, channel, message, "subscription refused");
         let frame = frame::subscription_error(channel, refusal.error_type(), &message, refusal.status());
@@ -247,7 +247,7 @@ impl Session {
     /// Ends the session of a node that is draining: the connection stops receiving at once, but its
     /// presence entries stay for `grace`, so a user who reconnects to another node meanwhile is never seen
     /// to leave and come back.
-    pub async fn close_with_grace(mut self, grace: std::time::Duration) {
+    pub async fn close_with_grace(mut self, grace: std::time::Duration, reason: &str) {
         self.sign_out();
         let mut presence = Vec::new();
         for (channel, member) in std::mem::take(&mut self.subscriptions) {
@@ -264,17 +264,22 @@ impl Session {
                     .await;
             }
         }
-        self.node.disconnected(&self.app);
+        self.node.disconnected(&self.app, &self.conn, reason);
     }
 
     /// Ends the session: leaves every channel (presence included) and forgets the connection.
-    pub async fn close(mut self) {
+    pub async fn close(self) {
+        self.close_because("closed").await
+    }
+
+    /// [`Session::close`], saying why the connection ended (shown in the console).
+    pub async fn close_because(mut self, reason: &str) {
         self.sign_out();
         for (channel, member) in std::mem::take(&mut self.subscriptions) {
             self.node
                 .unsubscribe(&self.app, &self.conn, &channel, member.as_ref())
                 .await;
         }
-        self.node.disconnected(&self.app);
+        self.node.disconnected(&self.app, &self.conn, reason);
     }
 }

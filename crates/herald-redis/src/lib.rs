@@ -203,6 +203,7 @@ fn backends(client: Endpoint, apps: &[AppConfig], node_id: String, lease: Durati
     let liveness = liveness::Liveness::new(presence.clone(), stats.clone(), events, client);
     let running = liveness.clone().spawn(lease);
     Backends {
+        node_id,
         backbone,
         presence,
         stats,

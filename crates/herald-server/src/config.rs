@@ -104,6 +104,12 @@ pub struct Flags {
     /// Serve /metrics, /livez and /readyz on this port instead of the main one.
     #[arg(long, env = "HERALD_METRICS_PORT")]
     pub metrics_port: Option<u16>,
+    /// Turns on the debug dashboard for every app: the token that opens it (at least 16 characters).
+    #[arg(long, env = "HERALD_DASHBOARD_TOKEN", hide_env_values = true)]
+    pub dashboard_token: Option<String>,
+    /// Where the dashboard is served [default: /herald/dashboard]
+    #[arg(long, env = "HERALD_DASHBOARD_PATH")]
+    pub dashboard_path: Option<String>,
     /// Seconds over which a draining node closes its connections (SIGTERM) [default: 10].
     #[arg(long, env = "HERALD_DRAIN_SECS")]
     pub drain_secs: Option<u64>,
@@ -243,9 +249,17 @@ struct FileConfig {
     presence_grace_ms: Option<u64>,
     redis: Option<FileRedis>,
     tls: Option<FileTls>,
+    dashboard: Option<FileDashboard>,
     app_ca_file: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<FileApp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDashboard {
+    token: Option<String>,
+    path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -306,6 +320,8 @@ struct FileApp {
     encryption_master_key: Option<String>,
     webhooks: Option<Vec<FileWebhook>>,
     cache_ttl_secs: Option<u64>,
+    /// Opens the dashboard for this app only.
+    dashboard_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -382,6 +398,57 @@ pub struct Config {
     pub isolation_timeout: Duration,
     /// Settings taken from Laravel's own variables, said at start (`port 8080 from REVERB_SERVER_PORT`).
     pub sources: Vec<String>,
+    /// The debug dashboard (off unless a token is set).
+    pub dashboard: DashboardConfig,
+}
+
+/// The debug dashboard: where it is served and the tokens that open it.
+#[derive(Debug, Clone, Default)]
+pub struct DashboardConfig {
+    /// The path it is served under, without a trailing slash.
+    pub path: String,
+    /// Opens every app (`HERALD_DASHBOARD_TOKEN`).
+    pub token: Option<String>,
+    /// (app id, token) pairs that open one app each (`dashboard_token` of an app in the file).
+    pub app_tokens: Vec<(String, String)>,
+}
+
+impl DashboardConfig {
+    pub fn enabled(&self) -> bool {
+        self.token.is_some() || !self.app_tokens.is_empty()
+    }
+}
+
+/// A dashboard token, refused when it is too short to keep out a guesser.
+fn dashboard_token(token: String, at: &str) -> Result<String, String> {
+    if token.chars().count() < 16 {
+        return Err(format!(
+            "{at} must be at least 16 characters long; generate one with: openssl rand -hex 24"
+        ));
+    }
+    Ok(token)
+}
+
+fn dashboard_path(path: String, at: &str) -> Result<String, String> {
+    let path = path.trim_end_matches('/').to_owned();
+    let reserved = [
+        "/app",
+        "/apps",
+        "/herald/auth",
+        "/herald/user-auth",
+        "/livez",
+        "/readyz",
+        "/metrics",
+    ];
+    let clashes = reserved
+        .iter()
+        .any(|r| path == *r || path.starts_with(&format!("{r}/")));
+    if !path.starts_with('/') || path.len() < 2 || clashes || path.contains(['?', '#', '{', '}', '*']) {
+        return Err(format!(
+            "{at} {path:?} must be a path of its own starting with /, such as /herald/dashboard"
+        ));
+    }
+    Ok(path)
 }
 
 fn split_prefixes(s: &str) -> Vec<String> {
@@ -485,6 +552,7 @@ impl Config {
 
         let mut warnings = Vec::new();
         let mut apps = Vec::new();
+        let mut app_tokens = Vec::new();
         for (i, app) in file.apps.into_iter().enumerate() {
             let mut config = AppConfig::new(app.id, app.key, app.secret);
             let defaults = config.clone();
@@ -532,6 +600,10 @@ impl Config {
                 config.encryption_master_key = Some(master_key(&key, &format!("{at}.encryption_master_key"))?);
             }
             validate_app(&config, &at)?;
+            if let Some(token) = app.dashboard_token {
+                let token = dashboard_token(token, &format!("{at}.dashboard_token"))?;
+                app_tokens.push((config.id.clone(), token));
+            }
             apps.push(config);
         }
 
@@ -727,7 +799,22 @@ impl Config {
                 None => 6001,
             },
         };
+        let file_dashboard = file.dashboard.unwrap_or_default();
+        let dashboard = DashboardConfig {
+            path: match (flags.dashboard_path, file_dashboard.path) {
+                (Some(path), _) => dashboard_path(path, "HERALD_DASHBOARD_PATH")?,
+                (None, Some(path)) => dashboard_path(path, "[dashboard] path")?,
+                (None, None) => "/herald/dashboard".into(),
+            },
+            token: match (flags.dashboard_token.filter(|t| !t.is_empty()), file_dashboard.token) {
+                (Some(token), _) => Some(dashboard_token(token, "HERALD_DASHBOARD_TOKEN")?),
+                (None, Some(token)) => Some(dashboard_token(token, "[dashboard] token")?),
+                (None, None) => None,
+            },
+            app_tokens,
+        };
         Ok(Config {
+            dashboard,
             host,
             port,
             sources,

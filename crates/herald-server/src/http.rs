@@ -18,7 +18,16 @@ use std::sync::Arc;
 /// Largest HTTP API body read, in bytes (event data is limited separately, per app).
 const MAX_BODY: usize = 256 * 1024;
 
-pub type HttpResponse = Response<Full<Bytes>>;
+/// A response body: whole (almost every answer) or streamed (the dashboard's console).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+pub type HttpResponse = Response<Body>;
+
+/// A whole response body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    use http_body_util::BodyExt;
+    Full::new(bytes.into()).boxed_unsync()
+}
 
 /// The state every request handler shares.
 #[derive(Clone)]
@@ -36,25 +45,27 @@ pub struct Server {
     pub api_bodies: crate::body_reader::BodyReader,
     /// Reads the auth endpoints' bodies (anonymous browsers), apart, so they can never starve the HTTP API.
     pub auth_bodies: crate::body_reader::BodyReader,
+    /// The debug dashboard, when a token turns it on.
+    pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
 
-fn json(status: StatusCode, body: String) -> HttpResponse {
+pub fn json(status: StatusCode, body: String) -> HttpResponse {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))
+        .body(full(body))
         .expect("static response parts are valid")
 }
 
-fn text(status: StatusCode, body: &'static str) -> HttpResponse {
+pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
     Response::builder()
         .status(status)
         .header("content-type", "text/plain")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .body(full(Bytes::from_static(body.as_bytes())))
         .expect("static response parts are valid")
 }
 
-fn error(status: u16, message: &str) -> HttpResponse {
+pub fn error(status: u16, message: &str) -> HttpResponse {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
     json(status, serde_json::json!({ "error": message }).to_string())
 }
@@ -63,6 +74,12 @@ impl Server {
     /// Routes one request.
     pub async fn handle(self, req: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
         let started = std::time::Instant::now();
+        if let Some(dashboard) = self.dashboard.clone().filter(|_| self.serves_clients) {
+            if let Some(rest) = dashboard.under(req.uri().path()).map(str::to_owned) {
+                let response = dashboard.handle(self, req, &rest).await;
+                return Ok(Self::measured("dashboard", started, response));
+            }
+        }
         let matched = routes::find(req.uri().path()).filter(|m| match m.route {
             Route::Root => true,
             route if route.is_probe() => self.serves_probes,
@@ -126,7 +143,7 @@ impl Server {
         Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "text/plain; version=0.0.4")
-            .body(Full::new(Bytes::from(m.render())))
+            .body(full(m.render()))
             .expect("static response parts are valid")
     }
 
@@ -168,7 +185,12 @@ impl Server {
                 return websocket::refuse(ws, herald_protocol::close_code::OVER_CAPACITY, why.into()).await;
             }
             match websocket::admission(&node, app.as_ref(), &key, protocol.as_deref(), origin.as_deref()).await {
-                Err((code, message)) => websocket::refuse(ws, code, message).await,
+                Err((code, message)) => {
+                    if let Some(app) = &app {
+                        node.connection_refused(app, code, &message);
+                    }
+                    websocket::refuse(ws, code, message).await
+                }
                 Ok(seat) => {
                     let _guard = connections.enter();
                     websocket::serve(
@@ -185,7 +207,7 @@ impl Server {
             }
         });
         let (parts, _) = response.into_parts();
-        Response::from_parts(parts, Full::new(Bytes::new()))
+        Response::from_parts(parts, full(Bytes::new()))
     }
 
     /// `POST /herald/auth/{key}` and `/herald/user-auth/{key}` (and their CORS preflight).
@@ -199,7 +221,7 @@ impl Server {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let mut response = if req.method() == Method::OPTIONS {
-            let mut r = Response::new(Full::new(Bytes::new()));
+            let mut r = Response::new(full(Bytes::new()));
             *r.status_mut() = StatusCode::NO_CONTENT;
             let h = r.headers_mut();
             h.insert(

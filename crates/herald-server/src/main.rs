@@ -4,6 +4,7 @@
 mod api;
 mod auth_proxy;
 mod body_reader;
+mod dashboard;
 mod frame_writer;
 mod http;
 mod isolation;
@@ -135,7 +136,15 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         app_client,
         api_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
         auth_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
+        dashboard: config
+            .dashboard
+            .enabled()
+            .then(|| std::sync::Arc::new(dashboard::Dashboard::new(&config.dashboard, config.tls.is_some()))),
     };
+    if config.dashboard.enabled() {
+        tracing::info!(path = %config.dashboard.path, "dashboard on");
+    }
+    tokio::spawn(server.node.clone().run_console(node_address(&config)));
     if let Some(port) = config.metrics_port {
         let addr = format!("{}:{}", config.host, port);
         let probes = tokio::net::TcpListener::bind(&addr)
@@ -173,6 +182,18 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How an operator reaches this node, as the dashboard lists it: the host name (the pod name on
+/// Kubernetes) and the port.
+fn node_address(config: &Config) -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| config.host.clone());
+    format!("{host}:{}", config.port)
 }
 
 /// Request bodies read at once, for the HTTP API and for the auth endpoints each; beyond this a request gets

@@ -1,5 +1,7 @@
 //! The one route table of the HTTP port: every path Herald answers, the name it has in metrics (a bounded
-//! set: never ids or channel names), and whether it belongs to clients or to probes.
+//! set: never ids or channel names), and whether it belongs to clients or to probes. The dashboard lives
+//! under a path the operator picks (`HERALD_DASHBOARD_PATH`), so `http.rs` hands it everything under that
+//! path first (metrics name `dashboard`), and its own pages are routed in `dashboard/mod.rs`.
 
 use std::sync::OnceLock;
 

@@ -6,7 +6,6 @@
 
 use crate::auth_proxy::AppClient;
 use bytes::Bytes;
-use herald_core::metrics::metrics;
 use herald_core::webhook::WebhookEvent;
 use herald_core::webhook_outbox::{Pending, PendingId, WebhookOutbox};
 use herald_core::Node;
@@ -63,15 +62,15 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
                         app.config.id.clone(),
                     );
                     let permit = gate.clone().acquire_owned().await.expect("the gate is never closed");
-                    let n = wanted.len() as u64;
-                    let done = done.clone();
+                    let names: Vec<&'static str> = wanted.iter().map(|e| e.name).collect();
+                    let (done, node, app) = (done.clone(), node.clone(), app.clone());
                     tokio::spawn(async move {
-                        let delivered = deliver(&client, &url, &key, &signature, Bytes::from(body)).await;
-                        let result = if delivered { "sent" } else { "failed" };
-                        metrics().webhooks.with_label_values(&[&app_id, result]).inc_by(n);
-                        if !delivered {
-                            tracing::warn!(app = %app_id, url, events = n, "webhook batch given up after retries");
+                        let result = deliver(&client, &url, &key, &signature, Bytes::from(body)).await;
+                        if let Err(why) = &result {
+                            let events = names.len();
+                            tracing::warn!(app = %app_id, url, events, why, "webhook batch given up after retries");
                         }
+                        node.webhook_delivered(&app, &names, &url, result);
                         drop(permit);
                         drop(done);
                     });
@@ -103,8 +102,8 @@ impl Drop for Done {
     }
 }
 
-/// POSTs one batch, retrying with backoff; true once the endpoint answered 2xx.
-async fn deliver(client: &AppClient, url: &str, key: &str, signature: &str, body: Bytes) -> bool {
+/// POSTs one batch, retrying with backoff; Ok once the endpoint answered 2xx, or what went wrong last.
+async fn deliver(client: &AppClient, url: &str, key: &str, signature: &str, body: Bytes) -> Result<(), String> {
     let started = Instant::now();
     let mut backoff = Duration::from_millis(250);
     let mut first = true;
@@ -114,20 +113,30 @@ async fn deliver(client: &AppClient, url: &str, key: &str, signature: &str, body
             .header("x-pusher-key", key)
             .header("x-pusher-signature", signature)
             .body(Full::new(body.clone()));
-        let Ok(request) = request else { return false };
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(request)).await {
-            Ok(Ok(response)) if response.status().is_success() => return true,
-            Ok(Ok(response)) => tracing::debug!(url, status = %response.status(), "webhook refused; retrying"),
-            Ok(Err(e)) if first => {
-                let error = crate::tls::cause(&e);
-                tracing::warn!(url, error, "webhook not delivered; retrying");
+        let request = request.map_err(|e| format!("not a valid request: {e}"))?;
+        let failed = match tokio::time::timeout(ATTEMPT_TIMEOUT, client.request(request)).await {
+            Ok(Ok(response)) if response.status().is_success() => return Ok(()),
+            Ok(Ok(response)) => {
+                tracing::debug!(url, status = %response.status(), "webhook refused; retrying");
+                format!("answered {}", response.status())
             }
-            Ok(Err(e)) => tracing::debug!(url, error = crate::tls::cause(&e), "webhook failed again; retrying"),
-            Err(_) => tracing::debug!(url, "webhook timed out; retrying"),
-        }
+            Ok(Err(e)) => {
+                let error = crate::tls::cause(&e);
+                if first {
+                    tracing::warn!(url, error, "webhook not delivered; retrying");
+                } else {
+                    tracing::debug!(url, error, "webhook failed again; retrying");
+                }
+                error
+            }
+            Err(_) => {
+                tracing::debug!(url, "webhook timed out; retrying");
+                format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())
+            }
+        };
         first = false;
         if started.elapsed() + backoff > RETRY_FOR {
-            return false;
+            return Err(failed);
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));

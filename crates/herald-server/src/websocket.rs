@@ -334,10 +334,10 @@ pub async fn serve(
                 writer.abort();
             }
         };
-        tokio::join!(session.close_with_grace(grace), end);
+        tokio::join!(session.close_with_grace(grace, reason), end);
         return;
     }
-    session.close().await;
+    session.close_because(reason).await;
     if !writer.is_finished() {
         conn.close(1000, "");
         if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {

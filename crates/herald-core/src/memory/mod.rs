@@ -19,6 +19,7 @@ use std::sync::Arc;
 /// The backends of a node that runs alone.
 pub fn backends(events: Events) -> Backends {
     Backends {
+        node_id: "embedded".to_owned(),
         backbone: Arc::new(MemoryBackbone::new(events.clone())),
         presence: Arc::new(MemoryPresence::new()),
         stats: Arc::new(MemoryStats::new(events)),

@@ -9,6 +9,7 @@ use crate::backbone::BackboneError;
 use crate::backend_events::Inbound;
 use crate::client_event;
 use crate::connection::ConnectionHandle;
+use crate::console::{self, ConsoleEvent, CONSOLE_CHANNEL};
 use crate::internal_channel::user_channel;
 use crate::webhook::WebhookEvent;
 use crate::Broadcast;
@@ -32,7 +33,7 @@ pub enum Source {
 }
 
 impl Source {
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Source::Api => "api",
             Source::ClientEvent => "client_event",
@@ -52,6 +53,7 @@ impl Node {
         source: Source,
     ) -> Result<(), BackboneError> {
         app.metrics.broadcast(source.label());
+        self.record(app, || broadcast_entry(source, channel, &broadcast.frame, None));
         self.backbone.publish(&app.config, channel, broadcast).await
     }
 
@@ -118,17 +120,25 @@ impl Node {
     /// Something arrived for local subscribers of `channel`.
     pub(super) fn deliver(&self, app_id: &str, channel: &str, inbound: Inbound<'_>, received: Instant) {
         let Some(app) = self.apps.by_id(app_id) else { return };
-        let broadcast = match inbound {
-            Inbound::Broadcast(broadcast) => broadcast,
+        match inbound {
+            Inbound::Broadcast(broadcast) if channel == CONSOLE_CHANNEL => {
+                // The console's own entries: to its watchers, outside the app's message metrics.
+                app.channels.deliver(channel, &broadcast);
+            }
+            Inbound::Broadcast(broadcast) => {
+                app.fan_out(channel, &broadcast, received);
+            }
             Inbound::Laravel(payload) => {
                 let Some(broadcast) = laravel_broadcast(app, channel, payload) else {
                     return;
                 };
                 app.metrics.broadcast(Source::Laravel.label());
-                broadcast
+                let delivery = app.fan_out(channel, &broadcast, received);
+                self.record(app, || {
+                    broadcast_entry(Source::Laravel, channel, &broadcast.frame, Some(delivery.sent))
+                });
             }
-        };
-        app.fan_out(channel, &broadcast, received);
+        }
     }
 
     /// A Laravel broadcast on a cache channel: kept as the channel's last event.
@@ -138,6 +148,36 @@ impl Node {
             self.cache
                 .store(&app.config.id, channel, broadcast.frame, app.config.cache_ttl);
         }
+    }
+}
+
+/// The console's account of a broadcast, read back from its frame (only while the console is watched).
+fn broadcast_entry(source: Source, channel: &str, frame: &[u8], delivered_to: Option<usize>) -> ConsoleEvent {
+    #[derive(serde::Deserialize)]
+    struct Sent<'a> {
+        #[serde(borrow)]
+        event: std::borrow::Cow<'a, str>,
+        #[serde(default)]
+        data: Option<Box<serde_json::value::RawValue>>,
+    }
+    let (event, data) = match serde_json::from_slice::<Sent>(frame) {
+        Ok(sent) => {
+            let data = match sent.data {
+                // A JSON string (what the protocol sends) is shown as its text.
+                Some(raw) => serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_owned()),
+                None => String::new(),
+            };
+            (sent.event.into_owned(), data)
+        }
+        Err(_) => (String::new(), String::new()),
+    };
+    ConsoleEvent::Broadcast {
+        source: source.label(),
+        channel: channel.to_owned(),
+        event,
+        size: data.len(),
+        data: console::preview(&data),
+        delivered_to,
     }
 }
 

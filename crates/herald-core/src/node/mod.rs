@@ -9,12 +9,14 @@
 //! `queries.rs` (cluster-wide counts for the HTTP API and limits).
 
 mod broadcasts;
+mod console;
 mod events;
 mod presence;
 mod queries;
 mod subscriptions;
 
 pub use broadcasts::Source;
+pub use console::ConsoleWatch;
 
 use crate::app::{App, AppRegistry};
 use crate::backbone::Backbone;
@@ -23,6 +25,7 @@ use crate::backends::{Backends, Lifecycle};
 use crate::cache_store::CacheStore;
 use crate::cluster_stats::{Admission, ClusterStats};
 use crate::connection::{ConnectionHandle, Outbound};
+use crate::console::ConsoleEvent;
 use crate::presence_store::PresenceStore;
 use crate::socket_ids::SocketIdGenerator;
 use crate::webhook::WebhookEvent;
@@ -71,6 +74,7 @@ pub struct Seat {
 
 /// Everything the connections of one node share, and the only way to change what the cluster sees.
 pub struct Node {
+    node_id: String,
     apps: AppRegistry,
     backbone: Arc<dyn Backbone>,
     presence: Arc<dyn PresenceStore>,
@@ -97,6 +101,7 @@ impl Node {
         Arc::new_cyclic(|me| {
             let events: Events = Arc::new(events::NodeEvents::new(me.clone()));
             let Backends {
+                node_id,
                 backbone,
                 presence,
                 stats,
@@ -105,6 +110,7 @@ impl Node {
                 lifecycle,
             } = backends(events);
             Node {
+                node_id,
                 apps: AppRegistry::new(apps),
                 backbone,
                 presence,
@@ -122,6 +128,11 @@ impl Node {
     /// A node on the embedded default: one process, everything in memory.
     pub fn embedded(apps: Vec<AppConfig>, settings: NodeSettings) -> Arc<Self> {
         Node::start(apps, settings, crate::memory::backends)
+    }
+
+    /// How this node is known to the others.
+    pub fn id(&self) -> &str {
+        &self.node_id
     }
 
     pub fn settings(&self) -> &NodeSettings {
@@ -161,6 +172,20 @@ impl Node {
         }
     }
 
+    /// One of `app`'s webhook requests finished: delivered, or given up with the last error.
+    pub fn webhook_delivered(&self, app: &App, events: &[&'static str], url: &str, result: Result<(), String>) {
+        let label = if result.is_ok() { "sent" } else { "failed" };
+        crate::metrics::metrics()
+            .webhooks
+            .with_label_values(&[&app.config.id, label])
+            .inc_by(events.len() as u64);
+        self.record(app, || ConsoleEvent::Webhook {
+            events: events.iter().map(|e| e.to_string()).collect(),
+            url: url.to_owned(),
+            result: result.err().unwrap_or_else(|| "ok".to_owned()),
+        });
+    }
+
     /// A place for a new connection to `app`: under the app's connection quota (counted for the whole
     /// cluster in one atomic step), or None when the app has its quota. Apps without a quota always get one.
     pub async fn take_seat(&self, app: &App) -> Option<Seat> {
@@ -190,11 +215,26 @@ impl Node {
         if !seat.counted {
             self.stats.connections_changed(&app.config.id, 1);
         }
+        self.record(app, || ConsoleEvent::Connected {
+            socket_id: conn.socket_id.to_string(),
+        });
         (Arc::new(conn), rx)
     }
 
-    /// A connection ended (after it left every channel).
-    pub fn disconnected(&self, app: &App) {
+    /// A connection to a known app refused before it got a socket id (close `code`, `reason` as sent).
+    pub fn connection_refused(&self, app: &App, code: u16, reason: &str) {
+        self.record(app, || ConsoleEvent::ConnectionRefused {
+            code,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// A connection ended (after it left every channel); `reason` says why, in words.
+    pub fn disconnected(&self, app: &App, conn: &ConnectionHandle, reason: &str) {
+        self.record(app, || ConsoleEvent::Disconnected {
+            socket_id: conn.socket_id.to_string(),
+            reason: reason.to_owned(),
+        });
         app.metrics.connections.dec();
         self.stats.connections_changed(&app.config.id, -1);
         self.connections.fetch_sub(1, Ordering::Relaxed);

@@ -4,6 +4,7 @@
 use super::Node;
 use crate::app::App;
 use crate::connection::ConnectionHandle;
+use crate::console::ConsoleEvent;
 use crate::internal_channel::user_channel;
 use crate::refusal::Refusal;
 use herald_protocol::frame;
@@ -34,6 +35,7 @@ impl Node {
         tokio::join!(ready, counted);
         let Some(member) = member else {
             conn.reply(frame::subscription_succeeded(channel, "{}")).await;
+            self.record_subscribed(app, conn, channel, None);
             return Ok(());
         };
         match self.join_presence(app, conn, channel, member).await {
@@ -41,6 +43,7 @@ impl Node {
                 let data = presence_data::subscription_data(&members);
                 conn.reply(frame::subscription_succeeded(channel, &data)).await;
                 app.channels.joined(channel, &conn.socket_id, version);
+                self.record_subscribed(app, conn, channel, Some(&member.user_id));
                 Ok(())
             }
             Err(refusal) => {
@@ -50,9 +53,31 @@ impl Node {
         }
     }
 
+    fn record_subscribed(&self, app: &App, conn: &ConnectionHandle, channel: &str, user_id: Option<&str>) {
+        self.record(app, || ConsoleEvent::Subscribed {
+            socket_id: conn.socket_id.to_string(),
+            channel: channel.to_owned(),
+            user_id: user_id.map(str::to_owned),
+        });
+    }
+
+    /// A subscription refused: counted, and shown in the console with the message the client gets.
+    pub fn subscription_refused(&self, app: &App, conn: &ConnectionHandle, channel: &str, refusal: &Refusal) {
+        app.metrics.rejected(refusal.reason());
+        self.record(app, || ConsoleEvent::SubscriptionRefused {
+            socket_id: conn.socket_id.to_string(),
+            channel: channel.to_owned(),
+            reason: refusal.to_string(),
+        });
+    }
+
     /// Takes `conn` off `channel` and, when it joined as a member, off the channel's presence.
     pub async fn unsubscribe(&self, app: &App, conn: &ConnectionHandle, channel: &str, member: Option<&Member>) {
         self.leave_channel(app, conn, channel);
+        self.record(app, || ConsoleEvent::Unsubscribed {
+            socket_id: conn.socket_id.to_string(),
+            channel: channel.to_owned(),
+        });
         if let Some(member) = member {
             self.leave_presence(app, conn, channel, &member.user_id).await;
         }
