@@ -193,6 +193,42 @@ pub fn node(
     }))
 }
 
+/// What `herald check` reports about Redis: reached within `timeout` (through the sentinels when the URL
+/// names them), with its version and role, or why not, in words with the address tried.
+pub async fn probe(settings: &RedisSettings, timeout: Duration) -> Result<String, String> {
+    let endpoint = endpoint(settings).map_err(|e| e.to_string())?;
+    let address = endpoint.address();
+    let asked = async {
+        let client = endpoint.client().await?;
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
+        let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+        Ok::<_, redis::RedisError>((info, role))
+    };
+    let (info, role) = match tokio::time::timeout(timeout, asked).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return Err(format!("{address}: {e}")),
+        Err(_) => return Err(format!("{address}: no answer within {} s", timeout.as_secs())),
+    };
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    let role = match role.first() {
+        Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        Some(redis::Value::SimpleString(s)) => s.clone(),
+        _ => "?".into(),
+    };
+    if role != "master" {
+        return Err(format!(
+            "{address} is a {role}, not a primary: Herald writes presence and counts, so point it at the primary (or at the sentinels)"
+        ));
+    }
+    Ok(format!("{address}: Redis {version}, primary"))
+}
+
 /// The Redis backends of one node, reporting to `events`.
 fn backends(client: Endpoint, apps: &[AppConfig], node_id: String, lease: Duration, events: Events) -> Backends {
     let backbone = RedisBackbone::start(client.clone(), apps, &node_id, events.clone());

@@ -413,6 +413,22 @@ pub struct DashboardConfig {
     pub app_tokens: Vec<(String, String)>,
 }
 
+impl Config {
+    /// The host a client on this machine reaches the node at (a wildcard listen address means loopback).
+    pub fn local_host(&self) -> &str {
+        match self.host.as_str() {
+            "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
+            other => other,
+        }
+    }
+
+    /// `http://` or `https://` (with TLS), the local host and the port: where the subcommands find a node.
+    pub fn local_url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.local_host(), self.port)
+    }
+}
+
 impl DashboardConfig {
     pub fn enabled(&self) -> bool {
         self.token.is_some() || !self.app_tokens.is_empty()
@@ -948,6 +964,31 @@ mod tests {
         assert_eq!(new.settings.activity_timeout, Duration::from_secs(9));
         assert_eq!(new.drain_window, Duration::from_secs(2));
         assert!(new.deprecations.is_empty());
+    }
+
+    #[test]
+    fn the_dashboard_is_off_without_a_token_and_refuses_short_tokens_and_taken_paths() {
+        let off = Config::from_flags(flags(&[])).unwrap();
+        assert!(!off.dashboard.enabled());
+        assert_eq!(off.dashboard.path, "/herald/dashboard");
+        let on = Config::from_flags(flags(&[
+            "--dashboard-token",
+            "0123456789abcdef",
+            "--dashboard-path",
+            "/debug/",
+        ]))
+        .unwrap();
+        assert!(on.dashboard.enabled());
+        assert_eq!(on.dashboard.path, "/debug");
+        let short = Config::from_flags(flags(&["--dashboard-token", "short"])).unwrap_err();
+        assert_eq!(
+            short,
+            "HERALD_DASHBOARD_TOKEN must be at least 16 characters long; generate one with: openssl rand -hex 24"
+        );
+        for taken in ["/apps", "/app/x", "/herald/auth", "/", "relative"] {
+            let e = Config::from_flags(flags(&["--dashboard-path", taken])).unwrap_err();
+            assert!(e.starts_with("HERALD_DASHBOARD_PATH"), "{taken}: {e}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod api;
 mod auth_proxy;
 mod body_reader;
+mod cli;
 mod dashboard;
 mod frame_writer;
 mod http;
@@ -28,9 +29,15 @@ use tracing_subscriber::EnvFilter;
 fn main() {
     // `herald print-config [flags]`: what Laravel's .env and Echo need for this configuration, then exit.
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `herald send|tail|check ...`: a terminal command against the configuration (and a running node).
+    if args.get(1).is_some_and(|a| cli::NAMES.iter().any(|n| a == *n)) {
+        std::process::exit(cli::run(args));
+    }
     let print = args.get(1).is_some_and(|a| a == "print-config");
     if print {
         args.remove(1);
+        // `--laravel` names what print-config prints (the .env and Echo lines); nothing else to choose.
+        args.retain(|a| a != "--laravel");
     }
     let config = match Config::load_from(args) {
         Ok(config) => config,

@@ -10,10 +10,7 @@ use std::fmt::Write;
 /// The text `herald print-config` prints.
 pub fn render(config: &Config) -> String {
     let mut out = String::new();
-    let host = match config.host.as_str() {
-        "0.0.0.0" | "::" | "[::]" => "127.0.0.1",
-        other => other,
-    };
+    let host = config.local_host();
     let port = config.port;
     let (scheme, force_tls) = if config.tls.is_some() {
         ("https", true)
