@@ -8,7 +8,7 @@ CARGO ?= cargo
 
 run:
 	$(CARGO) build --release -p herald-server
-	@./target/release/herald print-config
+	@./target/release/herald print-config --laravel
 	./target/release/herald
 
 build:

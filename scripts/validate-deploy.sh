@@ -248,6 +248,7 @@ def all_values():
                             "webhooks": [{"url": "https://billing.example.com/herald/webhooks",
                                           "events": ["member_added", "member_removed"]}]}]},
         "redis": {"mode": "external", "existingSecret": "redis-conn"},
+        "dashboard": {"existingSecret": "herald-dashboard", "existingSecretKey": "token", "path": "/debug"},
         "ingress": {"enabled": True, "className": "nginx",
                     "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
                     "hosts": [{"host": "ws.example.com", "paths": [{"path": "/", "pathType": "Prefix"}]}],
@@ -287,6 +288,7 @@ BAD_SCHEMA = {
     "string port": {"herald": {"port": "6001"}},
     "unknown herald.toml key": {"herald": {"config": {"activity_timout": 5}}},
     "extra app without secret": {"apps": {"extra": [{"id": "b", "key": "k"}]}},
+    "relative dashboard path": {"dashboard": {"path": "debug"}},
 }
 
 
@@ -433,6 +435,16 @@ def invariants(case, values, d):
         errors.append(f"terminationGracePeriodSeconds {pod.get('terminationGracePeriodSeconds')} != {want_grace}")
     if env.get("HERALD_DRAIN_SECS", {}).get("value") != str(herald["drainSeconds"]):
         errors.append("HERALD_DRAIN_SECS not the drain window")
+    # The dashboard's token only ever comes from the Secret named for it; without one the dashboard is off.
+    dashboard = values.get("dashboard", {})
+    token = env.get("HERALD_DASHBOARD_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef", {})
+    if dashboard.get("existingSecret"):
+        if token != {"name": dashboard["existingSecret"], "key": dashboard.get("existingSecretKey", "dashboard-token")}:
+            errors.append(f"HERALD_DASHBOARD_TOKEN must come from the dashboard Secret, got {token}")
+        if env.get("HERALD_DASHBOARD_PATH", {}).get("value") != dashboard.get("path", "/herald/dashboard"):
+            errors.append("HERALD_DASHBOARD_PATH is not dashboard.path")
+    elif "HERALD_DASHBOARD_TOKEN" in env:
+        errors.append("the dashboard is on without dashboard.existingSecret")
     if c["livenessProbe"]["httpGet"]["path"] != "/livez" or c["readinessProbe"]["httpGet"]["path"] != "/readyz":
         errors.append("probes must be /livez and /readyz")
     probe_port = "metrics" if herald.get("metricsPort") else "http"

@@ -45,7 +45,7 @@ pub enum ConsoleEvent {
         socket_id: String,
         reason: String,
     },
-    /// A client was refused before it got a socket id (unknown key, origin, quota, ...).
+    /// A client of a known app was refused before it got a socket id (origin, quota, protocol, ...).
     ConnectionRefused {
         code: u16,
         reason: String,
@@ -156,10 +156,26 @@ pub fn preview(data: &str) -> String {
     format!("{}…", &data[..end])
 }
 
+/// `url` without a `user:password@` part, as the console shows webhook targets.
+pub fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+                None => url.to_owned(),
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// One app's console switch and cap on this node.
 #[derive(Debug)]
 pub struct ConsoleGate {
     watched: AtomicBool,
+    /// Watchers on this node, so the once-a-second look cannot switch off a watch it has not counted yet.
+    local: std::sync::atomic::AtomicUsize,
     cap: Mutex<RateLimiter>,
     skipped: AtomicU64,
 }
@@ -168,6 +184,7 @@ impl Default for ConsoleGate {
     fn default() -> Self {
         ConsoleGate {
             watched: AtomicBool::new(false),
+            local: Default::default(),
             cap: Mutex::new(RateLimiter::new(ENTRIES_PER_SECOND, ENTRIES_BURST)),
             skipped: AtomicU64::new(0),
         }
@@ -181,8 +198,20 @@ impl ConsoleGate {
         self.watched.load(Ordering::Relaxed)
     }
 
+    /// What the cluster count says: watched anywhere (this node's own watchers always count).
     pub fn set_watched(&self, watched: bool) {
-        self.watched.store(watched, Ordering::Relaxed);
+        let local = self.local.load(Ordering::Relaxed) > 0;
+        self.watched.store(watched || local, Ordering::Relaxed);
+    }
+
+    /// A watcher on this node started (true) or ended (false).
+    pub fn local_watcher(&self, started: bool) {
+        if started {
+            self.local.fetch_add(1, Ordering::Relaxed);
+            self.watched.store(true, Ordering::Relaxed);
+        } else {
+            self.local.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// Takes a place under the cap: Some(entries skipped since the last one that passed), or None when over
@@ -228,6 +257,18 @@ mod tests {
         let cut = preview(&long);
         assert!(cut.len() <= PREVIEW_BYTES + "…".len() && cut.ends_with('…'));
         assert_eq!(preview("short"), "short");
+    }
+
+    #[test]
+    fn webhook_urls_lose_their_credentials() {
+        assert_eq!(
+            without_credentials("https://u:p@hooks.example/x?a=b@c"),
+            "https://hooks.example/x?a=b@c"
+        );
+        assert_eq!(
+            without_credentials("http://hooks.example/a@b"),
+            "http://hooks.example/a@b"
+        );
     }
 
     #[test]

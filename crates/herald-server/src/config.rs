@@ -456,12 +456,16 @@ fn dashboard_path(path: String, at: &str) -> Result<String, String> {
         "/readyz",
         "/metrics",
     ];
+    // Neither inside one of Herald's own paths nor above one (`/herald` would take the auth endpoints).
     let clashes = reserved
         .iter()
-        .any(|r| path == *r || path.starts_with(&format!("{r}/")));
-    if !path.starts_with('/') || path.len() < 2 || clashes || path.contains(['?', '#', '{', '}', '*']) {
+        .any(|r| path == *r || path.starts_with(&format!("{r}/")) || r.starts_with(&format!("{path}/")));
+    let plain = path
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+    if !path.starts_with('/') || path.len() < 2 || clashes || !plain || path.contains("//") {
         return Err(format!(
-            "{at} {path:?} must be a path of its own starting with /, such as /herald/dashboard"
+            "{at} {path:?} must be a path of its own made of letters, digits, '-', '_', '.' and '/', starting with /, such as /herald/dashboard"
         ));
     }
     Ok(path)
@@ -985,7 +989,16 @@ mod tests {
             short,
             "HERALD_DASHBOARD_TOKEN must be at least 16 characters long; generate one with: openssl rand -hex 24"
         );
-        for taken in ["/apps", "/app/x", "/herald/auth", "/", "relative"] {
+        for taken in [
+            "/apps",
+            "/app/x",
+            "/herald/auth",
+            "/herald",
+            "/",
+            "relative",
+            "/a;b",
+            "/dash board",
+        ] {
             let e = Config::from_flags(flags(&["--dashboard-path", taken])).unwrap_err();
             assert!(e.starts_with("HERALD_DASHBOARD_PATH"), "{taken}: {e}");
         }

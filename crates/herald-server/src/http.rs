@@ -45,6 +45,8 @@ pub struct Server {
     pub api_bodies: crate::body_reader::BodyReader,
     /// Reads the auth endpoints' bodies (anonymous browsers), apart, so they can never starve the HTTP API.
     pub auth_bodies: crate::body_reader::BodyReader,
+    /// The address this connection came from (the load balancer's, behind one).
+    pub peer: Option<std::net::IpAddr>,
     /// The debug dashboard, when a token turns it on.
     pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }

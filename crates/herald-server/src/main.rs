@@ -143,6 +143,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         app_client,
         api_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
         auth_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
+        peer: None,
         dashboard: config
             .dashboard
             .enabled()
@@ -150,8 +151,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     };
     if config.dashboard.enabled() {
         tracing::info!(path = %config.dashboard.path, "dashboard on");
+        let node = std::sync::Arc::downgrade(&server.node);
+        tokio::spawn(Node::run_console(node, node_address(&config)));
     }
-    tokio::spawn(server.node.clone().run_console(node_address(&config)));
     if let Some(port) = config.metrics_port {
         let addr = format!("{}:{}", config.host, port);
         let probes = tokio::net::TcpListener::bind(&addr)
@@ -219,7 +221,7 @@ async fn accept_loop(
 ) {
     tokio::pin!(stop);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
@@ -231,7 +233,10 @@ async fn accept_loop(
             _ = &mut stop => return,
         };
         let _ = stream.set_nodelay(true);
-        let server = server.clone();
+        let server = http::Server {
+            peer: Some(peer.ip()),
+            ..server.clone()
+        };
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {

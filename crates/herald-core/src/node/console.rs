@@ -42,7 +42,8 @@ impl Node {
     }
 
     /// Starts watching `app`'s console from this node: entries from every node arrive on the returned
-    /// watch until it is dropped.
+    /// watch until it is dropped. The watch is built before anything is awaited, so a caller that goes away
+    /// meanwhile still takes it back off the channel and the counts.
     pub async fn watch(self: &Arc<Self>, app: &Arc<App>) -> ConsoleWatch {
         let (conn, rx) = ConnectionHandle::new(self.socket_ids.next(), WATCHER_QUEUE);
         let conn = Arc::new(conn);
@@ -50,27 +51,35 @@ impl Node {
             self.backbone.subscribe(&app.config, CONSOLE_CHANNEL)
         });
         let counted = self.stats.subscriptions_changed(&app.config.id, CONSOLE_CHANNEL, 1);
-        tokio::join!(ready, counted);
-        app.console.set_watched(true);
+        app.console.local_watcher(true);
         crate::metrics::metrics().console_watchers.inc();
-        ConsoleWatch {
+        let watch = ConsoleWatch {
             node: self.clone(),
             app: app.clone(),
             conn,
             rx,
-        }
+        };
+        tokio::join!(ready, counted);
+        watch
     }
 
-    /// Looks once a second at which apps are watched anywhere in the cluster, and while one is, reports
-    /// this node's state for it (`address` is how an operator reaches this node). Runs until the node is gone.
-    pub async fn run_console(self: Arc<Self>, address: String) {
+    /// Looks once a second at which apps are watched anywhere in the cluster (every app's count asked at
+    /// once), and while one is, reports this node's state for it (`address` is how an operator reaches this
+    /// node). Started only on nodes with the dashboard on; runs until the node is gone.
+    pub async fn run_console(node: std::sync::Weak<Self>, address: String) {
         let mut tick = tokio::time::interval(NODE_REPORT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last: std::collections::HashMap<String, (u64, u64)> = Default::default();
         loop {
             tick.tick().await;
-            for app in self.apps.iter() {
-                if let Ok(watchers) = self.stats.subscription_count(&app.config.id, CONSOLE_CHANNEL).await {
+            let Some(node) = node.upgrade() else { return };
+            let apps: Vec<&Arc<App>> = node.apps.iter().collect();
+            let counts = apps
+                .iter()
+                .map(|app| node.stats.subscription_count(&app.config.id, CONSOLE_CHANNEL));
+            let counts = futures_util::future::join_all(counts).await;
+            for (app, watchers) in apps.into_iter().zip(counts) {
+                if let Ok(watchers) = watchers {
                     app.console.set_watched(watchers > 0);
                 }
                 let counts = (app.metrics.messages_received.get(), app.metrics.messages_sent.get());
@@ -80,13 +89,13 @@ impl Node {
                 }
                 let report = ConsoleEvent::Node {
                     address: address.clone(),
-                    ready: self.not_ready().is_none(),
+                    ready: node.not_ready().is_none(),
                     connections: app.metrics.connections.get().max(0) as u64,
                     messages_in: counts.0.saturating_sub(before.0),
                     messages_out: counts.1.saturating_sub(before.1),
                 };
                 // Outside the cap: a busy app must not make the nodes seem to vanish from the dashboard.
-                self.publish_entry(app, &ConsoleEntry::now(&self.node_id, report));
+                node.publish_entry(app, &ConsoleEntry::now(&node.node_id, report));
             }
         }
     }
@@ -101,9 +110,13 @@ pub struct ConsoleWatch {
 }
 
 impl ConsoleWatch {
-    /// The next entry's JSON; None when the watch ended (the watcher fell too far behind).
+    /// The next entry's JSON; None when the watch ended because the watcher fell too far behind (entries
+    /// were lost: the reader reconnects rather than see a gap it cannot tell).
     pub async fn next(&mut self) -> Option<String> {
         loop {
+            if self.conn.overflowed() {
+                return None;
+            }
             match self.rx.recv().await? {
                 Outbound::Frame(frame) => {
                     if let Some(json) = ConsoleEntry::json_from_frame(&frame) {
@@ -115,11 +128,6 @@ impl ConsoleWatch {
             }
         }
     }
-
-    /// True once entries were lost because the watcher did not keep up.
-    pub fn overflowed(&self) -> bool {
-        self.conn.overflowed()
-    }
 }
 
 impl Drop for ConsoleWatch {
@@ -129,6 +137,7 @@ impl Drop for ConsoleWatch {
             node.backbone.unsubscribe(&app.config, CONSOLE_CHANNEL)
         });
         drop(node.stats.subscriptions_changed(&app.config.id, CONSOLE_CHANNEL, -1));
+        app.console.local_watcher(false);
         crate::metrics::metrics().console_watchers.dec();
     }
 }

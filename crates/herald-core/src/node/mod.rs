@@ -181,7 +181,7 @@ impl Node {
             .inc_by(events.len() as u64);
         self.record(app, || ConsoleEvent::Webhook {
             events: events.iter().map(|e| e.to_string()).collect(),
-            url: url.to_owned(),
+            url: crate::console::without_credentials(url),
             result: result.err().unwrap_or_else(|| "ok".to_owned()),
         });
     }

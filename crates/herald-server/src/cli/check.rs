@@ -79,7 +79,12 @@ pub async fn run(args: Args) -> Result<i32, String> {
     }
     let client = crate::tls::app_client(config.app_ca_file.as_deref()).map_err(|e| e.to_string())?;
     let base = args.common.url(&config);
-    let readyz = hyper::Request::get(format!("{base}/readyz")).body(Full::new(Bytes::new()));
+    // The probes live on their own port when HERALD_METRICS_PORT is set.
+    let probes = match (config.metrics_port, &args.common.url) {
+        (Some(port), None) => format!("http://{}:{port}", config.local_host()),
+        _ => base.clone(),
+    };
+    let readyz = hyper::Request::get(format!("{probes}/readyz")).body(Full::new(Bytes::new()));
     let readyz = readyz.map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(3), client.request(readyz)).await {
         Ok(Ok(r)) if r.status().is_success() => report.ok("node", format!("{base} is up and ready")),
@@ -143,11 +148,7 @@ async fn check_auth(
         Err(_) => return report.fail(&what, format!("{url} did not answer within 5 s")),
     };
     let status = response.status().as_u16();
-    let mut answer = text(response).await;
-    if answer.len() > 200 {
-        answer.truncate(answer.floor_char_boundary(200));
-        answer.push('…');
-    }
+    let answer = herald_core::console::preview(&text(response).await);
     let channel = &args.channel;
     match status {
         // Under the redis driver Laravel answers `true` (or the member's data) and Herald signs it.

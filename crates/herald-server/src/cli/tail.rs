@@ -69,14 +69,16 @@ pub async fn run(args: Args) -> Result<i32, String> {
     }
     eprintln!("following app {} through {base} (Ctrl-C to stop)", app.id);
     let mut body = response.into_body();
-    let mut pending = String::new();
+    // Bytes until a whole event is in: a character split across chunks is decoded once it is whole.
+    let mut pending: Vec<u8> = Vec::new();
     let stdout = std::io::stdout();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| format!("the stream broke: {e}"))?;
         let Some(chunk) = frame.data_ref() else { continue };
-        pending.push_str(&String::from_utf8_lossy(chunk));
-        while let Some(end) = pending.find("\n\n") {
-            let event: String = pending.drain(..end + 2).collect();
+        pending.extend_from_slice(chunk);
+        while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+            let event: Vec<u8> = pending.drain(..end + 2).collect();
+            let event = String::from_utf8_lossy(&event);
             for json in event.lines().filter_map(|l| l.strip_prefix("data: ")) {
                 if let Some(line) = render(&args, json) {
                     let mut out = stdout.lock();
@@ -104,14 +106,29 @@ fn render(args: &Args, json: &str) -> Option<String> {
         return None;
     }
     if args.json {
-        return Some(json.to_owned());
+        return Some(json.to_owned()); // JSON escapes every control character already
     }
-    Some(format!(
+    let line = format!(
         "{} {} {}",
         clock(entry.get("at")?.as_u64()?),
         field("node"),
         describe(&entry)
-    ))
+    );
+    Some(printable(&line))
+}
+
+/// `text` with control characters shown as escapes: channel names, event names and data come from
+/// clients, and must not move the cursor, retitle the terminal or write its clipboard.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// `HH:MM:SS.mmm` in UTC.
@@ -182,4 +199,15 @@ fn describe(entry: &Value) -> String {
         line.push_str(&format!(" [{skipped} earlier entries skipped by the cap]"));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_text_cannot_reach_the_terminal_as_control_characters() {
+        assert_eq!(printable("a\u{1b}]52;c;x\u{7}b\u{9b}"), "a\\u{1b}]52;c;x\\u{7}b\\u{9b}");
+        assert_eq!(printable("orders é"), "orders é");
+    }
 }

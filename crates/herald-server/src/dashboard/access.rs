@@ -1,13 +1,17 @@
 //! Who may open the dashboard: the tokens (one for every app, or one per app), the signed session cookie a
-//! login sets, the `Authorization: Bearer` header `herald tail` sends, and the cap on login attempts.
-//! Nothing about any app is served before one of these checks passes.
+//! login sets, the `Authorization: Bearer` header `herald tail` sends, and the cap on wrong tokens per
+//! client address (logins and bearer tokens alike: ten a minute, then the address waits out the minute;
+//! other addresses are not held up). Behind a load balancer every client shares its address, so guessing
+//! there delays everyone's login by at most a minute. Nothing about any app is served before one of these
+//! checks passes.
 
-use herald_core::rate_limit::RateLimiter;
 use herald_protocol::signature::hmac_hex;
 use herald_server::config::DashboardConfig;
 use hyper::HeaderMap;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use subtle::ConstantTimeEq;
 
 /// The session cookie's name.
@@ -16,9 +20,11 @@ pub const COOKIE: &str = "herald_dashboard";
 /// How long a login lasts.
 pub const SESSION: Duration = Duration::from_secs(12 * 3600);
 
-/// Login attempts a node takes each second on average, and in a burst (wrong tokens included).
-const ATTEMPTS_PER_SECOND: u32 = 1;
-const ATTEMPTS_BURST: u32 = 10;
+/// Wrong tokens one client address may send a node in [`FAILURE_WINDOW`]; then it waits for the window to end.
+const FAILURES_ALLOWED: u32 = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses remembered at most (the table is emptied when full, so it never grows past this).
+const FAILURE_TABLE: usize = 10_000;
 
 /// What a token or cookie opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,10 +51,28 @@ impl Scope {
     }
 }
 
+/// How a request proved itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// The session cookie of a login (a browser: cross-site checks apply).
+    Cookie,
+    /// `Authorization: Bearer` with a right token (a tool: no cookie, so no cross-site request can carry it).
+    Bearer,
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// No cookie or token, or a wrong one.
+    Unauthenticated,
+    /// Too many wrong tokens from this address lately: wait.
+    TooMany,
+}
+
 pub struct Access {
     token: Option<String>,
     app_tokens: Vec<(String, String)>,
-    attempts: Mutex<RateLimiter>,
+    failures: Mutex<HashMap<Option<IpAddr>, (u32, Instant)>>,
 }
 
 /// Equal in constant time, whatever the lengths: both sides are hashed to one length first.
@@ -69,13 +93,32 @@ impl Access {
         Access {
             token: config.token.clone(),
             app_tokens: config.app_tokens.clone(),
-            attempts: Mutex::new(RateLimiter::new(ATTEMPTS_PER_SECOND, ATTEMPTS_BURST)),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
-    /// False when this node had too many login attempts lately (the caller answers 429).
-    pub fn may_try(&self) -> bool {
-        self.attempts.lock().map(|mut a| a.allow()).unwrap_or(false)
+    /// False while `peer` is over its wrong tokens for the window (the caller answers 429).
+    pub fn may_try(&self, peer: Option<IpAddr>) -> bool {
+        let Ok(failures) = self.failures.lock() else {
+            return false;
+        };
+        match failures.get(&peer) {
+            Some((n, since)) if since.elapsed() < FAILURE_WINDOW => *n < FAILURES_ALLOWED,
+            _ => true,
+        }
+    }
+
+    /// Counts a wrong token from `peer`.
+    pub fn failed(&self, peer: Option<IpAddr>) {
+        let Ok(mut failures) = self.failures.lock() else { return };
+        if failures.len() >= FAILURE_TABLE {
+            failures.clear();
+        }
+        let entry = failures.entry(peer).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
     }
 
     /// What `given` opens, checked against every token in constant time.
@@ -133,22 +176,34 @@ impl Access {
         bool::from(signature.as_bytes().ct_eq(expected.as_bytes())).then_some(scope)
     }
 
-    /// What the request may see: from `Authorization: Bearer <token>`, or from the session cookie.
-    pub fn scope_of_request(&self, headers: &HeaderMap) -> Option<Scope> {
+    /// What the request may see and how it proved it: `Authorization: Bearer <token>` (a wrong one counts
+    /// against `peer`), or the session cookie.
+    pub fn check(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Result<(Scope, Proof), Refused> {
         if let Some(bearer) = headers
             .get(hyper::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
         {
-            return self.scope_of_token(bearer.trim());
+            if !self.may_try(peer) {
+                return Err(Refused::TooMany);
+            }
+            return match self.scope_of_token(bearer.trim()) {
+                Some(scope) => Ok((scope, Proof::Bearer)),
+                None => {
+                    self.failed(peer);
+                    Err(Refused::Unauthenticated)
+                }
+            };
         }
-        let cookies = headers.get_all(hyper::header::COOKIE);
-        cookies
+        headers
+            .get_all(hyper::header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
             .find_map(|value| self.scope_of_cookie(value))
+            .map(|scope| (scope, Proof::Cookie))
+            .ok_or(Refused::Unauthenticated)
     }
 }
 
@@ -187,22 +242,38 @@ mod tests {
         let a = access();
         let shop = Scope::App("shop".into());
         let value = a.cookie_value(&shop);
-        assert_eq!(a.scope_of_request(&with_cookie(&value)), Some(shop));
+        let scope = |h: &HeaderMap| a.check(h, None).ok().map(|(s, _)| s);
+        assert_eq!(scope(&with_cookie(&value)), Some(shop));
         // Claiming another scope with the same signature fails.
         let forged = value.replacen("~shop~", "~*~", 1);
-        assert_eq!(a.scope_of_request(&with_cookie(&forged)), None);
+        assert_eq!(scope(&with_cookie(&forged)), None);
         let expired = format!("1~*~{}", Access::signature("all-apps-token-0123456789", 1, &Scope::All));
-        assert_eq!(a.scope_of_request(&with_cookie(&expired)), None);
-        assert_eq!(a.scope_of_request(&HeaderMap::new()), None);
+        assert_eq!(scope(&with_cookie(&expired)), None);
+        assert_eq!(scope(&HeaderMap::new()), None);
         let mut bearer = HeaderMap::new();
         bearer.insert("authorization", "Bearer all-apps-token-0123456789".parse().unwrap());
-        assert_eq!(a.scope_of_request(&bearer), Some(Scope::All));
+        assert_eq!(a.check(&bearer, None), Ok((Scope::All, Proof::Bearer)));
+        let mut basic = with_cookie(&a.cookie_value(&Scope::All));
+        basic.insert("authorization", "Basic eDp5".parse().unwrap());
+        assert_eq!(
+            a.check(&basic, None),
+            Ok((Scope::All, Proof::Cookie)),
+            "only Bearer counts as a tool"
+        );
     }
 
     #[test]
-    fn login_attempts_are_capped() {
+    fn wrong_tokens_are_capped_per_address_and_right_ones_from_elsewhere_still_pass() {
         let a = access();
-        let allowed = (0..50).filter(|_| a.may_try()).count();
-        assert!((10..=11).contains(&allowed), "{allowed}");
+        let guesser: Option<IpAddr> = Some("10.0.0.9".parse().unwrap());
+        let mut wrong = HeaderMap::new();
+        wrong.insert("authorization", "Bearer guess-guess-guess-guess".parse().unwrap());
+        let refused: Vec<_> = (0..12).map(|_| a.check(&wrong, guesser).unwrap_err()).collect();
+        assert_eq!(refused.iter().filter(|r| **r == Refused::Unauthenticated).count(), 10);
+        assert_eq!(refused.last(), Some(&Refused::TooMany));
+        let mut right = HeaderMap::new();
+        right.insert("authorization", "Bearer all-apps-token-0123456789".parse().unwrap());
+        assert!(a.check(&right, Some("10.0.0.10".parse().unwrap())).is_ok());
+        assert!(a.may_try(None) && !a.may_try(guesser));
     }
 }

@@ -11,7 +11,7 @@ mod access;
 mod console_stream;
 
 use crate::http::{error, full, json, HttpResponse, Server};
-use access::{Access, Scope};
+use access::{Access, Proof, Refused, Scope};
 use bytes::Bytes;
 use herald_core::App;
 use hyper::body::Incoming;
@@ -62,30 +62,29 @@ impl Dashboard {
         let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
         let method = req.method().clone();
         match (&method, segments.as_slice()) {
-            (&Method::GET, []) => self.page(req.headers()),
+            (&Method::GET, []) => self.page(req.headers(), server.peer),
             (&Method::POST, ["login"]) => self.login(&server, req).await,
             (&Method::POST, ["logout"]) => self.logout(req.headers()),
             (&Method::GET, ["assets", "dashboard.js"]) => asset(SCRIPT, "text/javascript; charset=utf-8"),
             (&Method::GET, ["assets", "dashboard.css"]) => asset(STYLE, "text/css; charset=utf-8"),
-            (_, ["api", rest @ ..]) => {
-                let Some(scope) = self.access.scope_of_request(req.headers()) else {
-                    return no_store(error(
-                        401,
-                        "Log in to the dashboard first (or send Authorization: Bearer <token>)",
-                    ));
-                };
-                no_store(self.api(&server, req, &scope, rest).await)
-            }
+            (_, ["api", rest @ ..]) => match self.access.check(req.headers(), server.peer) {
+                Ok((scope, proof)) => no_store(self.api(&server, req, &scope, proof, rest).await),
+                Err(Refused::TooMany) => too_many(error(429, "Too many wrong tokens from this address; wait a minute")),
+                Err(Refused::Unauthenticated) => no_store(error(
+                    401,
+                    "Log in to the dashboard first (or send Authorization: Bearer <token>)",
+                )),
+            },
             (_, []) | (_, ["login" | "logout"]) => error(405, &format!("{method} is not allowed here")),
             _ => error(404, "Not found"),
         }
     }
 
     /// The dashboard, or the login form without a session.
-    fn page(&self, headers: &HeaderMap) -> HttpResponse {
-        match self.access.scope_of_request(headers) {
-            Some(_) => self.html(StatusCode::OK, INDEX_HTML, ""),
-            None => self.html(StatusCode::OK, LOGIN_HTML, ""),
+    fn page(&self, headers: &HeaderMap, peer: Option<std::net::IpAddr>) -> HttpResponse {
+        match self.access.check(headers, peer) {
+            Ok(_) => self.html(StatusCode::OK, INDEX_HTML, ""),
+            Err(_) => self.html(StatusCode::OK, LOGIN_HTML, ""),
         }
     }
 
@@ -110,16 +109,25 @@ impl Dashboard {
         if !same_origin(req.headers()) {
             return error(403, "The login form must be sent from the dashboard's own page");
         }
-        if !self.access.may_try() {
-            tracing::info!("dashboard login refused: too many attempts on this node");
-            let mut r = self.html(
+        let peer = server.peer;
+        if !self.access.may_try(peer) {
+            tracing::info!(
+                ?peer,
+                "dashboard login refused: too many wrong tokens from this address"
+            );
+            let r = self.html(
                 StatusCode::TOO_MANY_REQUESTS,
                 LOGIN_HTML,
-                "Too many attempts; wait a few seconds and try again.",
+                "Too many wrong tokens; wait a minute and try again.",
             );
-            r.headers_mut().insert("retry-after", HeaderValue::from_static("5"));
-            return r;
+            return too_many(r);
         }
+        // Behind a proxy that terminates TLS, the cookie is still only for https.
+        let secure = self.secure
+            || req
+                .headers()
+                .get("x-forwarded-proto")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
         let body = match server.auth_bodies.read(req, 4096).await {
             Ok(body) => body,
             Err(e) => return error(e.status(), &e.to_string()),
@@ -129,7 +137,11 @@ impl Dashboard {
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default();
         let Some(scope) = self.access.scope_of_token(token.trim()) else {
-            tracing::info!("dashboard login refused: wrong token (HERALD_DASHBOARD_TOKEN or an app's dashboard_token)");
+            self.access.failed(peer);
+            tracing::info!(
+                ?peer,
+                "dashboard login refused: wrong token (HERALD_DASHBOARD_TOKEN or an app's dashboard_token)"
+            );
             return self.html(
                 StatusCode::UNAUTHORIZED,
                 LOGIN_HTML,
@@ -142,7 +154,7 @@ impl Dashboard {
             self.access.cookie_value(&scope),
             self.base,
             access::SESSION.as_secs(),
-            if self.secure { "; Secure" } else { "" }
+            if secure { "; Secure" } else { "" }
         );
         self.redirect(Some(cookie))
     }
@@ -173,7 +185,14 @@ impl Dashboard {
     }
 
     /// The data endpoints, for a caller whose scope is known.
-    async fn api(&self, server: &Server, req: Request<Incoming>, scope: &Scope, rest: &[&str]) -> HttpResponse {
+    async fn api(
+        &self,
+        server: &Server,
+        req: Request<Incoming>,
+        scope: &Scope,
+        proof: Proof,
+        rest: &[&str],
+    ) -> HttpResponse {
         let node = &server.node;
         if let ["apps"] = rest {
             let apps: Vec<_> = node
@@ -207,17 +226,17 @@ impl Dashboard {
                 h.insert("x-accel-buffering", HeaderValue::from_static("no"));
                 r
             }
-            (&Method::POST, "events") => self.send_event(server, req, &app).await,
+            (&Method::POST, "events") => self.send_event(server, req, &app, proof).await,
             _ => error(405, "Not allowed here"),
         }
     }
 
     /// `POST .../events`: the event creator. The body is an HTTP API event (`name`, `channel` or
     /// `channels`, `data`), published exactly as `POST /apps/{id}/events` would.
-    async fn send_event(&self, server: &Server, req: Request<Incoming>, app: &Arc<App>) -> HttpResponse {
+    async fn send_event(&self, server: &Server, req: Request<Incoming>, app: &Arc<App>, proof: Proof) -> HttpResponse {
         // A form on another site cannot set this header, and the cookie is SameSite=Strict besides.
-        let bearer = req.headers().contains_key(hyper::header::AUTHORIZATION);
-        if !bearer && (!req.headers().contains_key("x-herald-dashboard") || !same_origin(req.headers())) {
+        let from_page = req.headers().contains_key("x-herald-dashboard") && same_origin(req.headers());
+        if proof == Proof::Cookie && !from_page {
             return error(403, "Send events from the dashboard's own page");
         }
         let body = match server.api_bodies.read(req, 256 * 1024).await {
@@ -314,6 +333,11 @@ fn asset(body: &'static str, content_type: &'static str) -> HttpResponse {
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn too_many(mut r: HttpResponse) -> HttpResponse {
+    r.headers_mut().insert("retry-after", HeaderValue::from_static("60"));
     r
 }
 

@@ -256,7 +256,8 @@ async function start() {
   $('app').addEventListener('change', (e) => selectApp(e.target.value));
   const { apps } = await getJSON('/apps');
   for (const app of apps) $('app').append(el('option', { value: app.id, text: app.id }));
-  const wanted = decodeURIComponent(location.hash.slice(1));
+  let wanted = '';
+  try { wanted = decodeURIComponent(location.hash.slice(1)); } catch { /* a mangled #: the first app */ }
   const first = apps.find((a) => a.id === wanted) || apps[0];
   if (!first) return;
   $('app').value = first.id;
