@@ -55,4 +55,6 @@ fi
 # with nothing else running.
 cleanup; pids=()
 RUNS=${BENCH_WSS_RUNS:-1} ./scripts/bench-wss.sh >&2
-echo "results in $OUT/ and target/bench-wss/" >&2
+# What the debug dashboard costs: nobody watching, one console watching (RUNS=3 for the spread).
+RUNS=${BENCH_DASHBOARD_RUNS:-1} ./scripts/bench-dashboard.sh >&2
+echo "results in $OUT/, target/bench-wss/ and target/bench-dashboard/" >&2

@@ -17,6 +17,8 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
 [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 [ -x /usr/bin/supervisord ] || need_apt+=(supervisor)
+[ -x /usr/bin/caddy ] || need_apt+=(caddy)
+python3 -c 'import yaml' 2>/dev/null || need_apt+=(python3-yaml)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

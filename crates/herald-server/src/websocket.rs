@@ -311,7 +311,9 @@ pub async fn serve(
             }
         };
         match (opcode, String::from_utf8(payload)) {
-            (OpCode::Text, Ok(text)) => session.handle_text(&text).await,
+            // Boxed: a request's future (subscribe, presence join, auth) lives on the heap while it runs,
+            // instead of taking room in every idle connection's task.
+            (OpCode::Text, Ok(text)) => Box::pin(session.handle_text(&text)).await,
             (OpCode::Text, Err(_)) => {
                 // RFC 6455 8.1: a text message that is not UTF-8 fails the connection with 1007.
                 conn.close(INVALID_PAYLOAD, "Text message is not valid UTF-8");
@@ -334,10 +336,11 @@ pub async fn serve(
                 writer.abort();
             }
         };
-        tokio::join!(session.close_with_grace(grace, reason), end);
+        // Boxed: the closing futures live on the heap only while a connection closes, not in every idle one.
+        tokio::join!(Box::pin(session.close_with_grace(grace, reason)), end);
         return;
     }
-    session.close_because(reason).await;
+    Box::pin(session.close_because(reason)).await;
     if !writer.is_finished() {
         conn.close(1000, "");
         if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
