@@ -246,7 +246,10 @@ def all_values():
                             "auth_url": "https://billing.example.com/broadcasting/auth",
                             "encryption_master_key": "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
                             "webhooks": [{"url": "https://billing.example.com/herald/webhooks",
-                                          "events": ["member_added", "member_removed"]}]}]},
+                                          "events": ["member_added", "member_removed"]}]},
+                           {"id": "shop", "key": "shop-key", "redis_prefix": ["shop_"],
+                            "secretsFrom": {"secret": {"name": "shop-herald", "key": "secret"},
+                                            "encryption_master_key": {"name": "shop-herald", "key": "master"}}}]},
         "redis": {"mode": "external", "existingSecret": "redis-conn"},
         "dashboard": {"existingSecret": "herald-dashboard", "existingSecretKey": "token", "path": "/debug"},
         "ingress": {"enabled": True, "className": "nginx",
@@ -289,6 +292,8 @@ BAD_SCHEMA = {
     "unknown herald.toml key": {"herald": {"config": {"activity_timout": 5}}},
     "extra app without secret": {"apps": {"extra": [{"id": "b", "key": "k"}]}},
     "relative dashboard path": {"dashboard": {"path": "debug"}},
+    "extra app with a secretsFrom lacking the secret": {"apps": {"extra": [
+        {"id": "b", "key": "k", "secretsFrom": {"encryption_master_key": {"name": "x", "key": "y"}}}]}},
 }
 
 
@@ -411,6 +416,9 @@ def herald_accepts(text, case):
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
         f.write(text)
     env = {"PATH": os.environ.get("PATH", ""), "HERALD_REDIS_URL": "redis://127.0.0.1:6390"}
+    # What the pod's environment gives the ${…} of secretsFrom (a Secret's value in the cluster).
+    for name in re.findall(r"\$\{([A-Z0-9_]+)\}", text):
+        env[name] = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=" if name.endswith("MASTER_KEY") else "x" * 24
     try:
         r = subprocess.run([binary, "print-config", "--config", f.name], env=env, capture_output=True, text=True, timeout=20)
     finally:
@@ -435,6 +443,12 @@ def invariants(case, values, d):
         errors.append(f"terminationGracePeriodSeconds {pod.get('terminationGracePeriodSeconds')} != {want_grace}")
     if env.get("HERALD_DRAIN_SECS", {}).get("value") != str(herald["drainSeconds"]):
         errors.append("HERALD_DRAIN_SECS not the drain window")
+    # Each secretsFrom of an extra app becomes an env var from its Secret, which herald.toml names as ${…}.
+    for i, app in enumerate(values.get("apps", {}).get("extra", [])):
+        for key, ref in app.get("secretsFrom", {}).items():
+            var = f"HERALD_EXTRA_APP_{i}_{key.upper()}"
+            if env.get(var, {}).get("valueFrom", {}).get("secretKeyRef") != ref:
+                errors.append(f"apps.extra[{i}].secretsFrom.{key}: {var} does not come from {ref}")
     # The dashboard's token only ever comes from the Secret named for it; without one the dashboard is off.
     dashboard = values.get("dashboard", {})
     token = env.get("HERALD_DASHBOARD_TOKEN", {}).get("valueFrom", {}).get("secretKeyRef", {})
@@ -506,7 +520,12 @@ def invariants(case, values, d):
     for t in tomls:
         errors += toml_problems(t, "rendered herald.toml")
         parsed = tomllib.loads(t)
-        extra = values.get("apps", {}).get("extra", [])
+        extra = []
+        for i, app in enumerate(values.get("apps", {}).get("extra", [])):
+            app = dict(app)
+            for key in app.pop("secretsFrom", {}):
+                app[key] = "${HERALD_EXTRA_APP_%d_%s}" % (i, key.upper())
+            extra.append(app)
         if parsed.get("apps", []) != extra:
             errors.append(f"herald.toml apps {parsed.get('apps')} != values {extra}")
         errors += herald_accepts(t, case)

@@ -358,6 +358,68 @@ fn webhook_target(
     })
 }
 
+/// The file's text as settings: TOML, with `${NAME}` in any string value replaced by the environment
+/// variable NAME, so secrets can stay out of the file (a Kubernetes Secret in an env var, say). The
+/// replacement happens after parsing, so a value can never change the file's structure.
+fn parse_file(text: &str) -> Result<FileConfig, String> {
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
+    expand_env(&mut value, "")?;
+    FileConfig::deserialize(value).map_err(|e| e.to_string())
+}
+
+fn expand_env(value: &mut toml::Value, at: &str) -> Result<(), String> {
+    match value {
+        toml::Value::String(s) => *s = expand_string(s, at)?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env(item, &format!("{at}[{i}]"))?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                let at = if at.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{at}.{key}")
+                };
+                expand_env(item, &at)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `s` with each `${NAME}` (NAME of capitals, digits and `_`) replaced; anything else stays as written.
+fn expand_string(s: &str, at: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len == 0 || !after[name_len..].starts_with('}') {
+            out.push_str("${");
+            rest = after;
+            continue;
+        }
+        let name = &after[..name_len];
+        match std::env::var(name) {
+            Ok(v) => out.push_str(&v),
+            Err(_) => {
+                return Err(format!(
+                    "{at} uses ${{{name}}}, but the environment variable {name} is not set"
+                ))
+            }
+        }
+        rest = &after[name_len + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// The log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -522,7 +584,7 @@ impl Config {
         let file = match &flags.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
+                parse_file(&text).map_err(|e| format!("config file {}: {e}", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -532,7 +594,7 @@ impl Config {
     /// A configuration from the text of a TOML file and no flags (the environment still applies): what the
     /// config fuzz target feeds.
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        let file = toml::from_str::<FileConfig>(text).map_err(|e| format!("config file: {e}"))?;
+        let file = parse_file(text).map_err(|e| format!("config file: {e}"))?;
         let flags = Flags::try_parse_from(["herald"]).map_err(|e| e.to_string())?;
         Config::build(flags, file)
     }
@@ -1002,6 +1064,25 @@ mod tests {
             let e = Config::from_flags(flags(&["--dashboard-path", taken])).unwrap_err();
             assert!(e.starts_with("HERALD_DASHBOARD_PATH"), "{taken}: {e}");
         }
+    }
+
+    #[test]
+    fn file_values_take_environment_variables() {
+        std::env::set_var("HERALD_TEST_EXPANDED_SECRET", "s3cr\"et ] = x");
+        let file = parse_file(
+            "[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"${HERALD_TEST_EXPANDED_SECRET}\"\nallowed_origins = [\"$x ${ not a name\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            file.apps[0].secret, "s3cr\"et ] = x",
+            "a value cannot change the file's structure"
+        );
+        assert_eq!(file.apps[0].allowed_origins.as_ref().unwrap()[0], "$x ${ not a name");
+        let missing = parse_file("[[apps]]\nid = \"a\"\nkey = \"k\"\nsecret = \"${HERALD_TEST_UNSET_1}\"\n");
+        assert_eq!(
+            missing.unwrap_err(),
+            "apps[0].secret uses ${HERALD_TEST_UNSET_1}, but the environment variable HERALD_TEST_UNSET_1 is not set"
+        );
     }
 
     #[test]

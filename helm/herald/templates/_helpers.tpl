@@ -107,7 +107,13 @@ app.kubernetes.io/component: server
 {{- end }}
 {{- end }}
 
-{{/* herald.toml: node settings from herald.config, Laravel's prefix and the extra apps. */}}
+{{/* The environment variable that carries secretsFrom.<key> of apps.extra[i] into herald.toml's ${…}. */}}
+{{- define "herald.extraSecretVar" -}}
+{{- printf "HERALD_EXTRA_APP_%d_%s" (index . 0) (upper (index . 1)) -}}
+{{- end }}
+
+{{/* herald.toml: node settings from herald.config, Laravel's prefix and the extra apps (their secretsFrom as
+${HERALD_EXTRA_APP_<i>_<KEY>}, which Herald reads from the environment). */}}
 {{- define "herald.toml" -}}
 # herald.toml, written by the Herald Helm chart. Environment variables override it.
 {{- range $k, $v := .Values.herald.config }}
@@ -115,10 +121,16 @@ app.kubernetes.io/component: server
 {{- end }}
 [redis]
 prefix = {{ include "herald.tomlValue" .Values.herald.redisPrefix }}
-{{- range .Values.apps.extra }}
+{{- range $i, $app := .Values.apps.extra }}
 [[apps]]
-{{- range $k, $v := . }}
+{{- range $k, $v := $app }}
+{{- if eq $k "secretsFrom" }}
+{{- range $key, $ref := $v }}
+{{ $key }} = {{ printf "${%s}" (include "herald.extraSecretVar" (list $i $key)) | quote }}
+{{- end }}
+{{- else }}
 {{ $k }} = {{ include "herald.tomlValue" $v }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}
