@@ -363,6 +363,31 @@ def helm_render():
     print(f"rendered {len(CASES)} value sets into {out}; {len(BAD_RENDER)} bad ones refused")
 
 
+def helm_reload():
+    """apps.extra reaches running pods by reload (no new checksum, so no rollout); apps.default rolls them."""
+    import helm_python as helm
+    def checksum(values):
+        with helm.Chart.load(CHART) as chart:
+            files = chart.render(values, name="prod", namespace="x", is_install=True)
+        for path, text in files.items():
+            if path.endswith("NOTES.txt"):
+                continue
+            for doc in yaml.safe_load_all(text):
+                if doc and doc["kind"] == "Deployment" and not doc["metadata"]["name"].endswith("-redis"):
+                    mounts = doc["spec"]["template"]["spec"]["containers"][0].get("volumeMounts", [])
+                    if any(m["mountPath"] == "/etc/herald" and m.get("subPath") for m in mounts):
+                        fail("herald.toml must be mounted as a directory (no subPath) for reloads to reach it")
+                    return doc["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+    one = {"apps": {"extra": [{"id": "b", "key": "k", "secret": "s"}]}}
+    two = {"apps": {"extra": [{"id": "b", "key": "k", "secret": "s2"}, {"id": "c", "key": "kc", "secret": "s"}]}}
+    other_default = {"apps": {"default": {"key": "other"}, "extra": one["apps"]["extra"]}}
+    if checksum(one) != checksum(two):
+        fail("a change of apps.extra rolls the pods instead of reaching them as a reload")
+    if checksum(one) == checksum(other_default):
+        fail("a change of apps.default (environment variables) does not roll the pods")
+    print("apps.extra changes are reloaded in place; apps.default changes roll the pods")
+
+
 def load_dir(d):
     docs = {}
     for f in glob.glob(os.path.join(d, "*.yaml")) + glob.glob(os.path.join(d, "crd", "*.yaml")):
@@ -747,6 +772,7 @@ check "helm/herald/files/herald-rules.yml identical to prometheus/herald-rules.y
 check "helm: lint --strict (defaults and 5 other value sets)" pyc helm_lint
 check "helm: values.schema.json accepts the value sets, rejects typos" pyc helm_schema
 check "helm: render 6 value sets, invariants (probes, drain, security, TLS mounts, toml, NOTES, rules)" pyc helm_render
+check "helm: apps.extra reloaded in place, apps.default rolls the pods" pyc helm_reload
 kube_validate() {
   local files; files=$(pyc builtin_manifests) || return 1
   [ -n "$files" ] || { echo "nothing rendered"; return 1; }

@@ -1,5 +1,7 @@
 //! Apps: the tenants of a node. Each has its credentials, its policies and its own channel index, so two
-//! apps can never see each other's channels.
+//! apps can never see each other's channels. An app's settings can change while it runs (a reload, see
+//! [`Node::reload`](crate::Node::reload)): the changed app is a new [`App`] that shares the old one's
+//! channels, metrics, console and connections, so nobody connected notices anything but the new settings.
 
 use crate::channel_index::{ChannelIndex, Delivery};
 use crate::metrics::{metrics, AppMetrics};
@@ -7,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One app's settings, as configured.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AppConfig {
     pub id: String,
     pub key: String,
@@ -49,6 +51,11 @@ pub struct AppConfig {
     pub webhooks: Vec<crate::webhook::WebhookTarget>,
     /// How long the last event of a cache channel is kept.
     pub cache_ttl: std::time::Duration,
+    /// False: the app's connections are closed with 4003 and new ones refused, its HTTP API answers 403.
+    pub enabled: bool,
+    /// Secrets a reload replaced, still accepted until their time is up, so signatures made with the old
+    /// secret keep working while every Laravel server moves to the new one.
+    pub retired_secrets: Vec<(String, std::time::Instant)>,
 }
 
 /// Headers the auth endpoint passes on by default: what Laravel needs to find the session and check CSRF.
@@ -66,6 +73,18 @@ pub const DEFAULT_AUTH_HEADERS: &[&str] = &[
 ];
 
 impl AppConfig {
+    /// Every secret a signature may be made with now: the current one, then retired ones still in their
+    /// overlap.
+    pub fn secrets(&self) -> impl Iterator<Item = &str> {
+        let now = std::time::Instant::now();
+        std::iter::once(self.secret.as_str()).chain(
+            self.retired_secrets
+                .iter()
+                .filter(move |(_, until)| now < *until)
+                .map(|(s, _)| s.as_str()),
+        )
+    }
+
     /// True when `origin` may connect. No list: every origin. Otherwise an entry matches when it is:
     /// `*` (any origin); a full origin with its scheme (`https://app.example.com`, compared exactly); or, as
     /// Reverb writes them, a host name without scheme (`app.example.com`, any scheme and port) where `*`
@@ -145,6 +164,8 @@ impl AppConfig {
             encryption_master_key: None,
             webhooks: Vec::new(),
             cache_ttl: std::time::Duration::from_secs(30 * 60),
+            enabled: true,
+            retired_secrets: Vec::new(),
         }
     }
 }
@@ -152,21 +173,47 @@ impl AppConfig {
 /// An app at run time: its settings and its channels on this node.
 pub struct App {
     pub config: AppConfig,
-    pub channels: ChannelIndex,
+    pub channels: Arc<ChannelIndex>,
     pub metrics: AppMetrics,
     /// Whether the app's console is watched, and its cap on this node.
-    pub console: crate::console::ConsoleGate,
+    pub console: Arc<crate::console::ConsoleGate>,
+    /// True once the app is disabled or removed: every connection to it closes (4003).
+    disabled: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl App {
     pub fn new(config: AppConfig) -> Self {
         let metrics = AppMetrics::new(&config.id);
+        let disabled = Arc::new(tokio::sync::watch::Sender::new(!config.enabled));
         App {
             config,
-            channels: ChannelIndex::default(),
+            channels: Default::default(),
             metrics,
             console: Default::default(),
+            disabled,
         }
+    }
+
+    /// The same app with new settings: the same channels, metrics, console and connections.
+    pub fn reconfigured(&self, config: AppConfig) -> Self {
+        self.disabled.send_replace(!config.enabled);
+        App {
+            config,
+            channels: self.channels.clone(),
+            metrics: self.metrics.clone(),
+            console: self.console.clone(),
+            disabled: self.disabled.clone(),
+        }
+    }
+
+    /// Changes to true when the app is disabled or removed (a connection closes with 4003 then).
+    pub fn disabled(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.disabled.subscribe()
+    }
+
+    /// Closes every connection to the app (it was removed).
+    pub fn disable(&self) {
+        self.disabled.send_replace(true);
     }
 
     /// Delivers a broadcast to this node's subscribers of `channel` and records the fan-out;
@@ -195,9 +242,13 @@ pub struct AppRegistry {
 
 impl AppRegistry {
     pub fn new(configs: Vec<AppConfig>) -> Self {
+        Self::of(configs.into_iter().map(|c| Arc::new(App::new(c))))
+    }
+
+    /// A registry of apps already running.
+    pub fn of(apps: impl IntoIterator<Item = Arc<App>>) -> Self {
         let mut registry = AppRegistry::default();
-        for config in configs {
-            let app = Arc::new(App::new(config));
+        for app in apps {
             registry.by_key.insert(app.config.key.clone(), app.clone());
             registry.by_id.insert(app.config.id.clone(), app);
         }

@@ -27,7 +27,11 @@ pub fn authorize(
     let channel = sub.channel.as_ref();
     let kind = validate_name(channel).map_err(Refusal::InvalidChannel)?;
     let auth = sub.auth.as_deref().unwrap_or("");
-    let signed = |data: Option<&str>| signature::verify_channel(&app.key, &app.secret, socket_id, channel, data, auth);
+    // Any secret the app accepts now (a replaced one during its overlap).
+    let signed = |data: Option<&str>| {
+        app.secrets()
+            .any(|secret| signature::verify_channel(&app.key, secret, socket_id, channel, data, auth))
+    };
     let member = match kind {
         ChannelKind::Public => None,
         ChannelKind::Private | ChannelKind::PrivateEncrypted => {

@@ -51,6 +51,8 @@ pub struct Metrics {
     pub isolated: IntGauge,
     /// Times the node became isolated.
     pub isolations: IntCounter,
+    /// Reloads of the apps (`ok`, or `error` when the file did not load and the running apps were kept).
+    pub config_reloads: IntCounterVec,
     /// Dashboard and `herald tail` streams this node serves.
     pub console_watchers: IntGauge,
     /// Console entries left out by the per-app cap.
@@ -261,6 +263,12 @@ impl Metrics {
                 &r,
                 "herald_isolations_total",
                 "Times the node was cut off from Redis longer than its isolation timeout",
+            ),
+            config_reloads: counter(
+                &r,
+                "herald_config_reloads_total",
+                "Reloads of the apps on SIGHUP or a changed config file, by result (ok, error: the running apps were kept)",
+                &["result"],
             ),
             console_watchers: one_gauge(
                 &r,

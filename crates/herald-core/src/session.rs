@@ -27,6 +27,8 @@ pub struct Session {
     user: Option<Member>,
     messages: RateLimiter,
     client_events: RateLimiter,
+    /// The node's reload count when `app` was last looked up.
+    generation: u64,
 }
 
 impl Session {
@@ -37,7 +39,9 @@ impl Session {
         let settings = node.settings();
         let messages = RateLimiter::new(settings.message_rate, settings.message_burst);
         let rate = app.config.client_event_rate;
+        let generation = node.generation();
         let session = Session {
+            generation,
             node,
             app,
             conn,
@@ -55,6 +59,18 @@ impl Session {
 
     pub fn app(&self) -> &Arc<App> {
         &self.app
+    }
+
+    /// After a reload, the app's current settings (same channels and connections); a removed app keeps its
+    /// last settings until the connection closes.
+    fn follow_reload(&mut self) {
+        let generation = self.node.generation();
+        if generation != self.generation {
+            self.generation = generation;
+            if let Some(app) = self.node.app_by_id(&self.app.config.id) {
+                self.app = app;
+            }
+        }
     }
 
     /// Queues `pusher:connection_established`.
@@ -80,6 +96,7 @@ impl Session {
 
     /// Handles one text frame from the client.
     pub async fn handle_text(&mut self, text: &str) {
+        self.follow_reload();
         self.app.metrics.messages_received.inc();
         self.app.metrics.bytes_received.inc_by(text.len() as u64);
         if !self.messages.allow() {
@@ -196,7 +213,10 @@ impl Session {
     async fn signin(&mut self, signin: SigninData<'_>) {
         let config = &self.app.config;
         let socket_id = self.conn.socket_id.as_str();
-        if !signature::verify_user(&config.key, &config.secret, socket_id, &signin.user_data, &signin.auth) {
+        let signed = config
+            .secrets()
+            .any(|secret| signature::verify_user(&config.key, secret, socket_id, &signin.user_data, &signin.auth));
+        if !signed {
             return self
                 .error(close_code::UNAUTHORIZED, "Invalid signature for pusher:signin")
                 .await;

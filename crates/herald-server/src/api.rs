@@ -52,9 +52,16 @@ pub fn check_request(
     let Some(sig) = get("auth_signature") else {
         return unauthorized("Missing auth_signature");
     };
-    let params = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    if !signature::verify_api(&app.config.secret, method, path, params, sig) {
+    let params = || query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let signed = app
+        .config
+        .secrets()
+        .any(|secret| signature::verify_api(secret, method, path, params(), sig));
+    if !signed {
         return unauthorized("Invalid signature: check the app secret");
+    }
+    if !app.config.enabled {
+        return Err(ApiError::new(403, "App disabled"));
     }
     Ok(())
 }

@@ -107,6 +107,9 @@ pub struct Flags {
     /// Turns on the debug dashboard for every app: the token that opens it (at least 16 characters).
     #[arg(long, env = "HERALD_DASHBOARD_TOKEN", hide_env_values = true)]
     pub dashboard_token: Option<String>,
+    /// Seconds a replaced app secret stays accepted after a reload [default: 300]
+    #[arg(long, env = "HERALD_SECRET_OVERLAP_SECS")]
+    pub secret_overlap_secs: Option<u64>,
     /// Where the dashboard is served [default: /herald/dashboard]
     #[arg(long, env = "HERALD_DASHBOARD_PATH")]
     pub dashboard_path: Option<String>,
@@ -250,6 +253,7 @@ struct FileConfig {
     redis: Option<FileRedis>,
     tls: Option<FileTls>,
     dashboard: Option<FileDashboard>,
+    secret_overlap_secs: Option<u64>,
     app_ca_file: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<FileApp>,
@@ -322,6 +326,8 @@ struct FileApp {
     cache_ttl_secs: Option<u64>,
     /// Opens the dashboard for this app only.
     dashboard_token: Option<String>,
+    /// false: connections closed with 4003, new ones and HTTP API calls refused.
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -462,6 +468,10 @@ pub struct Config {
     pub sources: Vec<String>,
     /// The debug dashboard (off unless a token is set).
     pub dashboard: DashboardConfig,
+    /// The config file, re-read on SIGHUP and when it changes.
+    pub file: Option<PathBuf>,
+    /// How long a secret replaced by a reload stays accepted.
+    pub secret_overlap: Duration,
 }
 
 /// The debug dashboard: where it is served and the tokens that open it.
@@ -600,6 +610,7 @@ impl Config {
     }
 
     fn build(flags: Flags, file: FileConfig) -> Result<Config, String> {
+        let config_path = flags.config.clone();
         let file_redis = file.redis.unwrap_or_default();
         let mut sources = Vec::new();
         let redis_url = match (
@@ -678,6 +689,7 @@ impl Config {
             if let Some(secs) = app.cache_ttl_secs {
                 config.cache_ttl = Duration::from_secs(secs);
             }
+            config.enabled = app.enabled.unwrap_or(true);
             if let Some(key) = app.encryption_master_key {
                 config.encryption_master_key = Some(master_key(&key, &format!("{at}.encryption_master_key"))?);
             }
@@ -896,6 +908,8 @@ impl Config {
             app_tokens,
         };
         Ok(Config {
+            file: config_path,
+            secret_overlap: Duration::from_secs(flags.secret_overlap_secs.or(file.secret_overlap_secs).unwrap_or(300)),
             dashboard,
             host,
             port,

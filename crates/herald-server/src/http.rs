@@ -182,7 +182,7 @@ impl Server {
                 Ok(ws) => ws,
                 Err(e) => return tracing::debug!(error = %e, "upgrade did not complete"),
             };
-            let app = node.app_by_key(&key).cloned();
+            let app = node.app_by_key(&key);
             if let Some(why) = leaving {
                 return websocket::refuse(ws, herald_protocol::close_code::OVER_CAPACITY, why.into()).await;
             }
@@ -214,9 +214,12 @@ impl Server {
 
     /// `POST /herald/auth/{key}` and `/herald/user-auth/{key}` (and their CORS preflight).
     async fn auth(self, req: Request<Incoming>, key: &str, kind: auth_proxy::Kind) -> HttpResponse {
-        let Some(app) = self.node.app_by_key(key).cloned() else {
+        let Some(app) = self.node.app_by_key(key) else {
             return error(404, &format!("Unknown app key {key:?}"));
         };
+        if !app.config.enabled {
+            return error(403, "App disabled");
+        }
         let origin = req
             .headers()
             .get("origin")
@@ -256,7 +259,7 @@ impl Server {
         let query = api::parse_query(req.uri().query().unwrap_or(""));
         let method = req.method().clone();
         let app_id = matched.param("app_id");
-        let Some(app) = self.node.app_by_id(app_id).cloned() else {
+        let Some(app) = self.node.app_by_id(app_id) else {
             tracing::info!(app_id, "HTTP API call for an unknown app");
             return error(404, &format!("Unknown app id {app_id:?}"));
         };

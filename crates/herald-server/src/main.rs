@@ -12,6 +12,7 @@ mod isolation;
 mod log_every;
 mod mask_check;
 mod print_config;
+mod reload;
 mod routes;
 mod shutdown;
 mod tls;
@@ -39,7 +40,7 @@ fn main() {
         // `--laravel` names what print-config prints (the .env and Echo lines); nothing else to choose.
         args.retain(|a| a != "--laravel");
     }
-    let config = match Config::load_from(args) {
+    let config = match Config::load_from(args.clone()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("herald: configuration error: {e}");
@@ -63,7 +64,7 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    if let Err(e) = runtime.block_on(run(config)) {
+    if let Err(e) = runtime.block_on(run(config, args)) {
         tracing::error!(error = %e, "herald stopped");
         std::process::exit(1);
     }
@@ -83,7 +84,7 @@ fn init_logs(format: LogFormat) {
     }
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dyn std::error::Error>> {
     let node = match &config.redis_url {
         Some(url) => {
             let redis = herald_redis::RedisSettings {
@@ -168,6 +169,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(accept_loop(probes, probe_server, None, std::future::pending()));
     }
     isolation::spawn(server.node.clone(), shutdown.clone(), config.isolation_timeout);
+    reload::spawn(server.node.clone(), args, config.file.clone(), config.secret_overlap);
     let accepting = tokio::spawn(accept_loop(
         listener,
         server.clone(),

@@ -40,7 +40,7 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
             for (app_id, pending) in by_app {
                 // The app's events stay in the outbox until every target that wants them is done.
                 let done = Done::new(&outbox, pending.iter().map(|p| p.id.clone()).collect());
-                let Some(app) = node.app_by_id(&app_id).cloned() else {
+                let Some(app) = node.app_by_id(&app_id) else {
                     tracing::warn!(app = %app_id, events = pending.len(), "webhooks of an app that is no longer configured dropped");
                     continue;
                 };

@@ -57,6 +57,9 @@ pub async fn admission(
     let Some(app) = app else {
         return Err((close_code::APP_NOT_FOUND, format!("App key {key} does not exist")));
     };
+    if !app.config.enabled {
+        return Err((close_code::APP_DISABLED, "App disabled".into()));
+    }
     match protocol.map(str::parse::<u32>) {
         None => return Err((close_code::NO_PROTOCOL, "No protocol version given".into())),
         Some(Ok(v)) if PROTOCOLS.contains(&v) => {}
@@ -156,6 +159,7 @@ pub async fn serve(
     // fastwebsockets refuses a frame whose length is at or over its limit; a message of exactly the limit is
     // allowed (only larger ones are refused, as documented).
     ws.set_max_message_size(node.settings().max_message_size + 1);
+    let mut disabled = app.disabled();
     let (mut session, rx) = herald_core::Session::open(node.clone(), app, seat);
     let conn = session.connection().clone();
     let socket_id = conn.socket_id.clone();
@@ -203,6 +207,10 @@ pub async fn serve(
         let frame = tokio::select! {
             frame = read.read_frame(&mut no_send) => frame,
             _ = &mut writer => break "writer ended",
+            _ = disabled.wait_for(|d| *d) => {
+                conn.close(close_code::APP_DISABLED, "App disabled");
+                break "app disabled";
+            }
             _ = draining.wait_for(|d| *d), if !matches!(close_at, Some((_, Leaving::Drain))) => {
                 close_at = Some((tokio::time::Instant::now() + spread, Leaving::Drain));
                 continue;

@@ -119,7 +119,8 @@ impl Node {
 
     /// Something arrived for local subscribers of `channel`.
     pub(super) fn deliver(&self, app_id: &str, channel: &str, inbound: Inbound<'_>, received: Instant) {
-        let Some(app) = self.apps.by_id(app_id) else { return };
+        let apps = self.apps.load();
+        let Some(app) = apps.by_id(app_id) else { return };
         match inbound {
             Inbound::Broadcast(broadcast) if channel == CONSOLE_CHANNEL => {
                 // The console's own entries: to its watchers, outside the app's message metrics.
@@ -143,7 +144,8 @@ impl Node {
 
     /// A Laravel broadcast on a cache channel: kept as the channel's last event.
     pub(super) fn keep_cache_event(&self, app_id: &str, channel: &str, payload: &[u8]) {
-        let Some(app) = self.apps.by_id(app_id) else { return };
+        let apps = self.apps.load();
+        let Some(app) = apps.by_id(app_id) else { return };
         if let Some(broadcast) = laravel_broadcast(app, channel, payload) {
             self.cache
                 .store(&app.config.id, channel, broadcast.frame, app.config.cache_ttl);

@@ -73,7 +73,7 @@ impl Node {
         loop {
             tick.tick().await;
             let Some(node) = node.upgrade() else { return };
-            let apps: Vec<&Arc<App>> = node.apps.iter().collect();
+            let apps = node.apps();
             let counts = apps
                 .iter()
                 .map(|app| node.stats.subscription_count(&app.config.id, CONSOLE_CHANNEL));
@@ -95,7 +95,7 @@ impl Node {
                     messages_out: counts.1.saturating_sub(before.1),
                 };
                 // Outside the cap: a busy app must not make the nodes seem to vanish from the dashboard.
-                node.publish_entry(app, &ConsoleEntry::now(&node.node_id, report));
+                node.publish_entry(&app, &ConsoleEntry::now(&node.node_id, report));
             }
         }
     }

@@ -37,8 +37,8 @@ impl BackendEvents for NodeEvents {
         Box::pin(async move {
             let Some(node) = node else { return };
             for gone in left {
-                if let Some(app) = node.apps.by_id(&gone.app_id) {
-                    node.member_removed(app, &gone.channel, &gone.user_id, gone.version, gone.join_announced)
+                if let Some(app) = node.app_by_id(&gone.app_id) {
+                    node.member_removed(&app, &gone.channel, &gone.user_id, gone.version, gone.join_announced)
                         .await;
                 }
             }
@@ -50,9 +50,9 @@ impl BackendEvents for NodeEvents {
         Box::pin(async move {
             let Some(node) = node else { return };
             for back in returned {
-                if let Some(app) = node.apps.by_id(&back.app_id) {
+                if let Some(app) = node.app_by_id(&back.app_id) {
                     let except = Some(back.socket_id.clone());
-                    node.member_added(app, &back.channel, &back.member, except, back.version)
+                    node.member_added(&app, &back.channel, &back.member, except, back.version)
                         .await;
                 }
             }
@@ -65,7 +65,7 @@ impl BackendEvents for NodeEvents {
             if is_internal(&t.channel) {
                 continue;
             }
-            let Some(app) = node.apps.by_id(&t.app_id) else {
+            let Some(app) = node.app_by_id(&t.app_id) else {
                 continue;
             };
             let event = if t.occupied {
@@ -73,7 +73,7 @@ impl BackendEvents for NodeEvents {
             } else {
                 WebhookEvent::channel_vacated(&t.channel)
             };
-            node.emit_webhook(app, event);
+            node.emit_webhook(&app, event);
         }
     }
 }

@@ -13,10 +13,12 @@ mod console;
 mod events;
 mod presence;
 mod queries;
+mod reload;
 mod subscriptions;
 
 pub use broadcasts::Source;
 pub use console::ConsoleWatch;
+pub use reload::Reloaded;
 
 use crate::app::{App, AppRegistry};
 use crate::backbone::Backbone;
@@ -75,7 +77,10 @@ pub struct Seat {
 /// Everything the connections of one node share, and the only way to change what the cluster sees.
 pub struct Node {
     node_id: String,
-    apps: AppRegistry,
+    /// Swapped whole by a reload; read without a lock.
+    apps: arc_swap::ArcSwap<AppRegistry>,
+    /// Counts reloads, so a session notices that its app's settings may have changed.
+    generation: std::sync::atomic::AtomicU64,
     backbone: Arc<dyn Backbone>,
     presence: Arc<dyn PresenceStore>,
     stats: Arc<dyn ClusterStats>,
@@ -111,7 +116,8 @@ impl Node {
             } = backends(events);
             Node {
                 node_id,
-                apps: AppRegistry::new(apps),
+                apps: arc_swap::ArcSwap::from_pointee(AppRegistry::new(apps)),
+                generation: Default::default(),
                 backbone,
                 presence,
                 stats,
@@ -140,17 +146,17 @@ impl Node {
     }
 
     /// The app a WebSocket or auth request names by key.
-    pub fn app_by_key(&self, key: &str) -> Option<&Arc<App>> {
-        self.apps.by_key(key)
+    pub fn app_by_key(&self, key: &str) -> Option<Arc<App>> {
+        self.apps.load().by_key(key).cloned()
     }
 
     /// The app an HTTP API request names by id.
-    pub fn app_by_id(&self, id: &str) -> Option<&Arc<App>> {
-        self.apps.by_id(id)
+    pub fn app_by_id(&self, id: &str) -> Option<Arc<App>> {
+        self.apps.load().by_id(id).cloned()
     }
 
-    pub fn apps(&self) -> impl Iterator<Item = &Arc<App>> {
-        self.apps.iter()
+    pub fn apps(&self) -> Vec<Arc<App>> {
+        self.apps.load().iter().cloned().collect()
     }
 
     /// The webhook outbox, for the task that delivers it.

@@ -197,6 +197,7 @@ impl Dashboard {
         if let ["apps"] = rest {
             let apps: Vec<_> = node
                 .apps()
+                .into_iter()
                 .filter(|a| scope.covers(&a.config.id))
                 .map(|a| serde_json::json!({ "id": a.config.id, "key": a.config.key }))
                 .collect();
@@ -207,7 +208,7 @@ impl Dashboard {
             return error(404, "Not found");
         };
         // An app outside the caller's scope is as unknown as one that does not exist.
-        let Some(app) = node.app_by_id(app_id).filter(|a| scope.covers(&a.config.id)).cloned() else {
+        let Some(app) = node.app_by_id(app_id).filter(|a| scope.covers(&a.config.id)) else {
             return error(404, &format!("Unknown app id {app_id:?}"));
         };
         match (req.method(), *what) {
