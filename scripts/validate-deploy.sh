@@ -385,7 +385,11 @@ def helm_reload():
         fail("a change of apps.extra rolls the pods instead of reaching them as a reload")
     if checksum(one) == checksum(other_default):
         fail("a change of apps.default (environment variables) does not roll the pods")
-    print("apps.extra changes are reloaded in place; apps.default changes roll the pods")
+    from_secret = {"apps": {"extra": [{"id": "b", "key": "k", "secretsFrom": {"secret": {"name": "n", "key": "s"}}}]}}
+    moved = {"apps": {"extra": [{"id": "a", "key": "ka", "secret": "s"}] + from_secret["apps"]["extra"]}}
+    if checksum(from_secret) == checksum(moved):
+        fail("an app with secretsFrom moved in apps.extra (its variables are named by position) does not roll the pods")
+    print("apps.extra changes are reloaded in place; apps.default, secretsFrom and dashboard tokens roll the pods")
 
 
 def load_dir(d):

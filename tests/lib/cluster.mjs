@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startRedis, startHerald, freePort, waitFor, readyzStatus, httpGet } from './harness.mjs';
+import { startRedis, startHerald, freePort, waitFor, readyzStatus, httpGet, rawClient } from './harness.mjs';
 
 const children = new Set();
 process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } } });
@@ -85,3 +85,14 @@ export async function startCluster({ n = 3, env = {}, lb = true } = {}) {
 }
 
 export { httpGet };
+
+/** True when every node in `nodes` establishes a connection with the app key `key` (each closed again). */
+export async function acceptedByEveryNode(nodes, key) {
+  for (const n of nodes) {
+    const c = await rawClient(n.port, key, undefined, { established: false });
+    const first = await Promise.race([c.next('pusher:connection_established', 3000).then(() => 'ok'), c.closed.then((x) => x.code)]);
+    c.close();
+    if (first !== 'ok') return false;
+  }
+  return true;
+}

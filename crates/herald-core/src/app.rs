@@ -73,6 +73,25 @@ pub const DEFAULT_AUTH_HEADERS: &[&str] = &[
 ];
 
 impl AppConfig {
+    /// True when both have the same settings (secrets still in their overlap left aside).
+    pub fn same_settings(&self, other: &AppConfig) -> bool {
+        let strip = |c: &AppConfig| AppConfig {
+            retired_secrets: Vec::new(),
+            ..c.clone()
+        };
+        strip(self) == strip(other)
+    }
+
+    /// The secret webhooks are signed with: during an overlap the replaced one, which the app still holds
+    /// until it moves to the new one (see docs/configuration.md, reloading).
+    pub fn signing_secret(&self) -> &str {
+        let now = std::time::Instant::now();
+        self.retired_secrets
+            .iter()
+            .find(|(_, until)| now < *until)
+            .map_or(self.secret.as_str(), |(s, _)| s.as_str())
+    }
+
     /// Every secret a signature may be made with now: the current one, then retired ones still in their
     /// overlap.
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
@@ -194,9 +213,9 @@ impl App {
         }
     }
 
-    /// The same app with new settings: the same channels, metrics, console and connections.
+    /// The same app with new settings: the same channels, metrics, console and connections. Its connections
+    /// hear of a change of `enabled` from [`App::apply_enabled`], once the new settings are in place.
     pub fn reconfigured(&self, config: AppConfig) -> Self {
-        self.disabled.send_replace(!config.enabled);
         App {
             config,
             channels: self.channels.clone(),
@@ -213,7 +232,14 @@ impl App {
 
     /// Closes every connection to the app (it was removed).
     pub fn disable(&self) {
-        self.disabled.send_replace(true);
+        self.disabled.send_if_modified(|d| !std::mem::replace(d, true));
+    }
+
+    /// Tells the app's connections whether it is enabled now (only when that changed).
+    pub fn apply_enabled(&self) {
+        let disabled = !self.config.enabled;
+        self.disabled
+            .send_if_modified(|d| std::mem::replace(d, disabled) != disabled);
     }
 
     /// Delivers a broadcast to this node's subscribers of `channel` and records the fan-out;

@@ -65,12 +65,24 @@ impl Session {
     /// last settings until the connection closes.
     fn follow_reload(&mut self) {
         let generation = self.node.generation();
-        if generation != self.generation {
-            self.generation = generation;
-            if let Some(app) = self.node.app_by_id(&self.app.config.id) {
-                self.app = app;
-            }
+        if generation == self.generation {
+            return;
         }
+        self.generation = generation;
+        // Only the same app with new settings (the same channels); an app removed and added again is
+        // another app, which this connection never joined.
+        let Some(app) = self
+            .node
+            .app_by_id(&self.app.config.id)
+            .filter(|app| Arc::ptr_eq(&app.channels, &self.app.channels))
+        else {
+            return;
+        };
+        if app.config.client_event_rate != self.app.config.client_event_rate {
+            let rate = app.config.client_event_rate;
+            self.client_events = RateLimiter::new(rate, rate);
+        }
+        self.app = app;
     }
 
     /// Queues `pusher:connection_established`.

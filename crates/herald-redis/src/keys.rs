@@ -74,6 +74,12 @@ pub fn node_webhooks(node_id: &str) -> String {
 /// The ids of the nodes that have a webhook outbox stream, so survivors find a dead node's.
 pub const WEBHOOK_OUTBOXES: &str = "herald:webhook_outboxes";
 
+/// Apps kept in Redis (`herald apps`): app id -> the app's settings as JSON.
+pub const APPS: &str = "herald:apps";
+
+/// Replaced by a new random value with every change of [`APPS`].
+pub const APPS_VERSION: &str = "herald:apps:version";
+
 /// A random value set once per Redis dataset; when it changes or disappears, Redis lost its data.
 pub const EPOCH: &str = "herald:epoch";
 

@@ -5,6 +5,7 @@
 //!
 //! [`node`] builds a node on Redis the way `Node::embedded` builds one in memory.
 
+pub mod app_store;
 pub mod connection;
 pub mod endpoint;
 pub mod envelope;
@@ -16,6 +17,7 @@ pub mod redis_presence;
 pub mod redis_stats;
 pub mod redis_webhook_outbox;
 
+pub use app_store::AppStore;
 pub use endpoint::{Endpoint, SentinelUrl};
 pub use redis_backbone::RedisBackbone;
 pub use redis_cache::RedisCache;

@@ -107,6 +107,9 @@ pub struct Flags {
     /// Turns on the debug dashboard for every app: the token that opens it (at least 16 characters).
     #[arg(long, env = "HERALD_DASHBOARD_TOKEN", hide_env_values = true)]
     pub dashboard_token: Option<String>,
+    /// Also keep apps in Redis, managed with `herald apps` (every node follows changes within a second)
+    #[arg(long, env = "HERALD_REDIS_APPS")]
+    pub redis_apps: Option<bool>,
     /// Seconds a replaced app secret stays accepted after a reload [default: 300]
     #[arg(long, env = "HERALD_SECRET_OVERLAP_SECS")]
     pub secret_overlap_secs: Option<u64>,
@@ -277,6 +280,8 @@ struct FileTls {
 #[serde(deny_unknown_fields)]
 struct FileRedis {
     url: Option<String>,
+    /// Apps also kept in Redis (`herald apps`).
+    apps: Option<bool>,
     prefix: Option<Prefixes>,
     ca_file: Option<PathBuf>,
     client_cert_file: Option<PathBuf>,
@@ -426,6 +431,62 @@ fn expand_string(s: &str, at: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// One `[[apps]]` table (from the file, or an app kept in Redis) as an app's settings, checked; `at` names it
+/// in errors. Also returns its own dashboard token.
+fn file_app(app: FileApp, at: &str, global_prefixes: &[String]) -> Result<(AppConfig, Option<String>), String> {
+    let mut config = AppConfig::new(app.id, app.key, app.secret);
+    let defaults = config.clone();
+    config.client_events = app.client_events.unwrap_or(defaults.client_events);
+    config.client_event_rate = app.client_event_rate.unwrap_or(defaults.client_event_rate);
+    config.max_channels_per_connection = app
+        .max_channels_per_connection
+        .unwrap_or(defaults.max_channels_per_connection);
+    config.max_presence_members = app.max_presence_members.unwrap_or(defaults.max_presence_members);
+    config.max_member_size = app.max_member_size.unwrap_or(defaults.max_member_size);
+    config.max_event_data_size = app.max_event_data_size.unwrap_or(defaults.max_event_data_size);
+    config.redis_prefixes = app
+        .redis_prefix
+        .map(Prefixes::into_vec)
+        .unwrap_or_else(|| global_prefixes.to_vec());
+    config.max_connections = app.max_connections;
+    config.max_api_requests_per_second = app.max_api_requests_per_second;
+    config.allowed_origins = app.allowed_origins.unwrap_or_default();
+    if app.signin_timeout_secs == Some(0) {
+        return Err(format!("{at}.signin_timeout_secs must be greater than 0"));
+    }
+    config.signin_timeout = app.signin_timeout_secs.map(Duration::from_secs);
+    config.auth_url = app.auth_url;
+    config.user_auth_url = app.user_auth_url;
+    if let Some(ms) = app.auth_timeout_ms {
+        config.auth_timeout = Duration::from_millis(ms);
+    }
+    if let Some(headers) = app.auth_headers {
+        config.auth_headers = headers.iter().map(|h| h.to_ascii_lowercase()).collect();
+    }
+    for (j, hook) in app.webhooks.unwrap_or_default().into_iter().enumerate() {
+        let target = webhook_target(
+            hook.url,
+            hook.events,
+            hook.channel_prefix,
+            &format!("{at}.webhooks[{j}]"),
+        )?;
+        config.webhooks.push(target);
+    }
+    if let Some(secs) = app.cache_ttl_secs {
+        config.cache_ttl = Duration::from_secs(secs);
+    }
+    config.enabled = app.enabled.unwrap_or(true);
+    if let Some(key) = app.encryption_master_key {
+        config.encryption_master_key = Some(master_key(&key, &format!("{at}.encryption_master_key"))?);
+    }
+    validate_app(&config, at)?;
+    let token = match app.dashboard_token {
+        Some(token) => Some(dashboard_token(token, &format!("{at}.dashboard_token"))?),
+        None => None,
+    };
+    Ok((config, token))
+}
+
 /// The log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -434,7 +495,7 @@ pub enum LogFormat {
 }
 
 /// Everything the server needs, validated.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub host: String,
     pub port: u16,
@@ -472,6 +533,12 @@ pub struct Config {
     pub file: Option<PathBuf>,
     /// How long a secret replaced by a reload stays accepted.
     pub secret_overlap: Duration,
+    /// Apps are also kept in Redis (`herald apps`).
+    pub redis_apps: bool,
+    /// How many of `apps` come from the config file.
+    pub file_apps: usize,
+    /// The Redis prefixes of apps that name none.
+    pub default_prefixes: Vec<String>,
 }
 
 /// The debug dashboard: where it is served and the tokens that open it.
@@ -498,6 +565,38 @@ impl Config {
     pub fn local_url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         format!("{scheme}://{}:{}", self.local_host(), self.port)
+    }
+}
+
+impl Config {
+    /// Apps kept in Redis (id, JSON of an `[[apps]]` table), checked like the file's; a record that does
+    /// not pass is left out and named in the second list.
+    pub fn apps_from_store(&self, records: &[(String, String)]) -> (Vec<AppConfig>, Vec<String>) {
+        let mut apps = Vec::new();
+        let mut errors = Vec::new();
+        for (id, json) in records {
+            let at = format!("app {id:?} in Redis");
+            let parsed = serde_json::from_str::<FileApp>(json).map_err(|e| format!("{at}: {e}"));
+            match parsed.and_then(|app| file_app(app, &at, &self.default_prefixes)) {
+                Ok((app, _)) if &app.id != id => errors.push(format!("{at}: its id says {:?}", app.id)),
+                Ok((app, _)) => apps.push(app),
+                Err(e) => errors.push(e),
+            }
+        }
+        (apps, errors)
+    }
+
+    /// This configuration's apps with those kept in Redis (an id in both: this configuration's), checked
+    /// together (ids, keys and Redis prefixes of their own).
+    pub fn with_stored_apps(&self, stored: Vec<AppConfig>) -> Result<Vec<AppConfig>, String> {
+        let mut apps = self.apps.clone();
+        for app in stored {
+            if !apps.iter().any(|a| a.id == app.id) {
+                apps.push(app);
+            }
+        }
+        check_unique(&apps, self.redis_url.is_some())?;
+        Ok(apps)
     }
 }
 
@@ -643,64 +742,23 @@ impl Config {
             },
         };
 
+        let redis_apps = flags.redis_apps.or(file_redis.apps).unwrap_or(false);
+        if redis_apps && redis_url.is_none() {
+            return Err("HERALD_REDIS_APPS ([redis] apps) keeps apps in Redis: set HERALD_REDIS_URL too".into());
+        }
+        let default_prefixes = global_prefixes.clone();
         let mut warnings = Vec::new();
         let mut apps = Vec::new();
         let mut app_tokens = Vec::new();
         for (i, app) in file.apps.into_iter().enumerate() {
-            let mut config = AppConfig::new(app.id, app.key, app.secret);
-            let defaults = config.clone();
-            config.client_events = app.client_events.unwrap_or(defaults.client_events);
-            config.client_event_rate = app.client_event_rate.unwrap_or(defaults.client_event_rate);
-            config.max_channels_per_connection = app
-                .max_channels_per_connection
-                .unwrap_or(defaults.max_channels_per_connection);
-            config.max_presence_members = app.max_presence_members.unwrap_or(defaults.max_presence_members);
-            config.max_member_size = app.max_member_size.unwrap_or(defaults.max_member_size);
-            config.max_event_data_size = app.max_event_data_size.unwrap_or(defaults.max_event_data_size);
-            config.redis_prefixes = app
-                .redis_prefix
-                .map(Prefixes::into_vec)
-                .unwrap_or_else(|| global_prefixes.clone());
-            let at = format!("apps[{i}]");
-            config.max_connections = app.max_connections;
-            config.max_api_requests_per_second = app.max_api_requests_per_second;
-            config.allowed_origins = app.allowed_origins.unwrap_or_default();
-            if app.signin_timeout_secs == Some(0) {
-                return Err(format!("{at}.signin_timeout_secs must be greater than 0"));
-            }
-            config.signin_timeout = app.signin_timeout_secs.map(Duration::from_secs);
-            config.auth_url = app.auth_url;
-            config.user_auth_url = app.user_auth_url;
-            if let Some(ms) = app.auth_timeout_ms {
-                config.auth_timeout = Duration::from_millis(ms);
-            }
-            if let Some(headers) = app.auth_headers {
-                config.auth_headers = headers.iter().map(|h| h.to_ascii_lowercase()).collect();
-            }
-            for (j, hook) in app.webhooks.unwrap_or_default().into_iter().enumerate() {
-                let target = webhook_target(
-                    hook.url,
-                    hook.events,
-                    hook.channel_prefix,
-                    &format!("{at}.webhooks[{j}]"),
-                )?;
-                config.webhooks.push(target);
-            }
-            if let Some(secs) = app.cache_ttl_secs {
-                config.cache_ttl = Duration::from_secs(secs);
-            }
-            config.enabled = app.enabled.unwrap_or(true);
-            if let Some(key) = app.encryption_master_key {
-                config.encryption_master_key = Some(master_key(&key, &format!("{at}.encryption_master_key"))?);
-            }
-            validate_app(&config, &at)?;
-            if let Some(token) = app.dashboard_token {
-                let token = dashboard_token(token, &format!("{at}.dashboard_token"))?;
+            let (config, token) = file_app(app, &format!("apps[{i}]"), &global_prefixes)?;
+            if let Some(token) = token {
                 app_tokens.push((config.id.clone(), token));
             }
             apps.push(config);
         }
 
+        let file_apps = apps.len();
         let given = |v: Option<String>| v.filter(|s| !s.is_empty());
         let mut from_laravel = Vec::new();
         let mut fallback = |flag: Option<String>, names: &[&'static str]| {
@@ -732,7 +790,8 @@ impl Config {
             (None, None, None) => {}
             _ => return Err("HERALD_APP_ID, HERALD_APP_KEY and HERALD_APP_SECRET must be set together".into()),
         }
-        if apps.is_empty() {
+        // With apps in Redis, no app in the file or the environment is fine: no development app then.
+        if apps.is_empty() && !redis_apps {
             dev_app = true;
             let mut config = AppConfig::new("app-id", "app-key", "app-secret");
             config.redis_prefixes = global_prefixes;
@@ -907,9 +966,18 @@ impl Config {
             },
             app_tokens,
         };
+        let secret_overlap_secs = flags.secret_overlap_secs.or(file.secret_overlap_secs).unwrap_or(300);
+        if secret_overlap_secs > 7 * 24 * 3600 {
+            return Err(format!(
+                "secret_overlap_secs (HERALD_SECRET_OVERLAP_SECS) is {secret_overlap_secs}; it must be at most 604800 (a week)"
+            ));
+        }
         Ok(Config {
+            redis_apps,
+            file_apps,
+            default_prefixes,
             file: config_path,
-            secret_overlap: Duration::from_secs(flags.secret_overlap_secs.or(file.secret_overlap_secs).unwrap_or(300)),
+            secret_overlap: Duration::from_secs(secret_overlap_secs),
             dashboard,
             host,
             port,

@@ -169,7 +169,7 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
         tokio::spawn(accept_loop(probes, probe_server, None, std::future::pending()));
     }
     isolation::spawn(server.node.clone(), shutdown.clone(), config.isolation_timeout);
-    reload::spawn(server.node.clone(), args, config.file.clone(), config.secret_overlap);
+    reload::spawn(server.node.clone(), args, config.clone());
     let accepting = tokio::spawn(accept_loop(
         listener,
         server.clone(),

@@ -54,7 +54,7 @@ pub fn spawn(node: Arc<Node>, client: AppClient) {
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis());
                     let body = serde_json::json!({ "time_ms": time_ms as u64, "events": wanted }).to_string();
-                    let signature = signature::hmac_hex(&app.config.secret, body.as_bytes());
+                    let signature = signature::hmac_hex(app.config.signing_secret(), body.as_bytes());
                     let (client, url, key, app_id) = (
                         client.clone(),
                         target.url.clone(),

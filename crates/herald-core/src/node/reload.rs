@@ -18,6 +18,9 @@ pub struct Reloaded {
     pub removed: Vec<String>,
     /// Apps whose secret changed (the old one is accepted for the overlap).
     pub rotated: Vec<String>,
+    /// Apps whose `redis_prefix` changed: kept as it was until a restart (the node's Redis subscriptions
+    /// were made with the old one, and another app may take it over).
+    pub prefix_kept: Vec<String>,
 }
 
 impl Reloaded {
@@ -40,6 +43,10 @@ impl Node {
                 apps.push(Arc::new(App::new(config)));
                 continue;
             };
+            if config.redis_prefixes != prev.config.redis_prefixes {
+                config.redis_prefixes = prev.config.redis_prefixes.clone();
+                report.prefix_kept.push(config.id.clone());
+            }
             // Secrets still in their overlap carry over; the one just replaced starts its own.
             config.retired_secrets = prev
                 .config
@@ -49,10 +56,12 @@ impl Node {
                 .cloned()
                 .collect();
             if prev.config.secret != config.secret {
-                config.retired_secrets.push((prev.config.secret.clone(), now + overlap));
+                if let Some(until) = now.checked_add(overlap) {
+                    config.retired_secrets.push((prev.config.secret.clone(), until));
+                }
                 report.rotated.push(config.id.clone());
             }
-            if config == prev.config {
+            if config.same_settings(&prev.config) && config.retired_secrets == prev.config.retired_secrets {
                 apps.push(prev.clone());
             } else {
                 report.changed.push(config.id.clone());
@@ -60,19 +69,27 @@ impl Node {
             }
         }
         let registry = AppRegistry::of(apps);
-        for app in old.iter() {
-            if registry.by_id(&app.config.id).is_none() {
-                report.removed.push(app.config.id.clone());
-                app.disable();
-            }
-        }
+        let removed: Vec<Arc<App>> = old
+            .iter()
+            .filter(|app| registry.by_id(&app.config.id).is_none())
+            .cloned()
+            .collect();
         self.apps.store(Arc::new(registry));
         self.generation.fetch_add(1, Ordering::Release);
+        // Connections are told only once the new registry is in place.
+        for app in self.apps.load().iter() {
+            app.apply_enabled();
+        }
+        for app in removed {
+            report.removed.push(app.config.id.clone());
+            app.disable();
+        }
         for list in [
             &mut report.added,
             &mut report.changed,
             &mut report.removed,
             &mut report.rotated,
+            &mut report.prefix_kept,
         ] {
             list.sort();
         }
@@ -109,6 +126,7 @@ mod tests {
                 changed: vec!["a".into()],
                 removed: vec!["b".into()],
                 rotated: vec!["a".into()],
+                prefix_kept: vec![],
             }
         );
         let a_after = n.app_by_id("a").unwrap();
@@ -151,5 +169,17 @@ mod tests {
             ["s2"],
             "an overlap of zero ends at once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_changed_redis_prefix_is_kept_until_a_restart() {
+        let mut a = AppConfig::new("a", "ka", "s");
+        a.redis_prefixes = vec!["a_".into()];
+        let n = node(vec![a.clone()]);
+        let mut moved = a.clone();
+        moved.redis_prefixes = vec!["b_".into()];
+        let report = n.reload(vec![moved], Duration::from_secs(60));
+        assert_eq!(report.prefix_kept, vec!["a".to_string()]);
+        assert_eq!(n.app_by_id("a").unwrap().config.redis_prefixes, vec!["a_".to_string()]);
     }
 }

@@ -1,8 +1,9 @@
 //! The `herald` subcommands for a terminal: `send` (an event through the HTTP API with the configured
-//! credentials), `tail` (the dashboard's console, filtered, in the terminal) and `check` (the configuration,
-//! Redis, and optionally the app's auth endpoint). Each reads the configuration exactly as the server does
+//! credentials), `tail` (the dashboard's console, filtered, in the terminal), `check` (the configuration,
+//! Redis, and optionally the app's auth endpoint) and `apps` (the apps kept in Redis). Each reads the configuration exactly as the server does
 //! (flags, `HERALD_*`, the file, Laravel's names), so what they report is what a node would use.
 
+mod apps;
 mod check;
 mod send;
 mod tail;
@@ -12,7 +13,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// The subcommands, by the name typed after `herald`.
-pub const NAMES: [&str; 3] = ["send", "tail", "check"];
+pub const NAMES: [&str; 4] = ["send", "tail", "check", "apps"];
 
 /// Options every subcommand takes.
 #[derive(Debug, clap::Args)]
@@ -75,6 +76,7 @@ pub fn run(args: Vec<OsString>) -> i32 {
     let result = match name.as_str() {
         "send" => runtime.block_on(send::run(parse(rest()))),
         "tail" => runtime.block_on(tail::run(parse(rest()))),
+        "apps" => runtime.block_on(apps::run(parse(rest()))),
         _ => runtime.block_on(check::run(parse(rest()))),
     };
     match result {

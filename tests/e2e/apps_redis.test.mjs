@@ -1,0 +1,130 @@
+// Apps kept in Redis and managed with `herald apps`, on three nodes sharing one Redis: a created app accepts
+// connections and HTTP API calls on every node within a second; a secret rotated mid-traffic breaks nobody;
+// a disabled app's clients are closed with 4003; a bad change is refused before it is stored; a Redis that
+// restarts without its data does not make the known apps unknown.
+import { describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import {
+  e2e, waitFor, rawClient, pusherServer, closeClients, autoCloseClients, sleep, HERALD_BIN, LARAVEL_FALLBACKS,
+} from '../lib/harness.mjs';
+import { startCluster, acceptedByEveryNode } from '../lib/cluster.mjs';
+
+const skip = process.env.HERALD_TEST_MODE === 'embedded' && 'HERALD_TEST_MODE=embedded';
+
+describe('apps kept in Redis (herald apps)', { skip }, () => {
+  let cluster;
+  const apps = (...args) => {
+    const env = Object.fromEntries(Object.entries(process.env)
+      .filter(([k]) => !k.startsWith('HERALD_') && !LARAVEL_FALLBACKS.includes(k)));
+    const r = spawnSync(HERALD_BIN, ['apps', ...args], {
+      env: { ...env, HERALD_REDIS_URL: cluster.redis.url, HERALD_REDIS_APPS: 'true', HERALD_SECRET_OVERLAP_SECS: '60' },
+      encoding: 'utf8', timeout: 15000,
+    });
+    return { code: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+  const field = (out, name) => new RegExp(`^${name}\\t(\\S+)$`, 'm').exec(out)?.[1];
+  const acceptedEverywhere = (key) => acceptedByEveryNode(cluster.nodes, key);
+  let shop;
+
+  before(async () => {
+    cluster = await startCluster({ n: 3, lb: false, env: { HERALD_REDIS_APPS: 'true', HERALD_SECRET_OVERLAP_SECS: '60' } });
+  });
+  after(async () => {
+    await closeClients();
+    await cluster?.stop();
+  });
+  autoCloseClients();
+
+  e2e('an app created with herald apps create works on every node within a second', async () => {
+    const created = apps('create', '--id', 'shop', '--set', 'redis_prefix=shop_', '--set', 'max_connections=100');
+    assert.equal(created.code, 0, created.out);
+    const started = Date.now();
+    shop = { key: field(created.out, 'key'), secret: field(created.out, 'secret') };
+    assert.match(shop.key, /^[0-9a-f]{20}$/);
+    assert.match(shop.secret, /^[0-9a-f]{40}$/);
+    await waitFor(() => acceptedEverywhere(shop.key), { timeout: 3000, interval: 50, what: 'the new app on every node' });
+    const took = Date.now() - started;
+    assert.ok(took < 1500, `accepted on every node ${took} ms after herald apps create`);
+    const client = await rawClient(cluster.nodes[0].port, shop.key);
+    await client.subscribeOk('orders');
+    await pusherServer(cluster.nodes[2].port, { appId: 'shop', key: shop.key, secret: shop.secret })
+      .trigger('orders', 'shipped', { id: 7 });
+    assert.deepEqual(JSON.parse((await client.next('shipped')).data), { id: 7 });
+    const list = apps('list');
+    assert.match(list.out, new RegExp(`^shop\\tkey ${shop.key}\\tenabled$`, 'm'));
+    const shown = apps('show', 'shop');
+    assert.match(shown.out, /"secret": "\*\*\*\*\*\*\*\*"/);
+    assert.match(shown.out, /"max_connections": 100/);
+    console.log(`a created app accepted on all three nodes ${took} ms after herald apps create`);
+  });
+
+  e2e('a bad change is refused before it is stored, with the reason', async () => {
+    const bad = apps('update', 'shop', '--set', 'max_presence_memberz=3');
+    assert.equal(bad.code, 2);
+    assert.match(bad.out, /app "shop" in Redis: unknown field `max_presence_memberz`/);
+    const clash = apps('create', '--id', 'blog', '--key', shop.key, '--set', 'redis_prefix=blog_');
+    assert.equal(clash.code, 2);
+    assert.match(clash.out, /key/);
+    assert.match(apps('show', 'shop').out, /"max_connections": 100/, 'unchanged');
+  });
+
+  e2e('a secret rotated mid-traffic breaks nobody; the new one works at once', async () => {
+    const watcher = await rawClient(cluster.nodes[1].port, shop.key);
+    await watcher.subscribeOk('ticks');
+    let stop = false;
+    let sent = 0;
+    const failures = [];
+    const traffic = (async () => {
+      while (!stop) {
+        try {
+          await pusherServer(cluster.nodes[sent % 3].port, { appId: 'shop', key: shop.key, secret: shop.secret })
+            .trigger('ticks', 'tick', { n: sent });
+          sent += 1;
+        } catch (e) { failures.push(e.status ?? e.message); }
+        await sleep(50);
+      }
+    })();
+    await sleep(300);
+    const rotated = apps('rotate-secret', 'shop');
+    assert.equal(rotated.code, 0, rotated.out);
+    const fresh = /new secret for app shop: ([0-9a-f]{40})/.exec(rotated.out)[1];
+    await waitFor(async () => {
+      try {
+        await pusherServer(cluster.nodes[0].port, { appId: 'shop', key: shop.key, secret: fresh }).trigger('ticks', 'tick', { n: -1 });
+        return true;
+      } catch { return false; }
+    }, { timeout: 3000, what: 'the new secret accepted' });
+    await sleep(500);
+    stop = true;
+    await traffic;
+    assert.deepEqual(failures, []);
+    await waitFor(() => watcher.frames.filter((f) => f.event === 'tick').length >= sent, { timeout: 5000, what: 'every tick' });
+    shop.secret = fresh;
+  });
+
+  e2e('the known apps survive a Redis restart that lost them', async () => {
+    await cluster.redis.restart();
+    await cluster.allReady(20000);
+    // Every node still takes the app, and its records are back in Redis.
+    assert.ok(await acceptedEverywhere(shop.key));
+    await waitFor(() => /^shop\t/m.test(apps('list').out), { timeout: 5000, what: 'the app put back into Redis' });
+    await pusherServer(cluster.nodes[1].port, { appId: 'shop', key: shop.key, secret: shop.secret }).trigger('x', 'y', {});
+  });
+
+  e2e('a disabled app\'s clients are closed with 4003; delete removes it', async () => {
+    const clients = await Promise.all(cluster.nodes.map((n) => rawClient(n.port, shop.key)));
+    assert.equal(apps('disable', 'shop').code, 0);
+    for (const c of clients) assert.deepEqual(await c.waitClosed(3000), { code: 4003, reason: 'App disabled' });
+    assert.equal(apps('enable', 'shop').code, 0);
+    await waitFor(() => acceptedEverywhere(shop.key), { timeout: 3000, what: 'enabled again' });
+    const last = await rawClient(cluster.nodes[2].port, shop.key);
+    assert.equal(apps('delete', 'shop').code, 0);
+    assert.equal((await last.waitClosed(3000)).code, 4003);
+    // Every node forgets it within a second: its key is unknown again (4001).
+    await waitFor(async () => {
+      const gone = await rawClient(cluster.nodes[0].port, shop.key, undefined, { established: false });
+      return (await gone.waitClosed()).code === 4001;
+    }, { timeout: 3000, what: 'the deleted app unknown' });
+  });
+});
