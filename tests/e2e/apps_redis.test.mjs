@@ -5,9 +5,26 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   e2e, waitFor, rawClient, pusherServer, closeClients, autoCloseClients, sleep, HERALD_BIN, LARAVEL_FALLBACKS,
+  hmacHex,
 } from '../lib/harness.mjs';
+
+const ADMIN_TOKEN = 'admin-token-for-the-test-0123';
+
+/** A request to the admin endpoint, signed as the Pusher HTTP API signs (the admin token as the secret). */
+async function admin(port, method, urlPath, body, { token = ADMIN_TOKEN } = {}) {
+  const text = body === undefined ? '' : JSON.stringify(body);
+  const params = { auth_timestamp: String(Math.floor(Date.now() / 1000)), auth_version: '1.0' };
+  if (text) params.body_md5 = createHash('md5').update(text).digest('hex');
+  const sorted = Object.keys(params).sort().map((k) => `${k}=${params[k]}`).join('&');
+  const signature = hmacHex(token, `${method}\n${urlPath}\n${sorted}`);
+  const r = await fetch(`http://127.0.0.1:${port}${urlPath}?${sorted}&auth_signature=${signature}`, {
+    method, body: text || undefined, headers: text ? { 'content-type': 'application/json' } : {},
+  });
+  return { status: r.status, body: await r.json().catch(() => null) };
+}
 import { startCluster, acceptedByEveryNode } from '../lib/cluster.mjs';
 
 const skip = process.env.HERALD_TEST_MODE === 'embedded' && 'HERALD_TEST_MODE=embedded';
@@ -28,7 +45,9 @@ describe('apps kept in Redis (herald apps)', { skip }, () => {
   let shop;
 
   before(async () => {
-    cluster = await startCluster({ n: 3, lb: false, env: { HERALD_REDIS_APPS: 'true', HERALD_SECRET_OVERLAP_SECS: '60' } });
+    cluster = await startCluster({
+      n: 3, lb: false, env: { HERALD_REDIS_APPS: 'true', HERALD_SECRET_OVERLAP_SECS: '60', HERALD_ADMIN_TOKEN: ADMIN_TOKEN },
+    });
   });
   after(async () => {
     await closeClients();
@@ -126,5 +145,28 @@ describe('apps kept in Redis (herald apps)', { skip }, () => {
       const gone = await rawClient(cluster.nodes[0].port, shop.key, undefined, { established: false });
       return (await gone.waitClosed()).code === 4001;
     }, { timeout: 3000, what: 'the deleted app unknown' });
+  });
+
+  e2e('the signed admin endpoint does the same for automation', async () => {
+    const [a, b] = cluster.nodes;
+    assert.equal((await admin(a.port, 'GET', '/herald/admin/apps', undefined, { token: 'not-the-admin-token-x' })).status, 401);
+    const created = await admin(a.port, 'POST', '/herald/admin/apps', { id: 'tenant-7', redis_prefix: 'tenant7_' });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const { key, secret } = created.body.app;
+    await waitFor(() => acceptedEverywhere(key), { timeout: 3000, interval: 50, what: 'the tenant on every node' });
+    await pusherServer(b.port, { appId: 'tenant-7', key, secret }).trigger('x', 'y', {});
+    const listed = await admin(b.port, 'GET', '/herald/admin/apps');
+    assert.deepEqual(listed.body.apps.map((x) => [x.id, x.secret]), [['tenant-7', '********']]);
+    const bad = await admin(b.port, 'PATCH', '/herald/admin/apps/tenant-7', { max_connectionz: 1 });
+    assert.equal(bad.status, 422);
+    assert.match(bad.body.error, /unknown field `max_connectionz`/);
+    const client = await rawClient(cluster.nodes[2].port, key);
+    assert.equal((await admin(b.port, 'PATCH', '/herald/admin/apps/tenant-7', { enabled: false })).status, 200);
+    assert.equal((await client.waitClosed(3000)).code, 4003);
+    const rotated = await admin(a.port, 'POST', '/herald/admin/apps/tenant-7/rotate-secret');
+    assert.match(rotated.body.secret, /^[0-9a-f]{40}$/);
+    assert.equal(rotated.body.overlap_secs, 60);
+    assert.equal((await admin(a.port, 'DELETE', '/herald/admin/apps/tenant-7')).status, 200);
+    assert.equal((await admin(a.port, 'GET', '/herald/admin/apps/tenant-7')).status, 404);
   });
 });

@@ -110,6 +110,10 @@ pub struct Flags {
     /// Also keep apps in Redis, managed with `herald apps` (every node follows changes within a second)
     #[arg(long, env = "HERALD_REDIS_APPS")]
     pub redis_apps: Option<bool>,
+    /// Turns on the admin HTTP endpoint (/herald/admin/apps) for apps kept in Redis: the token requests are
+    /// signed with (at least 16 characters)
+    #[arg(long, env = "HERALD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
     /// Seconds a replaced app secret stays accepted after a reload [default: 300]
     #[arg(long, env = "HERALD_SECRET_OVERLAP_SECS")]
     pub secret_overlap_secs: Option<u64>,
@@ -257,6 +261,7 @@ struct FileConfig {
     tls: Option<FileTls>,
     dashboard: Option<FileDashboard>,
     secret_overlap_secs: Option<u64>,
+    admin_token: Option<String>,
     app_ca_file: Option<PathBuf>,
     #[serde(default)]
     apps: Vec<FileApp>,
@@ -481,7 +486,7 @@ fn file_app(app: FileApp, at: &str, global_prefixes: &[String]) -> Result<(AppCo
     }
     validate_app(&config, at)?;
     let token = match app.dashboard_token {
-        Some(token) => Some(dashboard_token(token, &format!("{at}.dashboard_token"))?),
+        Some(token) => Some(strong_token(token, &format!("{at}.dashboard_token"))?),
         None => None,
     };
     Ok((config, token))
@@ -537,6 +542,8 @@ pub struct Config {
     pub redis_apps: bool,
     /// How many of `apps` come from the config file.
     pub file_apps: usize,
+    /// Signs the admin HTTP endpoint's requests (None: the endpoint is off).
+    pub admin_token: Option<String>,
     /// The Redis prefixes of apps that name none.
     pub default_prefixes: Vec<String>,
 }
@@ -606,8 +613,8 @@ impl DashboardConfig {
     }
 }
 
-/// A dashboard token, refused when it is too short to keep out a guesser.
-fn dashboard_token(token: String, at: &str) -> Result<String, String> {
+/// A dashboard or admin token, refused when it is too short to keep out a guesser.
+fn strong_token(token: String, at: &str) -> Result<String, String> {
     if token.chars().count() < 16 {
         return Err(format!(
             "{at} must be at least 16 characters long; generate one with: openssl rand -hex 24"
@@ -960,8 +967,8 @@ impl Config {
                 (None, None) => "/herald/dashboard".into(),
             },
             token: match (flags.dashboard_token.filter(|t| !t.is_empty()), file_dashboard.token) {
-                (Some(token), _) => Some(dashboard_token(token, "HERALD_DASHBOARD_TOKEN")?),
-                (None, Some(token)) => Some(dashboard_token(token, "[dashboard] token")?),
+                (Some(token), _) => Some(strong_token(token, "HERALD_DASHBOARD_TOKEN")?),
+                (None, Some(token)) => Some(strong_token(token, "[dashboard] token")?),
                 (None, None) => None,
             },
             app_tokens,
@@ -972,7 +979,18 @@ impl Config {
                 "secret_overlap_secs (HERALD_SECRET_OVERLAP_SECS) is {secret_overlap_secs}; it must be at most 604800 (a week)"
             ));
         }
+        let admin_token = match (flags.admin_token.filter(|t| !t.is_empty()), file.admin_token) {
+            (Some(token), _) => Some(strong_token(token, "HERALD_ADMIN_TOKEN")?),
+            (None, Some(token)) => Some(strong_token(token, "admin_token")?),
+            (None, None) => None,
+        };
+        if admin_token.is_some() && !redis_apps {
+            return Err(
+                "HERALD_ADMIN_TOKEN (admin_token) manages apps kept in Redis: set HERALD_REDIS_APPS=true too".into(),
+            );
+        }
         Ok(Config {
+            admin_token,
             redis_apps,
             file_apps,
             default_prefixes,

@@ -47,6 +47,9 @@ pub struct Server {
     pub auth_bodies: crate::body_reader::BodyReader,
     /// The address this connection came from (the load balancer's, behind one).
     pub peer: Option<std::net::IpAddr>,
+    /// The apps kept in Redis and the token that signs admin requests, when the admin endpoint is on.
+    pub admin: Option<Arc<crate::app_admin::AppAdmin>>,
+    pub admin_token: Option<Arc<str>>,
     /// The debug dashboard, when a token turns it on.
     pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
@@ -105,6 +108,9 @@ impl Server {
                 self.auth(req, matched.param("key"), auth_proxy::Kind::User).await
             }
             (route, _) if route.is_api() => self.api(req, &matched).await,
+            (Route::AdminApps | Route::AdminApp | Route::AdminRotate, _) => {
+                crate::admin::handle(self, req, &matched).await
+            }
             _ => error(405, &format!("{method} is not allowed here")),
         };
         Ok(Self::measured(route.label(), started, response))

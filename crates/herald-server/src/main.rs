@@ -1,7 +1,9 @@
 //! `herald`: starts one node. Reads the configuration, picks the backbone (Redis when `HERALD_REDIS_URL` is
 //! set, in memory otherwise), serves HTTP and WebSockets on one port, and drains on SIGTERM.
 
+mod admin;
 mod api;
+mod app_admin;
 mod auth_proxy;
 mod body_reader;
 mod cli;
@@ -145,6 +147,11 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
         api_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
         auth_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
         peer: None,
+        admin: match &config.admin_token {
+            Some(_) => Some(std::sync::Arc::new(app_admin::AppAdmin::new(config.clone())?)),
+            None => None,
+        },
+        admin_token: config.admin_token.as_deref().map(std::sync::Arc::from),
         dashboard: config
             .dashboard
             .enabled()

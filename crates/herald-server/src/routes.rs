@@ -24,6 +24,12 @@ pub enum Route {
     ApiChannel,
     ApiChannelUsers,
     ApiTerminate,
+    /// `/herald/admin/apps`: list (GET) or create (POST) apps kept in Redis.
+    AdminApps,
+    /// `/herald/admin/apps/{app_id}`: show (GET), change (PATCH) or delete (DELETE) one.
+    AdminApp,
+    /// `/herald/admin/apps/{app_id}/rotate-secret` (POST).
+    AdminRotate,
 }
 
 impl Route {
@@ -43,6 +49,7 @@ impl Route {
             Route::ApiChannel => "api_channel",
             Route::ApiChannelUsers => "api_channel_users",
             Route::ApiTerminate => "api_users",
+            Route::AdminApps | Route::AdminApp | Route::AdminRotate => "admin_apps",
         }
     }
 
@@ -100,6 +107,9 @@ const TABLE: &[(&str, Route)] = &[
         "/apps/{app_id}/users/{user_id}/terminate_connections",
         Route::ApiTerminate,
     ),
+    ("/herald/admin/apps", Route::AdminApps),
+    ("/herald/admin/apps/{app_id}", Route::AdminApp),
+    ("/herald/admin/apps/{app_id}/rotate-secret", Route::AdminRotate),
 ];
 
 const PARAMS: &[&str] = &["key", "app_id", "channel", "user_id"];
