@@ -6,12 +6,15 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import {
   e2e, waitFor, rawClient, pusherServer, closeClients, autoCloseClients, sleep, HERALD_BIN, LARAVEL_FALLBACKS,
-  hmacHex,
+  hmacHex, REPO_ROOT,
 } from '../lib/harness.mjs';
 
 const ADMIN_TOKEN = 'admin-token-for-the-test-0123';
+const DASHBOARD_TOKEN = 'dashboard-token-for-apps-0123';
 
 /** A request to the admin endpoint, signed as the Pusher HTTP API signs (the admin token as the secret). */
 async function admin(port, method, urlPath, body, { token = ADMIN_TOKEN } = {}) {
@@ -46,7 +49,12 @@ describe('apps kept in Redis (herald apps)', { skip }, () => {
 
   before(async () => {
     cluster = await startCluster({
-      n: 3, lb: false, env: { HERALD_REDIS_APPS: 'true', HERALD_SECRET_OVERLAP_SECS: '60', HERALD_ADMIN_TOKEN: ADMIN_TOKEN },
+      n: 3,
+      lb: false,
+      env: {
+        HERALD_REDIS_APPS: 'true', HERALD_SECRET_OVERLAP_SECS: '60', HERALD_ADMIN_TOKEN: ADMIN_TOKEN,
+        HERALD_DASHBOARD_TOKEN: DASHBOARD_TOKEN,
+      },
     });
   });
   after(async () => {
@@ -168,5 +176,44 @@ describe('apps kept in Redis (herald apps)', { skip }, () => {
     assert.equal(rotated.body.overlap_secs, 60);
     assert.equal((await admin(a.port, 'DELETE', '/herald/admin/apps/tenant-7')).status, 200);
     assert.equal((await admin(a.port, 'GET', '/herald/admin/apps/tenant-7')).status, 404);
+  });
+
+  e2e('the dashboard manages them too: create, disable (clients closed with 4003), delete', async () => {
+    const { chromium } = await import('playwright-core');
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+        '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1200 } });
+      page.on('dialog', (d) => d.accept());
+      await page.goto(`http://127.0.0.1:${cluster.nodes[0].port}/herald/dashboard/`);
+      await page.fill('input[name="token"]', DASHBOARD_TOKEN);
+      await Promise.all([page.waitForNavigation(), page.click('form button[type="submit"]')]);
+      await page.waitForSelector('#manage:not([hidden])', { timeout: 10000 });
+      await page.fill('#create-app input[name="id"]', 'from-page');
+      await page.fill('#create-app textarea[name="settings"]', '{"redis_prefix": "frompage_"}');
+      await page.click('#create-app button[type="submit"]');
+      await page.waitForFunction(() => /^Created from-page: key [0-9a-f]{20}, secret [0-9a-f]{40}$/
+        .test(document.getElementById('manage-result').textContent), null, { timeout: 5000 });
+      const key = /key ([0-9a-f]{20})/.exec(await page.textContent('#manage-result'))[1];
+      await waitFor(() => acceptedEverywhere(key), { timeout: 3000, what: 'the app made on the page, on every node' });
+      const client = await rawClient(cluster.nodes[1].port, key);
+      await page.click('#stored-apps tr[data-app="from-page"] button:has-text("Disable")');
+      assert.equal((await client.waitClosed(3000)).code, 4003);
+      await page.waitForSelector('#stored-apps tr[data-app="from-page"] td.no', { timeout: 5000 });
+      fs.mkdirSync(path.join(REPO_ROOT, 'target', 'test-artifacts'), { recursive: true });
+      await page.screenshot({ path: path.join(REPO_ROOT, 'target', 'test-artifacts', 'dashboard-apps.png'), fullPage: true });
+      await page.click('#stored-apps tr[data-app="from-page"] button:has-text("Delete")');
+      await page.waitForFunction(() => !document.querySelector('#stored-apps tr[data-app="from-page"]'), null, { timeout: 5000 });
+      // Without the header the page sends, a change is refused even with the session cookie.
+      const status = await page.evaluate(async () => (await fetch('/herald/dashboard/api/admin/apps', {
+        method: 'POST', body: '{"id":"sneaky"}', headers: { 'content-type': 'application/json' },
+      })).status);
+      assert.equal(status, 403);
+    } finally {
+      await browser.close();
+    }
   });
 });

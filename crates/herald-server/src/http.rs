@@ -47,8 +47,9 @@ pub struct Server {
     pub auth_bodies: crate::body_reader::BodyReader,
     /// The address this connection came from (the load balancer's, behind one).
     pub peer: Option<std::net::IpAddr>,
-    /// The apps kept in Redis and the token that signs admin requests, when the admin endpoint is on.
+    /// The apps kept in Redis (`HERALD_REDIS_APPS`), for the admin endpoint and the dashboard.
     pub admin: Option<Arc<crate::app_admin::AppAdmin>>,
+    /// Signs the admin endpoint's requests; None: that endpoint is off.
     pub admin_token: Option<Arc<str>>,
     /// The debug dashboard, when a token turns it on.
     pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,

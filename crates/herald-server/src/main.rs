@@ -147,9 +147,9 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
         api_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
         auth_bodies: body_reader::BodyReader::new(config.body_timeout, MAX_BODIES_IN_FLIGHT),
         peer: None,
-        admin: match &config.admin_token {
-            Some(_) => Some(std::sync::Arc::new(app_admin::AppAdmin::new(config.clone())?)),
-            None => None,
+        admin: match config.redis_apps {
+            true => Some(std::sync::Arc::new(app_admin::AppAdmin::new(config.clone())?)),
+            false => None,
         },
         admin_token: config.admin_token.as_deref().map(std::sync::Arc::from),
         dashboard: config

@@ -10,6 +10,7 @@
 mod access;
 mod console_stream;
 
+use crate::app_admin::{masked, AdminError};
 use crate::http::{error, full, json, HttpResponse, Server};
 use access::{Access, Proof, Refused, Scope};
 use bytes::Bytes;
@@ -194,6 +195,9 @@ impl Dashboard {
         rest: &[&str],
     ) -> HttpResponse {
         let node = &server.node;
+        if let ["admin", "apps", tail @ ..] = rest {
+            return self.manage_apps(server, req, scope, proof, tail).await;
+        }
         if let ["apps"] = rest {
             let apps: Vec<_> = node
                 .apps()
@@ -250,6 +254,74 @@ impl Dashboard {
                 json(StatusCode::OK, answer)
             }
             Err(e) => error(e.status, &e.message),
+        }
+    }
+}
+
+impl Dashboard {
+    /// `{base}/api/admin/apps…`: the apps kept in Redis, managed from the page (the `herald apps`
+    /// operations), for a session that opens every app; changes only from the page itself.
+    async fn manage_apps(
+        &self,
+        server: &Server,
+        req: Request<Incoming>,
+        scope: &Scope,
+        proof: Proof,
+        tail: &[&str],
+    ) -> HttpResponse {
+        let Some(admin) = server.admin.clone() else {
+            return error(404, "Apps are not kept in Redis on this cluster (HERALD_REDIS_APPS)");
+        };
+        if *scope != Scope::All {
+            return error(
+                403,
+                "Managing apps takes the dashboard token of every app (HERALD_DASHBOARD_TOKEN)",
+            );
+        }
+        let method = req.method().clone();
+        let from_page = req.headers().contains_key("x-herald-dashboard") && same_origin(req.headers());
+        if method != Method::GET && proof == Proof::Cookie && !from_page {
+            return error(403, "Change apps from the dashboard's own page");
+        }
+        let body = match server.api_bodies.read(req, 64 * 1024).await {
+            Ok(body) => body,
+            Err(e) => return error(e.status(), &e.to_string()),
+        };
+        let fields = || match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(serde_json::Value::Object(fields)) => Ok(fields),
+            _ => Err(AdminError::Invalid("send a JSON object of app settings".into())),
+        };
+        let result = match (&method, tail) {
+            (&Method::GET, []) => admin.list().await.map(|apps| {
+                let apps: Vec<_> = apps.into_iter().map(masked).collect();
+                serde_json::json!({ "apps": apps })
+            }),
+            (&Method::POST, []) => match fields() {
+                Ok(fields) => admin.create(fields).await.map(|app| serde_json::json!({ "app": app })),
+                Err(e) => Err(e),
+            },
+            (&Method::PATCH, [id]) => match fields() {
+                Ok(fields) => admin
+                    .update(id, fields)
+                    .await
+                    .map(|app| serde_json::json!({ "app": masked(app) })),
+                Err(e) => Err(e),
+            },
+            (&Method::DELETE, [id]) => admin.delete(id).await.map(|()| serde_json::json!({})),
+            (&Method::POST, [id, "rotate-secret"]) => admin
+                .rotate_secret(id)
+                .await
+                .map(|secret| serde_json::json!({ "secret": secret, "overlap_secs": admin.secret_overlap_secs() })),
+            _ => return error(405, "Not allowed here"),
+        };
+        match result {
+            Ok(body) => {
+                if method != Method::GET {
+                    tracing::info!(%method, app = tail.first().copied().unwrap_or("(new)"), "app changed from the dashboard");
+                }
+                json(StatusCode::OK, body.to_string())
+            }
+            Err(e) => error(e.status(), &e.to_string()),
         }
     }
 }

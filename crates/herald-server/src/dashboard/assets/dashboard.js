@@ -245,9 +245,80 @@ function creator() {
   });
 }
 
+async function manage(method, path, body) {
+  const response = await fetch(`${base}/api/admin/apps${path}`, {
+    method,
+    credentials: 'same-origin',
+    headers: { 'content-type': 'application/json', 'x-herald-dashboard': '1' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+async function refreshStoredApps() {
+  let apps;
+  try { ({ apps } = await manage('GET', '')); } catch { return; } // off, or not this token's to manage
+  $('manage').hidden = false;
+  const body = $('stored-apps').tBodies[0];
+  body.replaceChildren();
+  const result = $('manage-result');
+  const act = (label, run) => {
+    const button = el('button', { type: 'button', text: label });
+    button.addEventListener('click', async () => {
+      try { result.textContent = (await run()) || 'Done.'; } catch (e) { result.textContent = `Not done: ${e.message}`; }
+      refreshStoredApps();
+    });
+    return button;
+  };
+  for (const app of apps) {
+    const enabled = app.enabled !== false;
+    body.append(el('tr', { 'data-app': app.id },
+      el('td', { class: 'mono', text: app.id }),
+      el('td', { class: 'mono', text: app.key }),
+      el('td', { class: enabled ? 'yes' : 'no', text: enabled ? 'enabled' : 'disabled' }),
+      el('td', {},
+        act(enabled ? 'Disable' : 'Enable', () => manage('PATCH', `/${encodeURIComponent(app.id)}`, { enabled: !enabled }).then(() => '')),
+        act('Rotate secret', async () => {
+          const { secret, overlap_secs: overlap } = await manage('POST', `/${encodeURIComponent(app.id)}/rotate-secret`);
+          return `New secret for ${app.id}: ${secret} (the old one works for ${overlap} s more)`;
+        }),
+        act('Delete', async () => {
+          if (!window.confirm(`Delete app ${app.id}? Its clients are disconnected.`)) return 'Kept.';
+          await manage('DELETE', `/${encodeURIComponent(app.id)}`);
+          return `Deleted ${app.id}.`;
+        }))));
+  }
+}
+
+function manager() {
+  $('create-app').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = new FormData(event.target);
+    const result = $('manage-result');
+    let settings;
+    try { settings = JSON.parse(String(form.get('settings') || '{}')); } catch {
+      result.textContent = 'Settings must be a JSON object.';
+      return;
+    }
+    const id = String(form.get('id') || '').trim();
+    if (id) settings.id = id;
+    try {
+      const { app } = await manage('POST', '', settings);
+      result.textContent = `Created ${app.id}: key ${app.key}, secret ${app.secret}`;
+    } catch (e) {
+      result.textContent = `Not created: ${e.message}`;
+    }
+    refreshStoredApps();
+  });
+}
+
 async function start() {
   theme();
   creator();
+  manager();
+  refreshStoredApps();
   $('pause').addEventListener('click', () => {
     state.paused = !state.paused;
     $('pause').textContent = state.paused ? 'Resume' : 'Pause';
