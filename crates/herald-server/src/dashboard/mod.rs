@@ -205,7 +205,9 @@ impl Dashboard {
                 .filter(|a| scope.covers(&a.config.id))
                 .map(|a| serde_json::json!({ "id": a.config.id, "key": a.config.key }))
                 .collect();
-            let body = serde_json::json!({ "apps": apps, "node": node.id() });
+            // Whether this session may manage the apps kept in Redis (the page shows that part only then).
+            let manage_apps = server.admin.is_some() && *scope == Scope::All;
+            let body = serde_json::json!({ "apps": apps, "node": node.id(), "manage_apps": manage_apps });
             return json(StatusCode::OK, body.to_string());
         }
         let ["apps", app_id, what] = rest else {

@@ -259,7 +259,7 @@ async function manage(method, path, body) {
 
 async function refreshStoredApps() {
   let apps;
-  try { ({ apps } = await manage('GET', '')); } catch { return; } // off, or not this token's to manage
+  try { ({ apps } = await manage('GET', '')); } catch (e) { $('manage-result').textContent = e.message; return; }
   $('manage').hidden = false;
   const body = $('stored-apps').tBodies[0];
   body.replaceChildren();
@@ -318,14 +318,14 @@ async function start() {
   theme();
   creator();
   manager();
-  refreshStoredApps();
   $('pause').addEventListener('click', () => {
     state.paused = !state.paused;
     $('pause').textContent = state.paused ? 'Resume' : 'Pause';
   });
   $('clear').addEventListener('click', () => $('console').replaceChildren());
   $('app').addEventListener('change', (e) => selectApp(e.target.value));
-  const { apps } = await getJSON('/apps');
+  const { apps, manage_apps: manageApps } = await getJSON('/apps');
+  if (manageApps) refreshStoredApps();
   for (const app of apps) $('app').append(el('option', { value: app.id, text: app.id }));
   let wanted = '';
   try { wanted = decodeURIComponent(location.hash.slice(1)); } catch { /* a mangled #: the first app */ }
