@@ -176,7 +176,7 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
         tokio::spawn(accept_loop(probes, probe_server, None, std::future::pending()));
     }
     isolation::spawn(server.node.clone(), shutdown.clone(), config.isolation_timeout);
-    reload::spawn(server.node.clone(), args, config.clone());
+    reload::spawn(server.node.clone(), args, config.clone(), shutdown.clone());
     let accepting = tokio::spawn(accept_loop(
         listener,
         server.clone(),

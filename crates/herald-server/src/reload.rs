@@ -31,7 +31,7 @@ struct Sources {
 }
 
 /// Starts the reload task: `args` are the process's own, so a reload reads what a restart would.
-pub fn spawn(node: Arc<Node>, args: Vec<OsString>, config: Config) {
+pub fn spawn(node: Arc<Node>, args: Vec<OsString>, config: Config, shutdown: crate::shutdown::Shutdown) {
     let store = match (&config.redis_url, config.redis_apps) {
         (Some(url), true) => {
             let settings = herald_redis::RedisSettings {
@@ -91,7 +91,7 @@ pub fn spawn(node: Arc<Node>, args: Vec<OsString>, config: Config) {
                     }
                 }
             }
-            apply(&node, &sources);
+            apply(&node, &sources, &shutdown);
         }
     });
 }
@@ -175,7 +175,7 @@ async fn read_store(sources: &mut Sources, store: &AppStore) -> bool {
     true
 }
 
-fn apply(node: &Node, sources: &Sources) {
+fn apply(node: &Node, sources: &Sources, shutdown: &crate::shutdown::Shutdown) {
     let apps = match sources.config.with_stored_apps(sources.stored.clone()) {
         Ok(apps) => apps,
         Err(e) => {
@@ -186,6 +186,10 @@ fn apply(node: &Node, sources: &Sources) {
     };
     let report = node.reload(apps, sources.config.secret_overlap);
     metrics().config_reloads.with_label_values(&["ok"]).inc();
+    if !report.removed.is_empty() || !report.changed.is_empty() {
+        // Connections of an app disabled or removed look at their app again (and close with 4003).
+        shutdown.poke();
+    }
     if !report.prefix_kept.is_empty() {
         tracing::warn!(
             apps = ?report.prefix_kept,

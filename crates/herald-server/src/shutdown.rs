@@ -75,6 +75,12 @@ impl Shutdown {
         *self.inner.isolated.borrow()
     }
 
+    /// Wakes every connection to look at its state again without changing the node's (an app was disabled
+    /// or removed by a reload). One signal for both, so an idle connection waits on no extra future.
+    pub fn poke(&self) {
+        self.inner.isolated.send_modify(|_| {});
+    }
+
     /// Marks the node isolated or not; true when that changed.
     pub fn set_isolated(&self, isolated: bool) -> bool {
         self.inner

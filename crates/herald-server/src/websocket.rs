@@ -159,7 +159,7 @@ pub async fn serve(
     // fastwebsockets refuses a frame whose length is at or over its limit; a message of exactly the limit is
     // allowed (only larger ones are refused, as documented).
     ws.set_max_message_size(node.settings().max_message_size + 1);
-    let mut disabled = app.disabled();
+    let disabled = app.disabled();
     let (mut session, rx) = herald_core::Session::open(node.clone(), app, seat);
     let conn = session.connection().clone();
     let socket_id = conn.socket_id.clone();
@@ -197,6 +197,10 @@ pub async fn serve(
     if *isolated.borrow_and_update() {
         close_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated));
     }
+    if *disabled.borrow() {
+        // Disabled between admission and now: the wake-up may have come before this connection listened.
+        isolated.mark_changed();
+    }
     let signin_by = session
         .app()
         .config
@@ -207,16 +211,17 @@ pub async fn serve(
         let frame = tokio::select! {
             frame = read.read_frame(&mut no_send) => frame,
             _ = &mut writer => break "writer ended",
-            _ = disabled.wait_for(|d| *d) => {
-                conn.close(close_code::APP_DISABLED, "App disabled");
-                break "app disabled";
-            }
             _ = draining.wait_for(|d| *d), if !matches!(close_at, Some((_, Leaving::Drain))) => {
                 close_at = Some((tokio::time::Instant::now() + spread, Leaving::Drain));
                 continue;
             }
             changed = isolated.changed(), if watching_isolation => {
                 watching_isolation = changed.is_ok();
+                // The same signal wakes the connection when a reload disabled or removed an app.
+                if *disabled.borrow() {
+                    conn.close(close_code::APP_DISABLED, "App disabled");
+                    break "app disabled";
+                }
                 let now_isolated = *isolated.borrow_and_update();
                 match close_at {
                     None if now_isolated => close_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated)),
