@@ -33,7 +33,7 @@ fn answer(result: Result<Value, AdminError>, created: bool) -> HttpResponse {
 }
 
 pub async fn handle(server: Server, req: Request<Incoming>, matched: &Matched) -> HttpResponse {
-    let (Some(admin), Some(token)) = (&server.admin, &server.admin_token) else {
+    let Some((admin, token)) = server.admin.as_ref().and_then(|a| Some((a, a.admin_token()?))) else {
         return error(404, "Not found");
     };
     let path = req.uri().path().to_owned();

@@ -76,6 +76,11 @@ impl AppAdmin {
         Ok(AppAdmin { config, store })
     }
 
+    /// The token that signs the admin endpoint's requests; None: that endpoint is off.
+    pub fn admin_token(&self) -> Option<&str> {
+        self.config.admin_token.as_deref()
+    }
+
     pub fn secret_overlap_secs(&self) -> u64 {
         self.config.secret_overlap.as_secs()
     }

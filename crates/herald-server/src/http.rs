@@ -49,8 +49,6 @@ pub struct Server {
     pub peer: Option<std::net::IpAddr>,
     /// The apps kept in Redis (`HERALD_REDIS_APPS`), for the admin endpoint and the dashboard.
     pub admin: Option<Arc<crate::app_admin::AppAdmin>>,
-    /// Signs the admin endpoint's requests; None: that endpoint is off.
-    pub admin_token: Option<Arc<str>>,
     /// The debug dashboard, when a token turns it on.
     pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
 }
@@ -109,8 +107,10 @@ impl Server {
                 self.auth(req, matched.param("key"), auth_proxy::Kind::User).await
             }
             (route, _) if route.is_api() => self.api(req, &matched).await,
+            // Boxed: this future is rare and large, and the connection's task keeps room for the largest
+            // request future it may run, for as long as the connection (a WebSocket's) lives.
             (Route::AdminApps | Route::AdminApp | Route::AdminRotate, _) => {
-                crate::admin::handle(self, req, &matched).await
+                Box::pin(crate::admin::handle(self, req, &matched)).await
             }
             _ => error(405, &format!("{method} is not allowed here")),
         };

@@ -151,7 +151,6 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
             true => Some(std::sync::Arc::new(app_admin::AppAdmin::new(config.clone())?)),
             false => None,
         },
-        admin_token: config.admin_token.as_deref().map(std::sync::Arc::from),
         dashboard: config
             .dashboard
             .enabled()
