@@ -21,9 +21,6 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 use serde_json::{Map, Value};
 
-/// How far a request's `auth_timestamp` may be from the node's clock, in seconds.
-const TIMESTAMP_WINDOW_SECS: i64 = 600;
-
 fn answer(result: Result<Value, AdminError>, created: bool) -> HttpResponse {
     match result {
         Ok(body) if created => json(StatusCode::CREATED, body.to_string()),
@@ -45,7 +42,7 @@ pub async fn handle(server: Server, req: Request<Incoming>, matched: &Matched) -
     let get = |name: &str| crate::api::param(&query, name);
     let fresh = get("auth_timestamp")
         .and_then(|t| t.parse::<i64>().ok())
-        .is_some_and(|t| (now - t).abs() <= TIMESTAMP_WINDOW_SECS);
+        .is_some_and(|t| (now - t).abs() <= crate::api::TIMESTAMP_WINDOW_SECS);
     let params = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let signed =
         get("auth_signature").is_some_and(|sig| signature::verify_api(token, method.as_str(), &path, params, sig));

@@ -62,15 +62,10 @@ pub struct AppAdmin {
 
 impl AppAdmin {
     pub fn new(config: Config) -> Result<Self, String> {
-        let Some(url) = &config.redis_url else {
+        let Some(settings) = config.redis_settings() else {
             return Err(
                 "apps are kept in Redis: set HERALD_REDIS_URL (and HERALD_REDIS_APPS=true on the nodes)".into(),
             );
-        };
-        let settings = herald_redis::RedisSettings {
-            url: url.clone(),
-            lease: config.lease,
-            tls: config.redis_tls.clone(),
         };
         let store = AppStore::new(&settings).map_err(|e| e.to_string())?;
         Ok(AppAdmin { config, store })

@@ -568,6 +568,15 @@ impl Config {
         }
     }
 
+    /// How to reach Redis (None: embedded mode, no Redis).
+    pub fn redis_settings(&self) -> Option<herald_redis::RedisSettings> {
+        Some(herald_redis::RedisSettings {
+            url: self.redis_url.clone()?,
+            lease: self.lease,
+            tls: self.redis_tls.clone(),
+        })
+    }
+
     /// `http://` or `https://` (with TLS), the local host and the port: where the subcommands find a node.
     pub fn local_url(&self) -> String {
         let scheme = if self.tls.is_some() { "https" } else { "http" };

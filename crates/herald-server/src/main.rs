@@ -87,15 +87,8 @@ fn init_logs(format: LogFormat) {
 }
 
 async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dyn std::error::Error>> {
-    let node = match &config.redis_url {
-        Some(url) => {
-            let redis = herald_redis::RedisSettings {
-                url: url.clone(),
-                lease: config.lease,
-                tls: config.redis_tls.clone(),
-            };
-            herald_redis::node(config.apps.clone(), config.settings.clone(), &redis)?
-        }
+    let node = match config.redis_settings() {
+        Some(redis) => herald_redis::node(config.apps.clone(), config.settings.clone(), &redis)?,
         None => {
             // No Redis to lose: the "subscription" is always live (keeps the Redis alert quiet).
             herald_core::metrics::metrics().redis_subscription_up.set(1);

@@ -4,7 +4,7 @@
 //! twice a second. Either way the node applies the file's apps plus the stored ones ([`Node::reload`]). A
 //! file that does not load keeps the running apps and the log says exactly what is wrong; a stored app that
 //! does not pass is left out (and named); Redis being unreachable changes nothing, so a blip never makes a
-//! known app unknown, and a Redis that restarted without its data (the change counter went back) gets the
+//! known app unknown, and a Redis that restarted without its data (their version is gone) gets the
 //! apps this node knew put back. Only apps reload; the other settings (port, Redis, TLS, timers) take a restart.
 
 use herald_core::metrics::metrics;
@@ -22,7 +22,7 @@ const STORE_EVERY: Duration = Duration::from_millis(500);
 struct Sources {
     /// The last configuration that loaded (its apps: the file's and the environment's).
     config: Config,
-    /// The last apps read from Redis, and the change counter they were read at.
+    /// The last apps read from Redis; the version is in `stored_version`.
     stored: Vec<AppConfig>,
     /// None until read once; then the version read (itself None when Redis had no apps).
     stored_version: Option<Option<String>>,
@@ -32,17 +32,10 @@ struct Sources {
 
 /// Starts the reload task: `args` are the process's own, so a reload reads what a restart would.
 pub fn spawn(node: Arc<Node>, args: Vec<OsString>, config: Config, shutdown: crate::shutdown::Shutdown) {
-    let store = match (&config.redis_url, config.redis_apps) {
-        (Some(url), true) => {
-            let settings = herald_redis::RedisSettings {
-                url: url.clone(),
-                lease: config.lease,
-                tls: config.redis_tls.clone(),
-            };
-            AppStore::new(&settings).ok()
-        }
-        _ => None,
-    };
+    let store = config
+        .redis_settings()
+        .filter(|_| config.redis_apps)
+        .and_then(|settings| AppStore::new(&settings).ok());
     tokio::spawn(async move {
         let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
             Ok(s) => Some(s),
@@ -133,7 +126,7 @@ fn reload_file(sources: &mut Sources, args: &[OsString], why: &str) {
     }
 }
 
-/// Reads the stored apps when their change counter moved; true when there is something new to apply.
+/// Reads the stored apps when their version changed; true when there is something new to apply.
 async fn read_store(sources: &mut Sources, store: &AppStore) -> bool {
     match store.version().await {
         Ok(v) if sources.stored_version.as_ref() == Some(&v) => return false,

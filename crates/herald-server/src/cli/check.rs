@@ -56,14 +56,9 @@ pub async fn run(args: Args) -> Result<i32, String> {
     for source in &config.sources {
         report.ok("from Laravel's settings", source);
     }
-    match &config.redis_url {
+    match config.redis_settings() {
         None => report.ok("Redis", "not used (embedded mode: one node, everything in memory)"),
-        Some(url) => {
-            let settings = herald_redis::RedisSettings {
-                url: url.clone(),
-                lease: config.lease,
-                tls: config.redis_tls.clone(),
-            };
+        Some(settings) => {
             match herald_redis::probe(&settings, Duration::from_secs(3)).await {
                 Ok(answer) => report.ok("Redis", answer),
                 Err(e) => report.fail("Redis", e),
