@@ -65,8 +65,8 @@ impl ConnectionHandle {
 
     /// Queues a reply to the client's own request, waiting for room: a client that sends faster than it
     /// reads is slowed down (its reads stop), rather than closed as a slow consumer of broadcasts.
-    pub async fn reply(&self, frame: Vec<u8>) -> bool {
-        self.tx.send(Outbound::Frame(Bytes::from(frame))).await.is_ok()
+    pub async fn reply(&self, frame: impl Into<Bytes>) -> bool {
+        self.tx.send(Outbound::Frame(frame.into())).await.is_ok()
     }
 
     /// Queues the answer to a WebSocket ping with the ping's payload (dropped when the queue is full: the

@@ -6,17 +6,24 @@
 //! in Redis hashes for a cluster.
 
 use crate::BoxFuture;
+use herald_protocol::member_list::MemberList;
 use herald_protocol::presence_data::Member;
 use herald_protocol::SocketId;
+use std::sync::Arc;
 
 /// The result of a join: whether it added a user, and every member now on the channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Joined {
     pub first_for_user: bool,
-    pub members: Vec<Member>,
-    /// The channel's member-set version that `members` shows (and, when `first_for_user`, the version of
-    /// this user's arrival).
+    /// The channel's member-set version after the join: when `first_for_user`, the version of this user's
+    /// arrival.
     pub version: u64,
+    /// The member list to give the joining connection (it includes the joining user), shared with every
+    /// join that gets the same state of the list.
+    pub members: Arc<MemberList>,
+    /// The version `members` shows: `version`, or a later one when the store's copy of the list had already
+    /// moved past it (it then shows every change up to that version).
+    pub members_version: u64,
 }
 
 /// The result of a leave.

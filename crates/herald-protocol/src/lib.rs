@@ -8,6 +8,7 @@ pub mod close_code;
 pub mod encryption;
 pub mod frame;
 pub mod laravel;
+pub mod member_list;
 pub mod presence_data;
 pub mod signature;
 pub mod socket_id;

@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod envelope;
 pub mod keys;
 pub mod liveness;
+pub mod member_cache;
 pub mod redis_backbone;
 pub mod redis_cache;
 pub mod redis_presence;

@@ -6,6 +6,7 @@
 use crate::connection::RedisConnection;
 use crate::endpoint::Endpoint;
 use crate::keys;
+use crate::member_cache::{Change, ListUpdate, MemberCache};
 use dashmap::DashMap;
 use herald_core::backend_events::{ChannelTransition, MemberLeft};
 use herald_core::presence_store::{Joined, Left, PresenceError, PresenceStore};
@@ -69,6 +70,8 @@ pub struct RedisPresence {
     conn: RedisConnection,
     scripts: Arc<Scripts>,
     local: DashMap<(String, String, SocketId), Member>,
+    /// This node's copies of the member lists of the channels it has members on.
+    lists: MemberCache,
     pending_leaves: Mutex<Vec<PendingLeave>>,
     epoch: Mutex<String>,
     /// The lease expiry the last renewal set (as Redis wrote it); reaps quote it, so a reap that reaches
@@ -105,6 +108,7 @@ impl RedisPresence {
                 unmark: Script::new(include_str!("lua/unmark.lua")),
             }),
             local: DashMap::new(),
+            lists: MemberCache::default(),
             pending_leaves: Mutex::new(Vec::new()),
             epoch: Mutex::new(String::new()),
             lease_score: Mutex::new(String::new()),
@@ -326,6 +330,8 @@ impl RedisPresence {
             .collect()
     }
 
+    /// Runs the join script. The channel's member list copy is pinned first (so the answer can be applied
+    /// to it) and stays pinned: the caller lets go of the pin when the join failed or was a re-registration.
     async fn join_in_redis(
         &self,
         app_id: &str,
@@ -334,6 +340,7 @@ impl RedisPresence {
         member: &Member,
         max: usize,
     ) -> Result<Joined, PresenceError> {
+        let known = self.lists.pin(app_id, channel);
         let base = keys::presence_base(app_id, channel);
         let entry = Self::entry(app_id, channel, socket_id, &member.user_id);
         let node_set = keys::node_presence(&self.node_id);
@@ -350,16 +357,34 @@ impl RedisPresence {
                     .arg(info)
                     .arg(max)
                     .arg(entry)
+                    .arg(known)
                     .invoke_async(&mut c)
                     .await
             })
             .await;
         let reply = reply.map_err(unavailable)?;
-        match parse_joined(&reply) {
-            Some(JoinReply::Joined(joined)) => Ok(joined),
-            Some(JoinReply::Full) => Err(PresenceError::MemberLimit(max)),
-            None => Err(PresenceError::Unavailable("unexpected reply to the join script".into())),
-        }
+        let (first_for_user, version, update) = match parse_joined(&reply) {
+            Some(JoinReply::Joined { first, version, update }) => (first, version, update),
+            Some(JoinReply::Full) => return Err(PresenceError::MemberLimit(max)),
+            None => return Err(PresenceError::Unavailable("unexpected reply to the join script".into())),
+        };
+        let (members, members_version) = match self.lists.update(app_id, channel, version, update) {
+            Some(list) => list,
+            None => {
+                // Not reached while the copy is pinned; the whole list keeps the answer right regardless.
+                let members = self.members_in_redis(app_id, channel).await?;
+                let whole = ListUpdate::Whole(members);
+                self.lists
+                    .update(app_id, channel, version, whole)
+                    .expect("a whole list always applies")
+            }
+        };
+        Ok(Joined {
+            first_for_user,
+            version,
+            members,
+            members_version,
+        })
     }
 
     async fn leave_in_redis(
@@ -415,7 +440,9 @@ impl RedisPresence {
         let (app, channel, socket) = (&entry.app_id, &entry.channel, &entry.socket_id);
         let joined = self
             .join_in_redis(app, channel, socket, &entry.member, usize::MAX)
-            .await?;
+            .await;
+        self.lists.unpin(app, channel);
+        let joined = joined?;
         if !self.local.contains_key(&(app.clone(), channel.clone(), socket.clone())) {
             self.leave_in_redis(app, channel, socket, &entry.member.user_id).await?;
             return Ok(Joined {
@@ -427,15 +454,16 @@ impl RedisPresence {
     }
 }
 
-/// The keys join.lua and leave.lua take: the channel's three hashes, the node's entry set and the channel's
-/// member-set version.
+/// The keys join.lua and leave.lua take: the channel's three hashes, the node's entry set, the channel's
+/// member-set version and its change log.
 fn presence_keys<'a>(script: &'a Script, base: &str, node_set: &str) -> redis::ScriptInvocation<'a> {
     let mut invocation = script.key(format!("{base}:conns"));
     invocation
         .key(format!("{base}:users"))
         .key(format!("{base}:info"))
         .key(node_set)
-        .key(format!("{base}:version"));
+        .key(format!("{base}:version"))
+        .key(format!("{base}:log"));
     invocation
 }
 
@@ -457,7 +485,11 @@ fn text(value: &Value) -> Option<String> {
 
 /// What the join script answered.
 enum JoinReply {
-    Joined(Joined),
+    Joined {
+        first: bool,
+        version: u64,
+        update: ListUpdate,
+    },
     /// A new user would have exceeded the member limit.
     Full,
 }
@@ -476,15 +508,22 @@ fn parse_joined(reply: &[Value]) -> Option<JoinReply> {
         Value::Int(v) => *v as u64,
         _ => return None,
     };
-    let mut members = Vec::with_capacity(reply.len() / 2);
-    for pair in reply[2..].chunks_exact(2) {
-        members.push(member(text(&pair[0])?, text(&pair[1])?));
-    }
-    Some(JoinReply::Joined(Joined {
-        first_for_user: first,
-        members,
-        version,
-    }))
+    let rest = reply.get(3..).unwrap_or_default();
+    let update = match reply.get(2)? {
+        Value::Int(0) => ListUpdate::Current,
+        Value::Int(1) => ListUpdate::Changes(
+            rest.iter()
+                .map(|entry| Change::parse(&text(entry)?))
+                .collect::<Option<_>>()?,
+        ),
+        Value::Int(2) => ListUpdate::Whole(
+            rest.chunks_exact(2)
+                .map(|pair| Some(member(text(&pair[0])?, text(&pair[1])?)))
+                .collect::<Option<_>>()?,
+        ),
+        _ => return None,
+    };
+    Some(JoinReply::Joined { first, version, update })
 }
 
 impl PresenceStore for RedisPresence {
@@ -500,9 +539,16 @@ impl PresenceStore for RedisPresence {
         let (app_id, channel, socket_id, member) =
             (app_id.to_owned(), channel.to_owned(), socket_id.clone(), member.clone());
         Box::pin(async move {
-            match this.join_in_redis(&app_id, &channel, &socket_id, &member, max).await {
+            let joined = this.join_in_redis(&app_id, &channel, &socket_id, &member, max).await;
+            if joined.is_err() {
+                this.lists.unpin(&app_id, &channel);
+            }
+            match joined {
                 Ok(joined) => {
-                    this.local.insert((app_id, channel, socket_id), member);
+                    let key = (app_id.clone(), channel.clone(), socket_id);
+                    if this.local.insert(key, member).is_some() {
+                        this.lists.unpin(&app_id, &channel); // the entry was there already, with its pin
+                    }
                     Ok(joined)
                 }
                 Err(PresenceError::Unavailable(e)) => {
@@ -543,6 +589,9 @@ impl PresenceStore for RedisPresence {
                 .local
                 .remove(&(app_id.clone(), channel.clone(), socket_id.clone()))
                 .map(|(_, m)| m);
+            if member.is_some() {
+                this.lists.unpin(&app_id, &channel);
+            }
             let left = this.leave_in_redis(&app_id, &channel, &socket_id, &user_id).await;
             if left.is_err() {
                 // Retried by the liveness task, so the member does not linger in Redis.

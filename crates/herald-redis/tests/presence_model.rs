@@ -37,6 +37,8 @@ const CHANNEL: &str = "presence-model";
 struct Model {
     /// socket -> (node, user)
     sockets: BTreeMap<String, (usize, String)>,
+    /// user -> the info of the user's latest join
+    info: BTreeMap<String, String>,
 }
 
 impl Model {
@@ -46,6 +48,14 @@ impl Model {
 
     fn has_user(&self, user: &str) -> bool {
         self.sockets.values().any(|(_, u)| u == user)
+    }
+
+    /// The member list as every node must show it: each user with the info of its latest join.
+    fn list(&self) -> BTreeMap<String, String> {
+        self.users()
+            .into_iter()
+            .map(|u| (u.clone(), self.info[&u].clone()))
+            .collect()
     }
 }
 
@@ -75,19 +85,36 @@ async fn run(seed: u64, steps: usize) {
                 let user = format!("u{}", rng.below(6));
                 next_socket += 1;
                 let socket = SocketId::new(node as u32 + 1, next_socket);
+                // A user's tabs may join with different info (the latest is listed).
+                let info = format!("{{\"name\":\"{user}\",\"tab\":{}}}", rng.below(2));
                 let member = Member {
                     user_id: user.clone(),
-                    user_info: Some(format!("{{\"name\":\"{user}\"}}")),
+                    user_info: Some(info.clone()),
                 };
                 let expected_first = !model.has_user(&user);
                 let joined = nodes[node].join(APP, CHANNEL, &socket, &member, 100).await.unwrap();
                 model.sockets.insert(socket.to_string(), (node, user.clone()));
+                model.info.insert(user.clone(), info);
                 assert_eq!(
                     joined.first_for_user, expected_first,
                     "seed {seed} step {step}: join {user}"
                 );
-                let listed: BTreeSet<String> = joined.members.iter().map(|m| m.user_id.clone()).collect();
-                assert_eq!(listed, model.users(), "seed {seed} step {step}: members after join");
+                // The joining connection's list (from the node's copy, brought up to date by the changes
+                // since, or whole) is the model's, infos included, and so is the frame built from it.
+                let listed: BTreeMap<String, String> = joined
+                    .members
+                    .iter()
+                    .map(|m| (m.user_id.clone(), m.user_info.clone().unwrap()))
+                    .collect();
+                assert_eq!(listed, model.list(), "seed {seed} step {step}: members after join");
+                let frame: serde_json::Value =
+                    serde_json::from_slice(&joined.members.subscription_succeeded(CHANNEL)).unwrap();
+                let data: serde_json::Value = serde_json::from_str(frame["data"].as_str().unwrap()).unwrap();
+                assert_eq!(
+                    data["presence"]["count"],
+                    model.users().len(),
+                    "seed {seed} step {step}"
+                );
             }
             5..=8 => {
                 let Some(socket) = model.sockets.keys().nth(rng.below(model.sockets.len().max(1))).cloned() else {
@@ -179,5 +206,46 @@ async fn run(seed: u64, steps: usize) {
 async fn presence_store_matches_the_model() {
     for seed in [1, 7, 42, 1234, 99991] {
         run(seed, 300).await;
+    }
+}
+
+/// A node's copy of the list older than what the channel's change log keeps (256 changes) is replaced by the
+/// whole list; a newer one is brought up to date by the changes alone. Either way the joining connection gets
+/// the exact list.
+#[tokio::test]
+async fn a_copy_older_than_the_change_log_gets_the_whole_list() {
+    let redis = start_redis();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let a = RedisPresence::new(client.clone(), "node-a".into(), Duration::from_secs(60));
+    let b = RedisPresence::new(client.clone(), "node-b".into(), Duration::from_secs(60));
+    a.renew().await.unwrap();
+    b.renew().await.unwrap();
+    let member = |id: &str| Member {
+        user_id: id.to_owned(),
+        user_info: None,
+    };
+    a.join(APP, CHANNEL, &SocketId::new(1, 1), &member("anchor"), 1000)
+        .await
+        .unwrap();
+    let mut expected: BTreeSet<String> = ["anchor".to_owned()].into();
+    for (round, changes) in [(0u64, 10u64), (1, 300)] {
+        for i in 0..changes {
+            let user = format!("u{round}-{i}");
+            let socket = SocketId::new(2, round * 1000 + i);
+            b.join(APP, CHANNEL, &socket, &member(&user), 1000).await.unwrap();
+            if i % 3 == 0 {
+                b.leave(APP, CHANNEL, &socket, &user).await.unwrap();
+            } else {
+                expected.insert(user);
+            }
+        }
+        let late = format!("late-{round}");
+        let joined = a
+            .join(APP, CHANNEL, &SocketId::new(1, 10 + round), &member(&late), 1000)
+            .await
+            .unwrap();
+        expected.insert(late);
+        let listed: BTreeSet<String> = joined.members.iter().map(|m| m.user_id.clone()).collect();
+        assert_eq!(listed, expected, "round {round}");
     }
 }

@@ -3,9 +3,11 @@
 use crate::presence_store::{Joined, Left, PresenceError, PresenceStore};
 use crate::BoxFuture;
 use dashmap::DashMap;
+use herald_protocol::member_list::MemberList;
 use herald_protocol::presence_data::Member;
 use herald_protocol::SocketId;
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 #[derive(Debug, Default)]
 struct User {
@@ -13,10 +15,18 @@ struct User {
     sockets: HashSet<SocketId>,
 }
 
+/// One channel's users and its member list (shared with the joins that got it; copied when it changes
+/// while one still holds it).
+#[derive(Debug, Default)]
+struct Channel {
+    users: BTreeMap<String, User>,
+    list: Arc<MemberList>,
+}
+
 /// Members of every presence channel of this node, keyed by app id and channel.
 #[derive(Debug, Default)]
 pub struct MemoryPresence {
-    channels: DashMap<(String, String), BTreeMap<String, User>>,
+    channels: DashMap<(String, String), Channel>,
     /// Member-set versions, one sequence for every channel (rising per channel is all that is needed);
     /// changed and read under the channel's lock.
     version: std::sync::atomic::AtomicU64,
@@ -35,23 +45,28 @@ impl MemoryPresence {
         member: &Member,
         max: usize,
     ) -> Result<Joined, PresenceError> {
-        let mut users = self
+        let mut entry = self
             .channels
             .entry((app_id.to_owned(), channel.to_owned()))
             .or_default();
-        if !users.contains_key(&member.user_id) && users.len() >= max {
+        let channel = &mut *entry;
+        if !channel.users.contains_key(&member.user_id) && channel.users.len() >= max {
             return Err(PresenceError::MemberLimit(max));
         }
-        let user = users.entry(member.user_id.clone()).or_default();
+        let user = channel.users.entry(member.user_id.clone()).or_default();
         let first_for_user = user.sockets.is_empty();
         user.sockets.insert(socket_id.clone());
         user.member = Some(member.clone());
-        let members = users.values().filter_map(|u| u.member.clone()).collect();
-        let version = self.version_after(first_for_user);
+        let changed = channel.list.get(&member.user_id) != Some(member);
+        if changed {
+            Arc::make_mut(&mut channel.list).insert(member.clone());
+        }
+        let version = self.version_after(changed);
         Ok(Joined {
             first_for_user,
-            members,
             version,
+            members: channel.list.clone(),
+            members_version: version,
         })
     }
 
@@ -68,15 +83,16 @@ impl MemoryPresence {
     fn leave_now(&self, app_id: &str, channel: &str, socket_id: &SocketId, user_id: &str) -> Left {
         let key = (app_id.to_owned(), channel.to_owned());
         let (mut last_for_user, mut version) = (false, 0);
-        self.channels.remove_if_mut(&key, |_, users| {
-            if let Some(user) = users.get_mut(user_id) {
+        self.channels.remove_if_mut(&key, |_, channel| {
+            if let Some(user) = channel.users.get_mut(user_id) {
                 if user.sockets.remove(socket_id) && user.sockets.is_empty() {
-                    users.remove(user_id);
+                    channel.users.remove(user_id);
+                    Arc::make_mut(&mut channel.list).remove(user_id);
                     last_for_user = true;
                     version = self.version_after(true);
                 }
             }
-            users.is_empty()
+            channel.users.is_empty()
         });
         Left { last_for_user, version }
     }
@@ -110,7 +126,7 @@ impl PresenceStore for MemoryPresence {
         let members = self
             .channels
             .get(&(app_id.to_owned(), channel.to_owned()))
-            .map(|users| users.values().filter_map(|u| u.member.clone()).collect())
+            .map(|channel| channel.list.iter().cloned().collect())
             .unwrap_or_default();
         Box::pin(async move { Ok(members) })
     }

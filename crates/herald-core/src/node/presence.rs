@@ -12,19 +12,20 @@ use crate::refusal::Refusal;
 use crate::webhook::WebhookEvent;
 use crate::Broadcast;
 use herald_protocol::frame;
+use herald_protocol::member_list::MemberList;
 use herald_protocol::presence_data::Member;
 use herald_protocol::SocketId;
 use std::sync::Arc;
 
 impl Node {
-    /// Joins `member` to the channel's presence; returns every member now on it, and the version they show.
+    /// Joins `member` to the channel's presence; returns every member now on it, and the version the list shows.
     pub(super) async fn join_presence(
         &self,
         app: &App,
         conn: &ConnectionHandle,
         channel: &str,
         member: &Member,
-    ) -> Result<(Vec<Member>, u64), Refusal> {
+    ) -> Result<(Arc<MemberList>, u64), Refusal> {
         let max = app.config.max_presence_members;
         let joined = self
             .presence
@@ -42,7 +43,7 @@ impl Node {
                     let except = Some(conn.socket_id.clone());
                     self.member_added(app, channel, member, except, joined.version).await;
                 }
-                Ok((joined.members, joined.version))
+                Ok((joined.members, joined.members_version))
             }
             Err(PresenceError::MemberLimit(n)) => Err(Refusal::MemberLimit(n)),
             Err(PresenceError::Unavailable(e)) => {

@@ -8,7 +8,7 @@ use crate::console::ConsoleEvent;
 use crate::internal_channel::user_channel;
 use crate::refusal::Refusal;
 use herald_protocol::frame;
-use herald_protocol::presence_data::{self, Member};
+use herald_protocol::presence_data::Member;
 use std::sync::Arc;
 
 impl Node {
@@ -40,8 +40,7 @@ impl Node {
         };
         match self.join_presence(app, conn, channel, member).await {
             Ok((members, version)) => {
-                let data = presence_data::subscription_data(&members);
-                conn.reply(frame::subscription_succeeded(channel, &data)).await;
+                conn.reply(members.subscription_succeeded(channel)).await;
                 app.channels.joined(channel, &conn.socket_id, version);
                 self.record_subscribed(app, conn, channel, Some(&member.user_id));
                 Ok(())

@@ -1,10 +1,13 @@
 -- Adds one connection to a presence channel, atomically.
 -- KEYS: 1 conns (socket -> user), 2 users (user -> connection count), 3 info (user -> user_info), 4 the node's
--- entry set, 5 the channel's member-set version.
--- ARGV: 1 socket id, 2 user id, 3 user_info JSON, 4 member limit, 5 the node entry (app|channel|socket|user)
--- Returns {first, version, user1, info1, user2, info2, ...}: first is 1 when this is the user's first
--- connection anywhere (the version then rises: it is the version of this arrival), 0 when not; the list is the
--- member set of that version. Or {-1} when a new user would exceed the limit (nothing changed).
+-- entry set, 5 the channel's member-set version, 6 the channel's change log.
+-- ARGV: 1 socket id, 2 user id, 3 user_info JSON, 4 member limit, 5 the node entry (app|channel|socket|user),
+-- 6 the version of the member list the calling node holds ('0' for none).
+-- Returns {first, version, how, ...}: first is 1 when this is the user's first connection anywhere (the version
+-- then is the version of this arrival), 0 when not; the version is the member list's after this join; how says
+-- what follows: 0 nothing (the node's list is that version already), 1 the change log's entries after the
+-- node's version, in order, 2 the whole list (user1, info1, user2, info2, ...). Or {-1} when a new user would
+-- exceed the limit (nothing changed).
 -- (bump_version comes from member_version.lua, prepended.)
 local count = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 local first = 0
@@ -16,15 +19,22 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   if count == 0 then first = 1 end
 end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
 redis.call('SADD', KEYS[4], ARGV[5])
 local version
-if first == 1 then
-  version = bump_version(KEYS[5])
+if first == 1 or redis.call('HGET', KEYS[3], ARGV[2]) ~= ARGV[3] then
+  redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+  version = bump_version(KEYS[5], KEYS[6], '+', ARGV[2], ARGV[3])
 else
   version = tonumber(redis.call('GET', KEYS[5]) or '0')
 end
-local out = {first, version}
+local known = ARGV[6]
+if known ~= '0' and string.format('%.0f', version) == known then return {first, version, 0} end
+if known ~= '0' and #redis.call('ZRANGEBYSCORE', KEYS[6], known, known, 'LIMIT', 0, 1) == 1 then
+  local out = {first, version, 1}
+  for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[6], '(' .. known, '+inf')) do out[#out + 1] = entry end
+  return out
+end
+local out = {first, version, 2}
 local all = redis.call('HGETALL', KEYS[3])
 for i = 1, #all do out[#out + 1] = all[i] end
 return out

@@ -1,0 +1,198 @@
+//! This node's copy of the member list of each presence channel it has members on. A join sends Redis the
+//! version of the copy; Redis answers with nothing (the copy is current), the changes since (from the
+//! channel's change log), or the whole list when the copy is too old. So a join on a channel of 2,000 users
+//! costs Redis and the node a few entries instead of 2,000, and the `subscription_succeeded` frame of each
+//! state of the list is built once on the node ([`MemberList`]).
+//!
+//! A copy is only ever moved forward: a join's answer that is older than the copy (another join's answer
+//! came first) leaves it as it is, and the joining connection is given the newer list and its version, which
+//! shows every change up to it, so the member-event rules (`herald_core::member_event`) still hold. A copy
+//! lives while the node has a member on the channel or a join in flight (pins), and goes with the last.
+
+use dashmap::DashMap;
+use herald_protocol::member_list::MemberList;
+use herald_protocol::presence_data::Member;
+use std::sync::Arc;
+
+/// One change from a channel's change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub version: u64,
+    /// The user's new info (in or changed), or None when the user left.
+    pub member: Option<Member>,
+    pub user_id: String,
+}
+
+impl Change {
+    /// Parses a log entry: `{version}|{op}{length of user id}:{user id}{user_info}`.
+    pub fn parse(entry: &str) -> Option<Change> {
+        let (version, rest) = entry.split_once('|')?;
+        let version = version.parse().ok()?;
+        let op = rest.as_bytes().first()?;
+        let (len, rest) = rest[1..].split_once(':')?;
+        let len: usize = len.parse().ok()?;
+        let user_id = rest.get(..len)?.to_owned();
+        let info = &rest[len..];
+        let member = match op {
+            b'+' => Some(Member {
+                user_id: user_id.clone(),
+                user_info: (info != "null").then(|| info.to_owned()),
+            }),
+            b'-' => None,
+            _ => return None,
+        };
+        Some(Change {
+            version,
+            member,
+            user_id,
+        })
+    }
+}
+
+/// What a join's answer carried about the member list.
+#[derive(Debug)]
+pub enum ListUpdate {
+    /// The node's copy is the list of this version.
+    Current,
+    /// The changes after the copy's version, in order.
+    Changes(Vec<Change>),
+    /// The whole list.
+    Whole(Vec<Member>),
+}
+
+#[derive(Default)]
+struct Copy {
+    pins: usize,
+    version: u64,
+    list: Arc<MemberList>,
+}
+
+/// The copies, by app and channel.
+#[derive(Default)]
+pub struct MemberCache {
+    copies: DashMap<(String, String), Copy>,
+}
+
+impl MemberCache {
+    /// Keeps the channel's copy while a join is in flight or the node has a member there; returns the copy's
+    /// version, 0 when there is none yet (Redis then sends the whole list).
+    pub fn pin(&self, app_id: &str, channel: &str) -> u64 {
+        let mut copy = self.copies.entry((app_id.to_owned(), channel.to_owned())).or_default();
+        copy.pins += 1;
+        copy.version
+    }
+
+    /// Lets go of one pin; the copy goes with the last.
+    pub fn unpin(&self, app_id: &str, channel: &str) {
+        self.copies
+            .remove_if_mut(&(app_id.to_owned(), channel.to_owned()), |_, copy| {
+                copy.pins = copy.pins.saturating_sub(1);
+                copy.pins == 0
+            });
+    }
+
+    /// Brings the (pinned) copy up to `version` with a join's answer; returns the list to give the joining
+    /// connection and its version (the copy's, which may be newer than `version`). None when the answer
+    /// cannot be applied: there is no copy to apply changes to (the caller asks for the whole list).
+    pub fn update(
+        &self,
+        app_id: &str,
+        channel: &str,
+        version: u64,
+        update: ListUpdate,
+    ) -> Option<(Arc<MemberList>, u64)> {
+        let key = (app_id.to_owned(), channel.to_owned());
+        let mut copy = match update {
+            ListUpdate::Whole(members) => {
+                let Some(mut copy) = self.copies.get_mut(&key) else {
+                    return Some((Arc::new(members.into_iter().collect()), version));
+                };
+                if version >= copy.version {
+                    copy.list = Arc::new(members.into_iter().collect());
+                    copy.version = version;
+                }
+                copy
+            }
+            ListUpdate::Current => self.copies.get_mut(&key)?,
+            ListUpdate::Changes(changes) => {
+                let mut copy = self.copies.get_mut(&key)?;
+                let copy_version = copy.version;
+                let newer: Vec<_> = changes.into_iter().filter(|c| c.version > copy_version).collect();
+                if !newer.is_empty() {
+                    let list = Arc::make_mut(&mut copy.list);
+                    for change in newer {
+                        match change.member {
+                            Some(member) => list.insert(member),
+                            None => list.remove(&change.user_id),
+                        };
+                    }
+                }
+                copy
+            }
+        };
+        copy.version = copy.version.max(version);
+        Some((copy.list.clone(), copy.version))
+    }
+
+    /// How many channels have a copy (for tests).
+    pub fn len(&self) -> usize {
+        self.copies.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.copies.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, info: Option<&str>) -> Member {
+        Member {
+            user_id: id.to_owned(),
+            user_info: info.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn parses_log_entries() {
+        let c = Change::parse(r#"1700000000000001|+5:a|b:c{"n":"x|y"}"#).unwrap();
+        assert_eq!(c.version, 1_700_000_000_000_001);
+        assert_eq!(c.member, Some(member("a|b:c", Some(r#"{"n":"x|y"}"#))));
+        let c = Change::parse("7|+1:7null").unwrap();
+        assert_eq!(c.member, Some(member("7", None)));
+        let c = Change::parse("8|-2:é").unwrap();
+        assert_eq!((c.user_id.as_str(), c.member), ("é", None));
+        assert!(Change::parse("8|*1:a").is_none());
+        assert!(Change::parse("x|+1:a").is_none());
+        assert!(Change::parse("8|+9:a").is_none());
+    }
+
+    #[test]
+    fn a_copy_only_moves_forward_and_goes_with_its_last_pin() {
+        let cache = MemberCache::default();
+        assert_eq!(cache.pin("a", "presence-c"), 0);
+        let whole = ListUpdate::Whole(vec![member("1", None), member("2", None)]);
+        let (list, v) = cache.update("a", "presence-c", 10, whole).unwrap();
+        assert_eq!((list.len(), v), (2, 10));
+        assert_eq!(cache.pin("a", "presence-c"), 10);
+        let changes = vec![Change::parse("11|+1:3null").unwrap(), Change::parse("12|-1:1").unwrap()];
+        let (list, v) = cache
+            .update("a", "presence-c", 12, ListUpdate::Changes(changes))
+            .unwrap();
+        let users: Vec<_> = list.iter().map(|m| m.user_id.as_str()).collect();
+        assert_eq!((users, v), (vec!["2", "3"], 12));
+        // An older answer arriving late changes nothing; the newer list is given.
+        let late = vec![Change::parse("11|+1:3null").unwrap()];
+        let (list, v) = cache.update("a", "presence-c", 11, ListUpdate::Changes(late)).unwrap();
+        assert_eq!((list.len(), v), (2, 12));
+        let stale = ListUpdate::Whole(vec![member("1", None)]);
+        assert_eq!(cache.update("a", "presence-c", 9, stale).unwrap().1, 12);
+        cache.unpin("a", "presence-c");
+        assert_eq!(cache.len(), 1);
+        cache.unpin("a", "presence-c");
+        assert!(cache.is_empty());
+        assert!(cache.update("a", "presence-c", 13, ListUpdate::Current).is_none());
+    }
+}
