@@ -2,10 +2,11 @@
 //! non-blocking push of shared bytes; a client whose queue is full is marked for closing (4100) instead of
 //! slowing anyone else down or growing memory.
 
+use crate::outbound_queue::{self, PushError, Receiver, Sender};
 use bytes::Bytes;
 use herald_protocol::{close_code, SocketId};
 use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// What the socket writer is asked to do.
 #[derive(Debug)]
@@ -22,15 +23,15 @@ pub enum Outbound {
 #[derive(Debug)]
 pub struct ConnectionHandle {
     pub socket_id: SocketId,
-    tx: mpsc::Sender<Outbound>,
+    tx: Sender,
     overflowed: AtomicBool,
     closed: Notify,
 }
 
 impl ConnectionHandle {
     /// A handle and the receiving end of its queue (for the socket writer).
-    pub fn new(socket_id: SocketId, queue: usize) -> (Self, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
+    pub fn new(socket_id: SocketId, queue: usize) -> (Self, Receiver) {
+        let (tx, rx) = outbound_queue::channel(queue);
         (
             ConnectionHandle {
                 socket_id,
@@ -47,14 +48,14 @@ impl ConnectionHandle {
     pub fn send(&self, frame: Bytes) -> bool {
         match self.tx.try_send(Outbound::Frame(frame)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(PushError::Full) => {
                 if !self.overflowed.swap(true, Ordering::AcqRel) {
                     tracing::debug!(socket_id = %self.socket_id, "outbound queue full; closing the slow client");
                     self.closed.notify_one();
                 }
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(PushError::Closed) => false,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod member_event;
 pub mod memory;
 pub mod metrics;
 pub mod node;
+pub mod outbound_queue;
 pub mod presence_store;
 pub mod rate_limit;
 pub mod refusal;

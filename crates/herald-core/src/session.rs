@@ -6,7 +6,7 @@
 use crate::app::App;
 use crate::authorize::authorize;
 use crate::client_event;
-use crate::connection::{ConnectionHandle, Outbound};
+use crate::connection::ConnectionHandle;
 use crate::node::{Node, Seat};
 use crate::rate_limit::RateLimiter;
 use crate::refusal::Refusal;
@@ -15,7 +15,6 @@ use herald_protocol::presence_data::Member;
 use herald_protocol::{close_code, signature};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// The protocol state of one connection.
 pub struct Session {
@@ -34,7 +33,7 @@ pub struct Session {
 impl Session {
     /// A new connection to `app` in its `seat` (see [`Node::take_seat`]): its session and the queue its
     /// socket writer drains.
-    pub fn open(node: Arc<Node>, app: Arc<App>, seat: Seat) -> (Session, mpsc::Receiver<Outbound>) {
+    pub fn open(node: Arc<Node>, app: Arc<App>, seat: Seat) -> (Session, crate::outbound_queue::Receiver) {
         let (conn, rx) = node.connect(&app, seat);
         let settings = node.settings();
         let messages = RateLimiter::new(settings.message_rate, settings.message_burst);

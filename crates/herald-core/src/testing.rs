@@ -8,7 +8,6 @@ use herald_protocol::signature;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// The test app's key and secret.
 pub const KEY: &str = "key";
@@ -22,7 +21,7 @@ pub fn app() -> AppConfig {
 /// One client: its session and what its socket is sent.
 pub struct Client {
     pub session: Session,
-    rx: mpsc::Receiver<Outbound>,
+    rx: crate::outbound_queue::Receiver,
     pub socket_id: String,
 }
 
@@ -68,7 +67,7 @@ impl Client {
     /// Every frame already queued, without waiting.
     pub fn queued(&mut self) -> Vec<Value> {
         let mut frames = Vec::new();
-        while let Ok(Outbound::Frame(bytes)) = self.rx.try_recv() {
+        while let Some(Outbound::Frame(bytes)) = self.rx.try_recv() {
             frames.push(serde_json::from_slice(&bytes).expect("frames are JSON"));
         }
         frames

@@ -2,41 +2,25 @@
 //! session and a writer that drains the connection's bounded queue and keeps the client alive with
 //! `pusher:ping`. Whatever ends first ends both, and the session then leaves every channel.
 
+use crate::frame_reader::{FrameReader, Message, ReadError};
 use crate::frame_writer::{self, FrameWriter};
 use crate::log_every::LogEvery;
-use crate::mask_check::MaskCheck;
 use bytes::Bytes;
-use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, Payload, WebSocket};
 use herald_core::connection::{ConnectionHandle, Outbound};
 use herald_core::{App, Node, Seat};
 use herald_protocol::{close_code, frame};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 type Socket = WebSocket<TokioIo<Upgraded>>;
 
 /// RFC 6455 close codes for a broken protocol and for a text message that is not UTF-8.
 const PROTOCOL_ERROR: u16 = 1002;
 const INVALID_PAYLOAD: u16 = 1007;
-
-/// True for read errors that mean the client broke the WebSocket protocol (rather than went away).
-fn is_protocol_error(e: &WebSocketError) -> bool {
-    matches!(
-        e,
-        WebSocketError::ReservedBitsNotZero
-            | WebSocketError::InvalidValue
-            | WebSocketError::ControlFrameFragmented
-            | WebSocketError::PingFrameTooLarge
-            | WebSocketError::InvalidFragment
-            | WebSocketError::InvalidContinuationFrame
-            | WebSocketError::InvalidCloseFrame
-            | WebSocketError::InvalidCloseCode
-    )
-}
 
 /// Longest time one frame may take to reach a client before it is dropped as stuck.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -149,16 +133,11 @@ pub async fn serve(
     node: Arc<Node>,
     app: Arc<App>,
     seat: Seat,
-    mut ws: Socket,
+    ws: Socket,
     mut draining: tokio::sync::watch::Receiver<bool>,
     mut isolated: tokio::sync::watch::Receiver<bool>,
     drain: DrainPolicy,
 ) {
-    ws.set_auto_close(false);
-    ws.set_auto_pong(false);
-    // fastwebsockets refuses a frame whose length is at or over its limit; a message of exactly the limit is
-    // allowed (only larger ones are refused, as documented).
-    ws.set_max_message_size(node.settings().max_message_size + 1);
     let disabled = app.disabled();
     let (mut session, rx) = herald_core::Session::open(node.clone(), app, seat);
     let conn = session.connection().clone();
@@ -168,15 +147,10 @@ pub async fn serve(
         epoch: Instant::now(),
         last_seen_us: AtomicU64::new(0),
     });
-    // The read side stays with fastwebsockets; the write side is ours, to coalesce queued frames.
-    let write_half = std::sync::Mutex::new(None);
-    let unmasked = Arc::new(AtomicBool::new(false));
-    let (mut read, _) = ws.split(|io| {
-        let (r, w) = tokio::io::split(io);
-        *write_half.lock().expect("write half") = Some(w);
-        (MaskCheck::new(r, unmasked.clone()), tokio::io::sink())
-    });
-    let write = FrameWriter::new(write_half.into_inner().expect("write half").expect("split ran"));
+    // fastwebsockets did the upgrade; reading and writing are ours: the reader holds no buffer while the
+    // client is quiet, and the writer coalesces queued frames.
+    let (mut read_half, write_half) = tokio::io::split(ws.into_inner());
+    let write = FrameWriter::new(write_half);
     session.established();
     let mut writer = tokio::spawn(write_loop(
         write,
@@ -187,8 +161,7 @@ pub async fn serve(
     ));
 
     let max = node.settings().max_message_size;
-    let mut partial: Option<(OpCode, Vec<u8>)> = None;
-    let mut no_send = |_: Frame<'_>| async { Ok::<(), std::convert::Infallible>(()) };
+    let mut reader = FrameReader::new(max);
     // When this connection is to be let go, and why: the node drains (4200, presence outlives it for the
     // grace period) or is isolated from Redis (4100; cancelled if the link comes back first).
     let mut close_at: Option<(tokio::time::Instant, Leaving)> = None;
@@ -209,7 +182,7 @@ pub async fn serve(
     let mut drained = false;
     let reason = loop {
         let frame = tokio::select! {
-            frame = read.read_frame(&mut no_send) => frame,
+            message = reader.next(&mut read_half) => message,
             _ = &mut writer => break "writer ended",
             _ = draining.wait_for(|d| *d), if !matches!(close_at, Some((_, Leaving::Drain))) => {
                 close_at = Some((tokio::time::Instant::now() + spread, Leaving::Drain));
@@ -250,89 +223,40 @@ pub async fn serve(
                 break "node draining";
             }
         };
-        let frame = match frame {
-            Ok(frame) => frame,
-            Err(WebSocketError::FrameTooLarge) => {
+        let message = match frame {
+            Ok(message) => message,
+            Err(ReadError::TooLarge(_)) => {
                 conn.close(
                     close_code::MESSAGE_TOO_LARGE,
                     &format!("Message larger than {max} bytes"),
                 );
                 break "message too large";
             }
-            Err(WebSocketError::InvalidUTF8) => {
-                conn.close(INVALID_PAYLOAD, "Text message is not valid UTF-8");
-                break "invalid UTF-8";
-            }
-            Err(e) => {
-                // RFC 6455: a frame that breaks the protocol (reserved bits or opcodes, a fragmented or
-                // oversized control frame, a bad continuation) ends the connection with 1002.
-                if is_protocol_error(&e) {
-                    conn.close(PROTOCOL_ERROR, &e.to_string());
-                    break "protocol error";
-                }
-                break "read error";
-            }
-        };
-        activity.touch();
-        if unmasked.load(Ordering::Acquire) {
-            conn.close(PROTOCOL_ERROR, "Client frames must be masked");
-            break "unmasked frame";
-        }
-        if matches!(frame.opcode, OpCode::Ping | OpCode::Pong | OpCode::Close) && frame.payload.len() > 125 {
-            conn.close(PROTOCOL_ERROR, "Control frame over 125 bytes");
-            break "oversized control frame";
-        }
-        let (opcode, payload) = match frame.opcode {
-            OpCode::Close => {
-                conn.close(1000, "");
-                break "client closed";
-            }
-            OpCode::Ping => {
-                conn.pong(Bytes::copy_from_slice(&frame.payload));
-                continue;
-            }
-            OpCode::Pong => continue,
-            OpCode::Continuation => {
-                let Some((op, mut buf)) = partial.take() else {
-                    conn.close(PROTOCOL_ERROR, "Continuation frame without a message to continue");
-                    break "stray continuation";
-                };
-                if buf.len() + frame.payload.len() > max {
-                    conn.close(
-                        close_code::MESSAGE_TOO_LARGE,
-                        &format!("Message larger than {max} bytes"),
-                    );
-                    break "message too large";
-                }
-                buf.extend_from_slice(&frame.payload);
-                if !frame.fin {
-                    partial = Some((op, buf));
-                    continue;
-                }
-                (op, buf)
-            }
-            op @ (OpCode::Text | OpCode::Binary) => {
-                if partial.is_some() {
-                    conn.close(PROTOCOL_ERROR, "New message before the fragmented one ended");
-                    break "interleaved fragments";
-                }
-                if !frame.fin {
-                    partial = Some((op, frame.payload.to_vec()));
-                    continue;
-                }
-                (op, frame.payload.to_vec())
-            }
-        };
-        match (opcode, String::from_utf8(payload)) {
-            // Boxed: a request's future (subscribe, presence join, auth) lives on the heap while it runs,
-            // instead of taking room in every idle connection's task.
-            (OpCode::Text, Ok(text)) => Box::pin(session.handle_text(&text)).await,
-            (OpCode::Text, Err(_)) => {
+            Err(ReadError::InvalidUtf8) => {
                 // RFC 6455 8.1: a text message that is not UTF-8 fails the connection with 1007.
                 conn.close(INVALID_PAYLOAD, "Text message is not valid UTF-8");
                 break "invalid UTF-8";
             }
-            _ => {
+            Err(ReadError::Protocol(why)) => {
+                // RFC 6455: a frame that breaks the protocol (reserved bits or opcodes, an unmasked frame, a
+                // fragmented or oversized control frame, a bad continuation) ends the connection with 1002.
+                conn.close(PROTOCOL_ERROR, why);
+                break "protocol error";
+            }
+            Err(ReadError::Io(_)) => break "read error",
+        };
+        activity.touch();
+        match message {
+            Message::Close => {
+                conn.close(1000, "");
+                break "client closed";
+            }
+            Message::Ping(payload) => conn.pong(Bytes::from(payload)),
+            Message::Pong => {}
+            // Boxed: a request's future (subscribe, presence join, auth) lives on the heap while it runs,
+            // instead of taking room in every idle connection's task.
+            Message::Text(text) => Box::pin(session.handle_text(&text)).await,
+            Message::Binary => {
                 let message = "Binary messages are not supported; send JSON text";
                 conn.reply(frame::error(close_code::INVALID_MESSAGE, message)).await;
             }
@@ -364,7 +288,7 @@ pub async fn serve(
 
 async fn write_loop(
     mut write: FrameWriter<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: herald_core::outbound_queue::Receiver,
     conn: Arc<ConnectionHandle>,
     activity: Arc<Activity>,
     settings: herald_core::NodeSettings,
@@ -413,7 +337,7 @@ async fn write_loop(
                 }
             }
             if write.batch_len() < frame_writer::BATCH_BYTES {
-                next = rx.try_recv().ok();
+                next = rx.try_recv();
             }
         }
         if conn.overflowed() && closing.is_none() {

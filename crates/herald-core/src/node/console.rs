@@ -7,7 +7,6 @@ use crate::connection::{ConnectionHandle, Outbound};
 use crate::console::{ConsoleEntry, ConsoleEvent, CONSOLE_CHANNEL, NODE_REPORT_EVERY};
 use crate::Broadcast;
 use std::sync::Arc;
-use tokio::sync::mpsc;
 
 /// Entries a watcher may have waiting before its stream is ended as too slow (it reconnects).
 const WATCHER_QUEUE: usize = 1024;
@@ -106,7 +105,7 @@ pub struct ConsoleWatch {
     node: Arc<Node>,
     app: Arc<App>,
     conn: Arc<ConnectionHandle>,
-    rx: mpsc::Receiver<Outbound>,
+    rx: crate::outbound_queue::Receiver,
 }
 
 impl ConsoleWatch {

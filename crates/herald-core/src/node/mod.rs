@@ -26,7 +26,7 @@ use crate::backend_events::Events;
 use crate::backends::{Backends, Lifecycle};
 use crate::cache_store::CacheStore;
 use crate::cluster_stats::{Admission, ClusterStats};
-use crate::connection::{ConnectionHandle, Outbound};
+use crate::connection::ConnectionHandle;
 use crate::console::ConsoleEvent;
 use crate::presence_store::PresenceStore;
 use crate::socket_ids::SocketIdGenerator;
@@ -36,7 +36,6 @@ use crate::AppConfig;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Per-connection limits and timers, the same for every app.
 #[derive(Debug, Clone)]
@@ -213,7 +212,7 @@ impl Node {
     }
 
     /// A new connection to `app` in `seat`, and the queue its socket writer drains.
-    pub fn connect(&self, app: &App, seat: Seat) -> (Arc<ConnectionHandle>, mpsc::Receiver<Outbound>) {
+    pub fn connect(&self, app: &App, seat: Seat) -> (Arc<ConnectionHandle>, crate::outbound_queue::Receiver) {
         let (conn, rx) = ConnectionHandle::new(self.socket_ids.next(), self.settings.outbound_queue);
         self.connections.fetch_add(1, Ordering::Relaxed);
         app.metrics.connections.inc();

@@ -1,0 +1,336 @@
+//! Reads a client's WebSocket messages (RFC 6455 framing) with no buffer held while the client is quiet.
+//! fastwebsockets, which does the upgrade, keeps a fixed 8 KiB read buffer for every connection it reads,
+//! two thirds of what an idle connection cost; here the buffer exists only while a frame is arriving and
+//! is released once it has been read, so an idle connection holds no read memory at all.
+//!
+//! A frame's length is checked against the message limit before any of its payload is read or room is
+//! made for it. Fragmented messages are put back together here; the caller gets whole messages.
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// A whole message from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A text message, checked to be UTF-8.
+    Text(String),
+    /// A binary message (Pusher clients send none).
+    Binary,
+    /// A ping, with its payload to echo.
+    Ping(Vec<u8>),
+    Pong,
+    /// The client closes.
+    Close,
+}
+
+/// Why reading stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The message is larger than the limit (Pusher's message-too-large close code).
+    #[error("message larger than {0} bytes")]
+    TooLarge(usize),
+    /// A text message that is not UTF-8 (RFC 6455: close with 1007).
+    #[error("text message is not valid UTF-8")]
+    InvalidUtf8,
+    /// The client broke the framing rules (RFC 6455: close with 1002).
+    #[error("{0}")]
+    Protocol(&'static str),
+    /// The connection ended or failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+const CONTINUATION: u8 = 0x0;
+const TEXT: u8 = 0x1;
+const BINARY: u8 = 0x2;
+const CLOSE: u8 = 0x8;
+const PING: u8 = 0x9;
+const PONG: u8 = 0xA;
+
+/// Room made for the first read of a frame: a header and a small message in one read.
+const FIRST_READ: usize = 256;
+
+pub struct FrameReader {
+    /// Bytes read and not yet used; no allocation while empty.
+    buf: Vec<u8>,
+    /// The largest message accepted, in bytes.
+    max: usize,
+    /// A fragmented message being put together: whether it is text, and its bytes so far.
+    partial: Option<(bool, Vec<u8>)>,
+}
+
+impl FrameReader {
+    pub fn new(max_message_size: usize) -> Self {
+        FrameReader {
+            buf: Vec::new(),
+            max: max_message_size,
+            partial: None,
+        }
+    }
+
+    /// Reads until `buf` holds at least `need` bytes.
+    async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R, need: usize) -> std::io::Result<()> {
+        while self.buf.len() < need {
+            let want = need.max(FIRST_READ.min(self.max.saturating_add(14)));
+            self.buf.reserve(want.saturating_sub(self.buf.len()));
+            if io.read_buf(&mut self.buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the first `n` bytes; releases the buffer when nothing is left in it.
+    fn consume(&mut self, n: usize) {
+        if n >= self.buf.len() {
+            self.buf = Vec::new();
+        } else {
+            self.buf.drain(..n);
+        }
+    }
+
+    /// The next whole message. Cancel-safe between frames only: a dropped call may lose a partly read frame,
+    /// which is fine for a connection that is then closed.
+    pub async fn next<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Message, ReadError> {
+        loop {
+            self.fill(io, 2).await?;
+            let (b0, b1) = (self.buf[0], self.buf[1]);
+            let fin = b0 & 0x80 != 0;
+            if b0 & 0x70 != 0 {
+                return Err(ReadError::Protocol("Reserved bits are not zero"));
+            }
+            let opcode = b0 & 0x0F;
+            if b1 & 0x80 == 0 {
+                return Err(ReadError::Protocol("Client frames must be masked"));
+            }
+            let (extra, short) = match b1 & 0x7F {
+                126 => (2, None),
+                127 => (8, None),
+                n => (0, Some(n as u64)),
+            };
+            let header = 2 + extra + 4;
+            self.fill(io, header).await?;
+            let len = match short {
+                Some(n) => n,
+                None if extra == 2 => u16::from_be_bytes([self.buf[2], self.buf[3]]) as u64,
+                None => u64::from_be_bytes(self.buf[2..10].try_into().expect("8 bytes")),
+            };
+            let control = opcode & 0x8 != 0;
+            match opcode {
+                CONTINUATION | TEXT | BINARY | CLOSE | PING | PONG => {}
+                _ => return Err(ReadError::Protocol("Reserved opcode")),
+            }
+            if control && (!fin || len > 125) {
+                return Err(ReadError::Protocol(if fin {
+                    "Control frame over 125 bytes"
+                } else {
+                    "Fragmented control frame"
+                }));
+            }
+            let so_far = self.partial.as_ref().map_or(0, |(_, b)| b.len()) as u64;
+            if !control && so_far + len > self.max as u64 {
+                return Err(ReadError::TooLarge(self.max));
+            }
+            let len = len as usize;
+            self.fill(io, header + len).await?;
+            let mask: [u8; 4] = self.buf[header - 4..header].try_into().expect("4 bytes");
+            let mut payload = self.buf[header..header + len].to_vec();
+            self.consume(header + len);
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= mask[i & 3];
+            }
+            let (text, whole) = match opcode {
+                CLOSE => return Ok(Message::Close),
+                PING => return Ok(Message::Ping(payload)),
+                PONG => return Ok(Message::Pong),
+                CONTINUATION => {
+                    let Some((text, mut bytes)) = self.partial.take() else {
+                        return Err(ReadError::Protocol("Continuation frame without a message to continue"));
+                    };
+                    bytes.extend_from_slice(&payload);
+                    if !fin {
+                        self.partial = Some((text, bytes));
+                        continue;
+                    }
+                    (text, bytes)
+                }
+                _ => {
+                    if self.partial.is_some() {
+                        return Err(ReadError::Protocol("New message before the fragmented one ended"));
+                    }
+                    if !fin {
+                        self.partial = Some((opcode == TEXT, payload));
+                        continue;
+                    }
+                    (opcode == TEXT, payload)
+                }
+            };
+            return match (text, String::from_utf8(whole)) {
+                (true, Ok(text)) => Ok(Message::Text(text)),
+                (true, Err(_)) => Err(ReadError::InvalidUtf8),
+                (false, _) => Ok(Message::Binary),
+            };
+        }
+    }
+
+    /// True while no read memory is held.
+    #[cfg(test)]
+    fn holds_nothing(&self) -> bool {
+        self.buf.capacity() == 0 && self.partial.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(opcode: u8, payload: &[u8], fin: bool) -> Vec<u8> {
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xFFFF => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    async fn read_all(bytes: Vec<u8>, max: usize) -> Vec<Result<Message, String>> {
+        let mut reader = FrameReader::new(max);
+        let mut io = bytes.as_slice();
+        let mut out = Vec::new();
+        loop {
+            match reader.next(&mut io).await {
+                Err(ReadError::Io(_)) => return out,
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    return out;
+                }
+                Ok(m) => out.push(Ok(m)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn whole_and_fragmented_messages_with_every_length_form() {
+        let big = "x".repeat(70_000);
+        let mid = "y".repeat(300);
+        let mut bytes = frame(TEXT, b"{\"a\":1}", true);
+        bytes.extend(frame(PING, b"p", true));
+        bytes.extend(frame(TEXT, b"{\"b\":", false));
+        bytes.extend(frame(PONG, b"", true)); // control frames may sit between fragments
+        bytes.extend(frame(CONTINUATION, b"2}", true));
+        bytes.extend(frame(TEXT, mid.as_bytes(), true));
+        bytes.extend(frame(TEXT, big.as_bytes(), true));
+        bytes.extend(frame(BINARY, b"\x00\x01", true));
+        bytes.extend(frame(CLOSE, b"\x03\xe8", true));
+        let got = read_all(bytes, 100_000).await;
+        assert_eq!(
+            got,
+            vec![
+                Ok(Message::Text("{\"a\":1}".into())),
+                Ok(Message::Ping(b"p".to_vec())),
+                Ok(Message::Pong),
+                Ok(Message::Text("{\"b\":2}".into())),
+                Ok(Message::Text(mid)),
+                Ok(Message::Text(big)),
+                Ok(Message::Binary),
+                Ok(Message::Close),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn broken_frames_are_refused_with_their_reason() {
+        let unmasked = {
+            let mut f = frame(TEXT, b"{}", true);
+            f[1] &= 0x7F;
+            f.drain(2..6);
+            f
+        };
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (frame(0x41, b"{}", true), "Reserved bits are not zero"),
+            (frame(0x3, b"x", true), "Reserved opcode"),
+            (unmasked, "Client frames must be masked"),
+            (frame(PING, &[b'p'; 126], true), "Control frame over 125 bytes"),
+            (frame(PING, b"p", false), "Fragmented control frame"),
+            (
+                frame(CONTINUATION, b"x", true),
+                "Continuation frame without a message to continue",
+            ),
+            (
+                [frame(TEXT, b"{", false), frame(TEXT, b"{}", true)].concat(),
+                "New message before the fragmented one ended",
+            ),
+            (
+                frame(TEXT, &[0x7b, 0xff, 0x7d], true),
+                "text message is not valid UTF-8",
+            ),
+            (
+                [
+                    frame(TEXT, &[0x7b, 0xe2, 0x82], false),
+                    frame(CONTINUATION, &[0x28, 0x7d], true),
+                ]
+                .concat(),
+                "text message is not valid UTF-8",
+            ),
+        ];
+        for (bytes, reason) in cases {
+            let got = read_all(bytes, 1000).await;
+            assert_eq!(got.last(), Some(&Err(reason.to_string())), "{reason}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_limit_is_checked_before_the_payload_is_read() {
+        // A header announcing 2^62 bytes and nothing after it: refused at once, nothing reserved.
+        let mut header = vec![0x81, 0x80 | 127];
+        header.extend_from_slice(&(1u64 << 62).to_be_bytes());
+        header.extend_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(
+            read_all(header, 1000).await,
+            vec![Err("message larger than 1000 bytes".into())]
+        );
+        // Exactly the limit is accepted; one more byte over fragments is not.
+        let at = "z".repeat(1000);
+        assert_eq!(
+            read_all(frame(TEXT, at.as_bytes(), true), 1000).await,
+            vec![Ok(Message::Text(at))]
+        );
+        let over = [
+            frame(TEXT, &[b'z'; 600], false),
+            frame(CONTINUATION, &[b'z'; 401], true),
+        ]
+        .concat();
+        assert_eq!(
+            read_all(over, 1000).await,
+            vec![Err("message larger than 1000 bytes".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_held_between_messages() {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let mut reader = FrameReader::new(100_000);
+        use tokio::io::AsyncWriteExt;
+        client
+            .write_all(&frame(TEXT, "q".repeat(5000).as_bytes(), true))
+            .await
+            .unwrap();
+        assert!(matches!(reader.next(&mut server).await, Ok(Message::Text(t)) if t.len() == 5000));
+        assert!(reader.holds_nothing());
+        // Two frames in one read: the second stays buffered until asked for, then the buffer goes.
+        let two = [frame(TEXT, b"1", true), frame(TEXT, b"2", true)].concat();
+        client.write_all(&two).await.unwrap();
+        assert_eq!(reader.next(&mut server).await.unwrap(), Message::Text("1".into()));
+        assert_eq!(reader.next(&mut server).await.unwrap(), Message::Text("2".into()));
+        assert!(reader.holds_nothing());
+    }
+}
