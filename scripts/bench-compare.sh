@@ -2,7 +2,8 @@
 # Compares two Herald builds on the figures a refactor must not make worse, each measured on a freshly started
 # server, next to the raw reference in the same run, RUNS times (default 3):
 #   - server CPU per delivery: 5,000 subscribers on one channel, 20 HTTP API events/s (fanout);
-#   - server memory per idle connection: 5,000 public, then 5,000 presence connections (idle).
+#   - server memory per idle connection: 5,000 public, then 5,000 presence connections (idle); the raw
+#     reference's for public connections.
 # Usage: scripts/bench-compare.sh BEFORE_HERALD_BIN AFTER_HERALD_BIN   (results in target/bench-compare/)
 # Loopback only; every process it starts is stopped when it ends.
 set -euo pipefail
@@ -28,7 +29,12 @@ for run in $(seq "$RUNS"); do
     $LOAD --target 127.0.0.1:$port --server-pid $pid --json "$f-fanout.json" fanout --subscribers "$SUBS" --channels 1 --rate 20 --duration "$DURATION" > "$f-fanout.md"
     stop
     idle_pub=-; idle_pres=-
-    if [ "$build" != raw ]; then
+    if [ "$build" = raw ]; then
+      start_raw
+      $LOAD --target 127.0.0.1:$port --server-pid $pid --json "$f-idle-public.json" idle --connections "$SUBS" --kind public > "$f-idle-public.md"
+      stop
+      idle_pub=$(figure "$f-idle-public.json" "server memory per connection")
+    else
       start_herald "$bin"
       $LOAD --target 127.0.0.1:$port --server-pid $pid --json "$f-idle-public.json" idle --connections "$SUBS" --kind public > "$f-idle-public.md"
       stop

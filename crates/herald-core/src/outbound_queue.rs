@@ -1,16 +1,14 @@
 //! The bounded queue between the node and one connection's writer. It exists for memory: a tokio `mpsc`
 //! channel allocates a block of 32 slots (1.3 KiB here) and a 0.5 KiB channel when it is created, so every
-//! idle connection carried 1.8 KiB of queue it was not using. This queue takes room only while frames wait
-//! in it and gives it back once the writer has emptied it. One producer side (the connection's handle), one
+//! idle connection carried 1.8 KiB of queue it was not using. Here one waiting frame (the usual case: a
+//! broadcast now and then, taken by the writer at once) sits in a slot inside the queue itself; more grow a
+//! deque that is given back once the writer has emptied it. One producer side (the connection's handle), one
 //! consumer (its writer); pushing is a short uncontended lock per connection, never a global one.
 
 use crate::connection::Outbound;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
-
-/// A queue that held more than this many slots is given back to the allocator once emptied.
-const KEEP_SLOTS: usize = 8;
 
 struct Shared {
     state: Mutex<State>,
@@ -23,9 +21,17 @@ struct Shared {
 
 #[derive(Default)]
 struct State {
-    items: VecDeque<Outbound>,
+    /// The oldest item, when the queue holds one; `rest` holds those behind it.
+    first: Option<Outbound>,
+    rest: VecDeque<Outbound>,
     sender_gone: bool,
     receiver_gone: bool,
+}
+
+impl State {
+    fn len(&self) -> usize {
+        self.first.is_some() as usize + self.rest.len()
+    }
 }
 
 /// Why a push failed.
@@ -98,12 +104,17 @@ impl Sender {
         if state.receiver_gone {
             return Err((PushError::Closed, item));
         }
-        if state.items.len() >= self.0.capacity {
+        let len = state.len();
+        if len >= self.0.capacity {
             return Err((PushError::Full, item));
         }
-        let was_empty = state.items.is_empty();
-        state.items.push_back(item);
+        if len == 0 {
+            state.first = Some(item);
+        } else {
+            state.rest.push_back(item);
+        }
         drop(state);
+        let was_empty = len == 0;
         if was_empty {
             // The writer only waits on an empty queue; once something is queued it drains all of it.
             self.0.ready.notify_one();
@@ -144,10 +155,11 @@ impl Receiver {
     }
 
     fn pop(&self, state: &mut State) -> Option<Outbound> {
-        let was_full = state.items.len() >= self.0.capacity;
-        let item = state.items.pop_front()?;
-        if state.items.is_empty() && state.items.capacity() > KEEP_SLOTS {
-            state.items = VecDeque::new();
+        let was_full = state.len() >= self.0.capacity;
+        let item = state.first.take()?;
+        state.first = state.rest.pop_front();
+        if state.rest.is_empty() && state.rest.capacity() > 0 {
+            state.rest = VecDeque::new();
         }
         if was_full {
             // Every waiting sender looks again (a `Notified` made before this call counts it).
@@ -161,7 +173,8 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.receiver_gone = true;
-        state.items = VecDeque::new();
+        state.first = None;
+        state.rest = VecDeque::new();
         drop(state);
         self.0.room.notify_waiters();
     }

@@ -22,7 +22,9 @@ pub struct Session {
     app: Arc<App>,
     conn: Arc<ConnectionHandle>,
     /// Channel name to the presence member this connection joined it as (None off presence channels).
-    subscriptions: HashMap<String, Option<Member>>,
+    /// Channel -> the member it is there as (presence). Boxed: most connections hold one or two public
+    /// channels, and each slot of the table is paid for by every connection.
+    subscriptions: HashMap<Box<str>, Option<Box<Member>>>,
     user: Option<Member>,
     messages: RateLimiter,
     client_events: RateLimiter,
@@ -190,7 +192,7 @@ impl Session {
         if let Err(refusal) = subscribed.await {
             return self.refuse(channel, refusal).await;
         }
-        self.subscriptions.insert(channel.to_owned(), member);
+        self.subscriptions.insert(channel.into(), member.map(Box::new));
         if herald_protocol::channel::is_cache(channel) {
             self.node.send_cached(&self.app, &self.conn, channel).await;
         }
@@ -211,7 +213,7 @@ impl Session {
     async fn unsubscribe(&mut self, channel: &str) {
         if let Some(member) = self.subscriptions.remove(channel) {
             self.node
-                .unsubscribe(&self.app, &self.conn, channel, member.as_ref())
+                .unsubscribe(&self.app, &self.conn, channel, member.as_deref())
                 .await;
         }
     }
@@ -269,7 +271,7 @@ impl Session {
             let refusal = client_event::rate_limited(self.app.config.client_event_rate);
             return self.error(refusal.code, &refusal.message).await;
         }
-        let user_id = subscription.and_then(Option::as_ref).map(|m| m.user_id.as_str());
+        let user_id = subscription.and_then(|m| m.as_deref()).map(|m| m.user_id.as_str());
         self.node
             .client_event(&self.app, &self.conn, channel, event, data, user_id)
             .await;
@@ -308,7 +310,7 @@ impl Session {
         self.sign_out();
         for (channel, member) in std::mem::take(&mut self.subscriptions) {
             self.node
-                .unsubscribe(&self.app, &self.conn, &channel, member.as_ref())
+                .unsubscribe(&self.app, &self.conn, &channel, member.as_deref())
                 .await;
         }
         self.node.disconnected(&self.app, &self.conn, reason);

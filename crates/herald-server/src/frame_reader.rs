@@ -46,7 +46,7 @@ const CLOSE: u8 = 0x8;
 const PING: u8 = 0x9;
 const PONG: u8 = 0xA;
 
-/// Room made for the first read of a frame: a header and a small message in one read.
+/// Room made once a frame starts arriving: its header and a small message without growing.
 const FIRST_READ: usize = 256;
 
 pub struct FrameReader {
@@ -67,11 +67,22 @@ impl FrameReader {
         }
     }
 
-    /// Reads until `buf` holds at least `need` bytes.
+    /// Reads until `buf` holds at least `need` bytes. While nothing is buffered, the wait for the client's
+    /// next bytes reads into a few bytes on the stack, so a quiet connection holds no read buffer.
     async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R, need: usize) -> std::io::Result<()> {
         while self.buf.len() < need {
-            let want = need.max(FIRST_READ.min(self.max.saturating_add(14)));
-            self.buf.reserve(want.saturating_sub(self.buf.len()));
+            if self.buf.is_empty() {
+                let mut first = [0u8; 16];
+                let n = io.read(&mut first).await?;
+                if n == 0 {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
+                }
+                self.buf
+                    .reserve_exact(need.max(FIRST_READ.min(self.max.saturating_add(14))));
+                self.buf.extend_from_slice(&first[..n]);
+                continue;
+            }
+            self.buf.reserve(need.saturating_sub(self.buf.len()));
             if io.read_buf(&mut self.buf).await? == 0 {
                 return Err(std::io::ErrorKind::UnexpectedEof.into());
             }

@@ -193,27 +193,31 @@ impl Server {
             };
             let app = node.app_by_key(&key);
             if let Some(why) = leaving {
-                return websocket::refuse(ws, herald_protocol::close_code::OVER_CAPACITY, why.into()).await;
+                return Box::pin(websocket::refuse(
+                    ws,
+                    herald_protocol::close_code::OVER_CAPACITY,
+                    why.into(),
+                ))
+                .await;
             }
             match websocket::admission(&node, app.as_ref(), &key, protocol.as_deref(), origin.as_deref()).await {
                 Err((code, message)) => {
                     if let Some(app) = &app {
                         node.connection_refused(app, code, &message);
                     }
-                    websocket::refuse(ws, code, message).await
+                    Box::pin(websocket::refuse(ws, code, message)).await
                 }
                 Ok(seat) => {
-                    let _guard = connections.enter();
-                    websocket::serve(
-                        node,
-                        app.expect("admission checked the app"),
-                        seat,
-                        ws,
-                        connections.draining(),
-                        connections.isolated(),
-                        drain,
-                    )
-                    .await
+                    // The connection's life runs in a task of its own, which holds only what serving needs:
+                    // this task's room (the upgrade, the admission, the handshake's strings) is given back.
+                    let guard = connections.enter();
+                    let app = app.expect("admission checked the app");
+                    let (draining, isolated) = (connections.draining(), connections.isolated());
+                    let ws = ws.into_inner();
+                    tokio::spawn(async move {
+                        let _guard = guard;
+                        websocket::serve(node, app, seat, ws, draining, isolated, drain).await
+                    });
                 }
             }
         });

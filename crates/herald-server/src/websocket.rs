@@ -104,7 +104,6 @@ impl Activity {
     }
 }
 
-/// Serves one accepted connection to `app` until either side ends it.
 /// How a node drains: connections are closed at a point spread over `window`, so clients reconnect to
 /// the other nodes gradually; presence entries outlive a drained connection by `grace`.
 #[derive(Debug, Clone, Copy)]
@@ -129,11 +128,12 @@ fn drain_delay(socket_id: &str, window: Duration) -> Duration {
     Duration::from_millis(h.finish() % millis)
 }
 
+/// Serves one accepted connection to `app` until either side ends it; `io` is the upgraded stream.
 pub async fn serve(
     node: Arc<Node>,
     app: Arc<App>,
     seat: Seat,
-    ws: Socket,
+    io: TokioIo<Upgraded>,
     mut draining: tokio::sync::watch::Receiver<bool>,
     mut isolated: tokio::sync::watch::Receiver<bool>,
     drain: DrainPolicy,
@@ -147,9 +147,9 @@ pub async fn serve(
         epoch: Instant::now(),
         last_seen_us: AtomicU64::new(0),
     });
-    // fastwebsockets did the upgrade; reading and writing are ours: the reader holds no buffer while the
+    // fastwebsockets did the upgrade (its reader is gone with its buffer); reading and writing are ours: the reader holds no buffer while the
     // client is quiet, and the writer coalesces queued frames.
-    let (mut read_half, write_half) = tokio::io::split(ws.into_inner());
+    let (mut read_half, write_half) = tokio::io::split(io);
     let write = FrameWriter::new(write_half);
     session.established();
     let mut writer = tokio::spawn(write_loop(
@@ -157,7 +157,10 @@ pub async fn serve(
         rx,
         conn.clone(),
         activity.clone(),
-        node.settings().clone(),
+        Timeouts {
+            activity: node.settings().activity_timeout,
+            pong: node.settings().pong_timeout,
+        },
     ));
 
     let max = node.settings().max_message_size;
@@ -181,6 +184,11 @@ pub async fn serve(
         .map(|t| tokio::time::Instant::now() + t);
     let mut drained = false;
     let reason = loop {
+        let signin_due = signin_by.filter(|_| !session.signed_in());
+        let wake_at = match (signin_due, close_at) {
+            (Some(a), Some((b, _))) => Some(a.min(b)),
+            (a, b) => a.or(b.map(|(at, _)| at)),
+        };
         let frame = tokio::select! {
             message = reader.next(&mut read_half) => message,
             _ = &mut writer => break "writer ended",
@@ -203,11 +211,15 @@ pub async fn serve(
                 }
                 continue;
             }
-            _ = tokio::time::sleep_until(signin_by.unwrap_or_else(tokio::time::Instant::now)), if signin_by.is_some() && !session.signed_in() => {
-                conn.close(close_code::UNAUTHORIZED, "Sign-in required: no pusher:signin in time");
-                break "no sign-in in time";
-            }
-            _ = tokio::time::sleep_until(close_at.map_or_else(tokio::time::Instant::now, |(at, _)| at)), if close_at.is_some() => {
+            // One timer for both deadlines (each timer takes room in every idle connection).
+            _ = tokio::time::sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {
+                if signin_due.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                    conn.close(close_code::UNAUTHORIZED, "Sign-in required: no pusher:signin in time");
+                    break "no sign-in in time";
+                }
+                if close_at.is_none_or(|(at, _)| at > tokio::time::Instant::now()) {
+                    continue;
+                }
                 if let Some((_, Leaving::Isolated)) = close_at {
                     if node.not_ready().is_none() {
                         // The link came back just now: look again shortly. The watcher clears the flag on its
@@ -266,18 +278,29 @@ pub async fn serve(
     if conn.overflowed() {
         session.app().metrics.slow_client_disconnects.inc();
     }
-    if drained {
-        let grace = drain.grace;
+    // Boxed: the closing futures live on the heap only while a connection closes, not in every idle one.
+    Box::pin(finish(session, conn, writer, drained.then_some(drain.grace), reason)).await
+}
+
+/// Ends a connection: the session leaves its channels (after `grace` for presence when the node drains) and
+/// the writer gets up to 2 s to send what is queued.
+async fn finish(
+    session: herald_core::Session,
+    conn: Arc<ConnectionHandle>,
+    mut writer: tokio::task::JoinHandle<()>,
+    grace: Option<Duration>,
+    reason: &'static str,
+) {
+    if let Some(grace) = grace {
         let end = async move {
             if !writer.is_finished() && tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
                 writer.abort();
             }
         };
-        // Boxed: the closing futures live on the heap only while a connection closes, not in every idle one.
-        tokio::join!(Box::pin(session.close_with_grace(grace, reason)), end);
+        tokio::join!(session.close_with_grace(grace, reason), end);
         return;
     }
-    Box::pin(session.close_because(reason)).await;
+    session.close_because(reason).await;
     if !writer.is_finished() {
         conn.close(1000, "");
         if tokio::time::timeout(Duration::from_secs(2), &mut writer).await.is_err() {
@@ -286,12 +309,19 @@ pub async fn serve(
     }
 }
 
+/// What the writer needs of the node's settings (a copy of all of them would sit in every connection).
+#[derive(Clone, Copy)]
+struct Timeouts {
+    activity: Duration,
+    pong: Duration,
+}
+
 async fn write_loop(
     mut write: FrameWriter<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
     mut rx: herald_core::outbound_queue::Receiver,
     conn: Arc<ConnectionHandle>,
     activity: Arc<Activity>,
-    settings: herald_core::NodeSettings,
+    timeouts: Timeouts,
 ) {
     let mut pinged_at: Option<Instant> = None;
     loop {
@@ -300,8 +330,8 @@ async fn write_loop(
             pinged_at = None;
         }
         let deadline = match pinged_at {
-            Some(at) => at + settings.pong_timeout,
-            None => seen + settings.activity_timeout,
+            Some(at) => at + timeouts.pong,
+            None => seen + timeouts.activity,
         };
         let first = tokio::select! {
             biased;
@@ -324,8 +354,26 @@ async fn write_loop(
                 }
             }
         };
-        // Everything already queued goes out in the same write.
+        // A frame alone in the queue goes out straight from its shared bytes.
         let mut next = Some(first);
+        if let Some(Outbound::Frame(bytes)) = &next {
+            if write.batch_len() == 0 && !conn.overflowed() {
+                match rx.try_recv() {
+                    None => {
+                        let written = tokio::time::timeout(WRITE_TIMEOUT, write.text_alone(bytes)).await;
+                        if !matches!(written, Ok(Ok(()))) {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(second) => {
+                        write.text(bytes);
+                        next = Some(second);
+                    }
+                }
+            }
+        }
+        // Everything already queued goes out in the same write.
         let mut closing = None;
         while let Some(message) = next.take() {
             match message {
