@@ -90,12 +90,14 @@ async fn connect_all(
 /// `idle`: N connections, each subscribed; the server's memory per connection and the connect rate.
 pub async fn idle(common: &Common, n: usize, kind: &str) -> Result<Report, String> {
     let before = common.rss();
+    let cpu_before = common.cpu();
     let channel = |i: usize| match kind {
         "private" => format!("private-idle-{}", i % 100),
         "presence" => format!("presence-idle-{}", i % 100),
         _ => format!("idle-{}", i % 100),
     };
     let (clients, took) = connect_all(common, n, channel, |i| Some(format!("u{i}"))).await?;
+    let cpu_after = common.cpu();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = common.rss();
     let mut report = Report {
@@ -109,6 +111,10 @@ pub async fn idle(common: &Common, n: usize, kind: &str) -> Result<Report, Strin
         n as f64 / took.as_secs_f64(),
         "connections/s",
     );
+    if let (Some(b), Some(a)) = (cpu_before, cpu_after) {
+        // The server's CPU for connecting and subscribing (the rate depends on the load generator too).
+        report.figure("server CPU per connection", (a - b) * 1e6 / n as f64, "µs");
+    }
     if let (Some(b), Some(a)) = (before, after) {
         report.figure("server resident memory", a as f64 / 1048576.0, "MiB");
         report.figure(

@@ -2,6 +2,10 @@
 //! loopback. A WebSocket server with no logic: it answers the Pusher handshake and any subscribe (no auth),
 //! and an HTTP POST to `/apps/{id}/events` (not checked) is encoded once and written to every subscriber
 //! of its channel, through a bounded queue per connection, one write per frame. Herald's overhead is measured against it in the same run.
+//!
+//! With `--redis URL [PREFIX]` it also forwards from Redis as Laravel's RedisBroadcaster publishes
+//! (`PSUBSCRIBE PREFIX*`, the channel is the rest of the name, the payload's `event` and `data` become the
+//! frame): the reference for Laravel-to-browser latency through Redis, with no logic in between.
 
 use bytes::Bytes;
 use fastwebsockets::{upgrade, Frame, OpCode, Payload};
@@ -98,27 +102,57 @@ async fn handle(
         .or_else(|| event["channels"][0].as_str())
         .unwrap_or("")
         .to_owned();
-    let data = event["data"].as_str().unwrap_or("").to_owned();
+    let data = event["data"].as_str().unwrap_or("");
+    deliver(&subs, &channel, event["name"].as_str().unwrap_or("event"), data);
+    Ok(Response::new(Full::new(Bytes::from_static(b"{}"))))
+}
+
+/// Encodes one frame per event and queues it to the channel's subscribers.
+fn deliver(subs: &Subscribers, channel: &str, event: &str, data: &str) {
     let frame = Bytes::from(herald_protocol::frame::encode(
-        event["name"].as_str().unwrap_or("event"),
-        Some(&channel),
-        herald_protocol::frame::Data::AsString(&data),
+        event,
+        Some(channel),
+        herald_protocol::frame::Data::AsString(data),
         None,
     ));
-    if let Some(list) = subs.read().expect("lock").get(&channel) {
+    if let Some(list) = subs.read().expect("lock").get(channel) {
         for (_, tx) in list {
             let _ = tx.try_send(frame.clone());
         }
     }
-    Ok(Response::new(Full::new(Bytes::from_static(b"{}"))))
+}
+
+/// Forwards every message published on `prefix*` to the subscribers of the rest of its channel name.
+async fn forward_from_redis(url: String, prefix: String, subs: Subscribers) {
+    let client = redis::Client::open(url.as_str()).expect("redis url");
+    let mut pubsub = client.get_async_pubsub().await.expect("redis connection");
+    pubsub.psubscribe(format!("{prefix}*")).await.expect("psubscribe");
+    eprintln!("raw-fanout forwarding from {url} ({prefix}*)");
+    let mut messages = pubsub.into_on_message();
+    while let Some(message) = futures_util::StreamExt::next(&mut messages).await {
+        let name = message.get_channel_name();
+        let channel = name.strip_prefix(prefix.as_str()).unwrap_or(name);
+        let payload: serde_json::Value = serde_json::from_slice(message.get_payload_bytes()).unwrap_or_default();
+        let data = match &payload["data"] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        deliver(&subs, channel, payload["event"].as_str().unwrap_or("event"), &data);
+    }
 }
 
 #[tokio::main]
 async fn main() {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:6101".into());
+    let args: Vec<String> = std::env::args().collect();
+    let addr = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:6101".into());
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
     eprintln!("raw-fanout listening on {addr}");
     let subs: Subscribers = Arc::default();
+    if args.get(2).map(String::as_str) == Some("--redis") {
+        let url = args.get(3).cloned().expect("--redis URL [PREFIX]");
+        let prefix = args.get(4).cloned().unwrap_or_default();
+        tokio::spawn(forward_from_redis(url, prefix, subs.clone()));
+    }
     let ids = Arc::new(AtomicU64::new(1));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
