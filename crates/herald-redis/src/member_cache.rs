@@ -24,10 +24,11 @@ pub struct Change {
 }
 
 impl Change {
-    /// Parses a log entry: `{version}|{op}{length of user id}:{user id}{user_info}`.
+    /// Parses a log entry: `{version}|{previous version}|{op}{length of user id}:{user id}{user_info}`.
     pub fn parse(entry: &str) -> Option<Change> {
         let (version, rest) = entry.split_once('|')?;
         let version = version.parse().ok()?;
+        let (_previous, rest) = rest.split_once('|')?;
         let op = rest.as_bytes().first()?;
         let (len, rest) = rest[1..].split_once(':')?;
         let len: usize = len.parse().ok()?;
@@ -58,6 +59,9 @@ pub enum ListUpdate {
     Changes(Vec<Change>),
     /// The whole list.
     Whole(Vec<Member>),
+    /// The whole list, to replace the copy even though the copy's version is higher: the channel's versions
+    /// went back (it emptied while Redis's clock was behind the one that wrote the copy's version).
+    Reset(Vec<Member>),
 }
 
 #[derive(Default)]
@@ -73,13 +77,50 @@ pub struct MemberCache {
     copies: DashMap<(String, String), Copy>,
 }
 
+/// A pin on a channel's copy, let go when dropped unless [`kept`](Pin::keep) (a join that failed or was
+/// cancelled never leaves its pin behind).
+pub struct Pin<'a> {
+    cache: &'a MemberCache,
+    app_id: &'a str,
+    channel: &'a str,
+    known: u64,
+    kept: bool,
+}
+
+impl Pin<'_> {
+    /// The copy's version when pinned, 0 when there was none (Redis then sends the whole list).
+    pub fn known(&self) -> u64 {
+        self.known
+    }
+
+    /// Keeps the pin for the member the join added; it is let go by that member's leave.
+    pub fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Pin<'_> {
+    fn drop(&mut self) {
+        if !self.kept {
+            self.cache.unpin(self.app_id, self.channel);
+        }
+    }
+}
+
 impl MemberCache {
-    /// Keeps the channel's copy while a join is in flight or the node has a member there; returns the copy's
-    /// version, 0 when there is none yet (Redis then sends the whole list).
-    pub fn pin(&self, app_id: &str, channel: &str) -> u64 {
+    /// Keeps the channel's copy while a join is in flight or the node has a member there.
+    pub fn pin<'a>(&'a self, app_id: &'a str, channel: &'a str) -> Pin<'a> {
         let mut copy = self.copies.entry((app_id.to_owned(), channel.to_owned())).or_default();
         copy.pins += 1;
-        copy.version
+        let known = copy.version;
+        drop(copy);
+        Pin {
+            cache: self,
+            app_id,
+            channel,
+            known,
+            kept: false,
+        }
     }
 
     /// Lets go of one pin; the copy goes with the last.
@@ -111,6 +152,14 @@ impl MemberCache {
                     copy.list = Arc::new(members.into_iter().collect());
                     copy.version = version;
                 }
+                copy
+            }
+            ListUpdate::Reset(members) => {
+                let Some(mut copy) = self.copies.get_mut(&key) else {
+                    return Some((Arc::new(members.into_iter().collect()), version));
+                };
+                copy.list = Arc::new(members.into_iter().collect());
+                copy.version = version;
                 copy
             }
             ListUpdate::Current => self.copies.get_mut(&key)?,
@@ -157,38 +206,54 @@ mod tests {
 
     #[test]
     fn parses_log_entries() {
-        let c = Change::parse(r#"1700000000000001|+5:a|b:c{"n":"x|y"}"#).unwrap();
+        let c = Change::parse(r#"1700000000000001|1700000000000000|+5:a|b:c{"n":"x|y"}"#).unwrap();
         assert_eq!(c.version, 1_700_000_000_000_001);
         assert_eq!(c.member, Some(member("a|b:c", Some(r#"{"n":"x|y"}"#))));
-        let c = Change::parse("7|+1:7null").unwrap();
+        let c = Change::parse("7|0|+1:7null").unwrap();
         assert_eq!(c.member, Some(member("7", None)));
-        let c = Change::parse("8|-2:é").unwrap();
+        let c = Change::parse("8|7|-2:é").unwrap();
         assert_eq!((c.user_id.as_str(), c.member), ("é", None));
-        assert!(Change::parse("8|*1:a").is_none());
-        assert!(Change::parse("x|+1:a").is_none());
-        assert!(Change::parse("8|+9:a").is_none());
+        assert!(Change::parse("8|7|*1:a").is_none());
+        assert!(Change::parse("x|7|+1:a").is_none());
+        assert!(Change::parse("8|7|+9:a").is_none());
+        assert!(
+            Change::parse("8|+1:a").is_none(),
+            "an entry without its previous version"
+        );
     }
 
     #[test]
     fn a_copy_only_moves_forward_and_goes_with_its_last_pin() {
         let cache = MemberCache::default();
-        assert_eq!(cache.pin("a", "presence-c"), 0);
+        let first = cache.pin("a", "presence-c");
+        assert_eq!(first.known(), 0);
+        first.keep();
         let whole = ListUpdate::Whole(vec![member("1", None), member("2", None)]);
         let (list, v) = cache.update("a", "presence-c", 10, whole).unwrap();
         assert_eq!((list.len(), v), (2, 10));
-        assert_eq!(cache.pin("a", "presence-c"), 10);
-        let changes = vec![Change::parse("11|+1:3null").unwrap(), Change::parse("12|-1:1").unwrap()];
+        let second = cache.pin("a", "presence-c");
+        assert_eq!(second.known(), 10);
+        second.keep();
+        drop(cache.pin("a", "presence-c")); // a join that failed: its pin goes at once
+        let changes = vec![
+            Change::parse("11|10|+1:3null").unwrap(),
+            Change::parse("12|11|-1:1").unwrap(),
+        ];
         let (list, v) = cache
             .update("a", "presence-c", 12, ListUpdate::Changes(changes))
             .unwrap();
         let users: Vec<_> = list.iter().map(|m| m.user_id.as_str()).collect();
         assert_eq!((users, v), (vec!["2", "3"], 12));
         // An older answer arriving late changes nothing; the newer list is given.
-        let late = vec![Change::parse("11|+1:3null").unwrap()];
+        let late = vec![Change::parse("11|10|+1:3null").unwrap()];
         let (list, v) = cache.update("a", "presence-c", 11, ListUpdate::Changes(late)).unwrap();
         assert_eq!((list.len(), v), (2, 12));
         let stale = ListUpdate::Whole(vec![member("1", None)]);
         assert_eq!(cache.update("a", "presence-c", 9, stale).unwrap().1, 12);
+        // Versions that went back: the whole list replaces the copy.
+        let reset = ListUpdate::Reset(vec![member("9", None)]);
+        let (list, v) = cache.update("a", "presence-c", 5, reset).unwrap();
+        assert_eq!((list.iter().next().unwrap().user_id.as_str(), v), ("9", 5));
         cache.unpin("a", "presence-c");
         assert_eq!(cache.len(), 1);
         cache.unpin("a", "presence-c");

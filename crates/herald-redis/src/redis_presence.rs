@@ -330,8 +330,8 @@ impl RedisPresence {
             .collect()
     }
 
-    /// Runs the join script. The channel's member list copy is pinned first (so the answer can be applied
-    /// to it) and stays pinned: the caller lets go of the pin when the join failed or was a re-registration.
+    /// Runs the join script. The caller holds a pin on the channel's member list copy (so the answer can be
+    /// applied to it); `known` is the copy's version when pinned.
     async fn join_in_redis(
         &self,
         app_id: &str,
@@ -339,8 +339,8 @@ impl RedisPresence {
         socket_id: &SocketId,
         member: &Member,
         max: usize,
+        known: u64,
     ) -> Result<Joined, PresenceError> {
-        let known = self.lists.pin(app_id, channel);
         let base = keys::presence_base(app_id, channel);
         let entry = Self::entry(app_id, channel, socket_id, &member.user_id);
         let node_set = keys::node_presence(&self.node_id);
@@ -438,10 +438,11 @@ impl RedisPresence {
     /// An entry whose connection left meanwhile is taken out again, so re-registering never leaves a ghost.
     pub async fn rejoin(&self, entry: &LocalEntry) -> Result<Joined, PresenceError> {
         let (app, channel, socket) = (&entry.app_id, &entry.channel, &entry.socket_id);
+        let pin = self.lists.pin(app, channel);
         let joined = self
-            .join_in_redis(app, channel, socket, &entry.member, usize::MAX)
+            .join_in_redis(app, channel, socket, &entry.member, usize::MAX, pin.known())
             .await;
-        self.lists.unpin(app, channel);
+        drop(pin); // the entry's own pin, from its first join, stays until it leaves
         let joined = joined?;
         if !self.local.contains_key(&(app.clone(), channel.clone(), socket.clone())) {
             self.leave_in_redis(app, channel, socket, &entry.member.user_id).await?;
@@ -498,6 +499,13 @@ fn unavailable(e: RedisError) -> PresenceError {
     PresenceError::Unavailable(e.to_string())
 }
 
+fn whole_list(pairs: &[Value]) -> Option<Vec<Member>> {
+    pairs
+        .chunks_exact(2)
+        .map(|pair| Some(member(text(&pair[0])?, text(&pair[1])?)))
+        .collect()
+}
+
 fn parse_joined(reply: &[Value]) -> Option<JoinReply> {
     let first = match reply.first()? {
         Value::Int(-1) => return Some(JoinReply::Full),
@@ -516,11 +524,8 @@ fn parse_joined(reply: &[Value]) -> Option<JoinReply> {
                 .map(|entry| Change::parse(&text(entry)?))
                 .collect::<Option<_>>()?,
         ),
-        Value::Int(2) => ListUpdate::Whole(
-            rest.chunks_exact(2)
-                .map(|pair| Some(member(text(&pair[0])?, text(&pair[1])?)))
-                .collect::<Option<_>>()?,
-        ),
+        Value::Int(2) => ListUpdate::Whole(whole_list(rest)?),
+        Value::Int(3) => ListUpdate::Reset(whole_list(rest)?),
         _ => return None,
     };
     Some(JoinReply::Joined { first, version, update })
@@ -539,12 +544,13 @@ impl PresenceStore for RedisPresence {
         let (app_id, channel, socket_id, member) =
             (app_id.to_owned(), channel.to_owned(), socket_id.clone(), member.clone());
         Box::pin(async move {
-            let joined = this.join_in_redis(&app_id, &channel, &socket_id, &member, max).await;
-            if joined.is_err() {
-                this.lists.unpin(&app_id, &channel);
-            }
+            let pin = this.lists.pin(&app_id, &channel);
+            let joined = this
+                .join_in_redis(&app_id, &channel, &socket_id, &member, max, pin.known())
+                .await;
             match joined {
                 Ok(joined) => {
+                    pin.keep(); // for this member, until its leave
                     let key = (app_id.clone(), channel.clone(), socket_id);
                     if this.local.insert(key, member).is_some() {
                         this.lists.unpin(&app_id, &channel); // the entry was there already, with its pin
@@ -552,6 +558,7 @@ impl PresenceStore for RedisPresence {
                     Ok(joined)
                 }
                 Err(PresenceError::Unavailable(e)) => {
+                    drop(pin);
                     // The script may still run (a timed-out command stays queued in the socket): take the
                     // entry back at once, on the same connection, so the leave runs right behind the join and
                     // nobody sees the stray member; it was never announced, so neither is its removal. If that

@@ -209,21 +209,29 @@ async fn presence_store_matches_the_model() {
     }
 }
 
-/// A node's copy of the list older than what the channel's change log keeps (256 changes) is replaced by the
-/// whole list; a newer one is brought up to date by the changes alone. Either way the joining connection gets
-/// the exact list.
+/// A node with its lease taken.
+async fn live_node(client: &redis::Client, id: &str) -> Arc<RedisPresence> {
+    let node = RedisPresence::new(client.clone(), id.into(), Duration::from_secs(60));
+    node.renew().await.unwrap();
+    node
+}
+
+/// A member with no info.
+fn member(id: &str) -> Member {
+    Member {
+        user_id: id.to_owned(),
+        user_info: None,
+    }
+}
+
+/// A node's copy of the list older than what the channel's change log keeps (at most 256 changes) is
+/// replaced by the whole list; a newer one is brought up to date by the changes alone. Either way the joining
+/// connection gets the exact list.
 #[tokio::test]
 async fn a_copy_older_than_the_change_log_gets_the_whole_list() {
     let redis = start_redis();
     let client = redis::Client::open(redis.url.as_str()).unwrap();
-    let a = RedisPresence::new(client.clone(), "node-a".into(), Duration::from_secs(60));
-    let b = RedisPresence::new(client.clone(), "node-b".into(), Duration::from_secs(60));
-    a.renew().await.unwrap();
-    b.renew().await.unwrap();
-    let member = |id: &str| Member {
-        user_id: id.to_owned(),
-        user_info: None,
-    };
+    let (a, b) = (live_node(&client, "node-a").await, live_node(&client, "node-b").await);
     a.join(APP, CHANNEL, &SocketId::new(1, 1), &member("anchor"), 1000)
         .await
         .unwrap();
@@ -248,4 +256,35 @@ async fn a_copy_older_than_the_change_log_gets_the_whole_list() {
         let listed: BTreeSet<String> = joined.members.iter().map(|m| m.user_id.clone()).collect();
         assert_eq!(listed, expected, "round {round}");
     }
+}
+
+/// A change the change log does not hold (made by a node of an earlier version during a rolling upgrade,
+/// which raises the version without a log entry) breaks the chain of versions: the joining node gets the
+/// whole list, never a delta that misses the change.
+#[tokio::test]
+async fn a_change_missing_from_the_log_sends_the_whole_list() {
+    let redis = start_redis();
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let a = live_node(&client, "node-a").await;
+    a.join(APP, CHANNEL, &SocketId::new(1, 1), &member("anchor"), 1000)
+        .await
+        .unwrap();
+    // What an earlier node's join.lua did: the member and a higher version, no log entry.
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let base = format!("herald:{APP}:presence:{CHANNEL}");
+    let _: () = redis::pipe()
+        .hset(format!("{base}:conns"), "9.9", "old-node-user")
+        .hincr(format!("{base}:users"), "old-node-user", 1)
+        .hset(format!("{base}:info"), "old-node-user", "null")
+        .incr(format!("{base}:version"), 1)
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let joined = a
+        .join(APP, CHANNEL, &SocketId::new(1, 2), &member("late"), 1000)
+        .await
+        .unwrap();
+    let listed: BTreeSet<String> = joined.members.iter().map(|m| m.user_id.clone()).collect();
+    let expected: BTreeSet<String> = ["anchor", "late", "old-node-user"].map(str::to_owned).into();
+    assert_eq!(listed, expected);
 }

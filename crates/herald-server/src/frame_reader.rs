@@ -18,8 +18,8 @@ pub enum Message {
     /// A ping, with its payload to echo.
     Ping(Vec<u8>),
     Pong,
-    /// The client closes.
-    Close,
+    /// The client closes, with its close code when it gave one.
+    Close(Option<u16>),
 }
 
 /// Why reading stopped.
@@ -90,17 +90,22 @@ impl FrameReader {
         Ok(())
     }
 
-    /// Drops the first `n` bytes; releases the buffer when nothing is left in it.
+    /// Drops the first `n` bytes; releases the buffer when nothing is left in it, and shrinks it when a large
+    /// frame is done and only the start of the next is left.
     fn consume(&mut self, n: usize) {
         if n >= self.buf.len() {
             self.buf = Vec::new();
         } else {
             self.buf.drain(..n);
+            if self.buf.capacity() > 2 * FIRST_READ && self.buf.len() <= FIRST_READ {
+                self.buf.shrink_to(FIRST_READ);
+            }
         }
     }
 
-    /// The next whole message. Cancel-safe between frames only: a dropped call may lose a partly read frame,
-    /// which is fine for a connection that is then closed.
+    /// The next whole message. Cancel-safe: everything read is kept in the reader (`buf`, `partial`) before
+    /// any await, so a call dropped part way (the connection's other wake-ups do that) loses nothing. Keep it
+    /// so: no await after bytes are taken out of `buf`.
     pub async fn next<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Message, ReadError> {
         loop {
             self.fill(io, 2).await?;
@@ -125,6 +130,9 @@ impl FrameReader {
                 None if extra == 2 => u16::from_be_bytes([self.buf[2], self.buf[3]]) as u64,
                 None => u64::from_be_bytes(self.buf[2..10].try_into().expect("8 bytes")),
             };
+            if len >> 63 != 0 {
+                return Err(ReadError::Protocol("Frame length with its most significant bit set"));
+            }
             let control = opcode & 0x8 != 0;
             match opcode {
                 CONTINUATION | TEXT | BINARY | CLOSE | PING | PONG => {}
@@ -138,7 +146,7 @@ impl FrameReader {
                 }));
             }
             let so_far = self.partial.as_ref().map_or(0, |(_, b)| b.len()) as u64;
-            if !control && so_far + len > self.max as u64 {
+            if !control && so_far.saturating_add(len) > self.max as u64 {
                 return Err(ReadError::TooLarge(self.max));
             }
             let len = len as usize;
@@ -150,7 +158,7 @@ impl FrameReader {
                 *b ^= mask[i & 3];
             }
             let (text, whole) = match opcode {
-                CLOSE => return Ok(Message::Close),
+                CLOSE => return close(&payload),
                 PING => return Ok(Message::Ping(payload)),
                 PONG => return Ok(Message::Pong),
                 CONTINUATION => {
@@ -187,6 +195,25 @@ impl FrameReader {
     #[cfg(test)]
     fn holds_nothing(&self) -> bool {
         self.buf.capacity() == 0 && self.partial.is_none()
+    }
+}
+
+/// A close frame's payload: nothing, or a code the RFC allows on the wire and a UTF-8 reason.
+fn close(payload: &[u8]) -> Result<Message, ReadError> {
+    match payload {
+        [] => Ok(Message::Close(None)),
+        [_] => Err(ReadError::Protocol("Close frame with a one-byte payload")),
+        [a, b, reason @ ..] => {
+            let code = u16::from_be_bytes([*a, *b]);
+            let allowed = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+            if !allowed {
+                return Err(ReadError::Protocol("Close code not allowed on the wire"));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(ReadError::InvalidUtf8);
+            }
+            Ok(Message::Close(Some(code)))
+        }
     }
 }
 
@@ -253,7 +280,7 @@ mod tests {
                 Ok(Message::Text(mid)),
                 Ok(Message::Text(big)),
                 Ok(Message::Binary),
-                Ok(Message::Close),
+                Ok(Message::Close(Some(1000))),
             ]
         );
     }
@@ -324,6 +351,18 @@ mod tests {
             read_all(over, 1000).await,
             vec![Err("message larger than 1000 bytes".into())]
         );
+        // A continuation announcing a huge length after a started message: refused, never wrapped around
+        // (a length with its top bit set breaks the framing rules).
+        for (len, why) in [
+            (u64::MAX, "Frame length with its most significant bit set"),
+            (u64::MAX >> 1, "message larger than 1000 bytes"),
+        ] {
+            let mut wrap = frame(TEXT, b"z", false);
+            wrap.extend_from_slice(&[0x80, 0x80 | 127]);
+            wrap.extend_from_slice(&len.to_be_bytes());
+            wrap.extend_from_slice(&[1, 2, 3, 4]);
+            assert_eq!(read_all(wrap, 1000).await, vec![Err(why.into())]);
+        }
     }
 
     #[tokio::test]

@@ -8,7 +8,7 @@ mod auth_proxy;
 mod body_reader;
 mod cli;
 mod dashboard;
-mod frame_reader;
+
 mod frame_writer;
 mod http;
 mod isolation;

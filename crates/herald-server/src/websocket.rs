@@ -2,7 +2,6 @@
 //! session and a writer that drains the connection's bounded queue and keeps the client alive with
 //! `pusher:ping`. Whatever ends first ends both, and the session then leaves every channel.
 
-use crate::frame_reader::{FrameReader, Message, ReadError};
 use crate::frame_writer::{self, FrameWriter};
 use crate::log_every::LogEvery;
 use bytes::Bytes;
@@ -10,6 +9,7 @@ use fastwebsockets::{Frame, Payload, WebSocket};
 use herald_core::connection::{ConnectionHandle, Outbound};
 use herald_core::{App, Node, Seat};
 use herald_protocol::{close_code, frame};
+use herald_server::frame_reader::{FrameReader, Message, ReadError};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -259,8 +259,9 @@ pub async fn serve(
         };
         activity.touch();
         match message {
-            Message::Close => {
-                conn.close(1000, "");
+            Message::Close(code) => {
+                // RFC 6455 5.5.1: echo the client's code (1000 when it gave none).
+                conn.close(code.unwrap_or(1000), "");
                 break "client closed";
             }
             Message::Ping(payload) => conn.pong(Bytes::from(payload)),

@@ -8,7 +8,7 @@ local n = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
 if n <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
   redis.call('HDEL', KEYS[3], ARGV[2])
-  local version = bump_version(KEYS[5], KEYS[6], '-', ARGV[2])
+  local version = bump_version(KEYS[5], KEYS[6], KEYS[2], '-', ARGV[2])
   if redis.call('EXISTS', KEYS[2]) == 0 then redis.call('DEL', KEYS[5], KEYS[6]) end
   return version
 end

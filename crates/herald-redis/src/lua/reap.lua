@@ -46,7 +46,7 @@ for _, node in ipairs(dead) do
             removed[#removed + 1] = app
             removed[#removed + 1] = channel
             removed[#removed + 1] = user
-            removed[#removed + 1] = string.format('%.0f', bump_version(base .. ':version', base .. ':log', '-', user))
+            removed[#removed + 1] = string.format('%.0f', bump_version(base .. ':version', base .. ':log', base .. ':users', '-', user))
             if redis.call('EXISTS', base .. ':users') == 0 then redis.call('DEL', base .. ':version', base .. ':log') end
           end
         end
