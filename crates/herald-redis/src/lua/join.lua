@@ -18,12 +18,15 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
   if count == 0 and redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[4]) then
     return {-1}
   end
-  if redis.call('EXISTS', KEYS[2]) == 0 then
+  local channel_was_empty = redis.call('EXISTS', KEYS[2]) == 0
+  -- The first write must be one Redis refuses when it is out of memory (HSET is; DEL is not): once a script
+  -- has written, Redis lets the rest of it write past maxmemory.
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  if channel_was_empty then
     -- The channel's first member: nothing before it is worth a delta (a log left over is dropped).
     redis.call('DEL', KEYS[6])
   end
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
   if count == 0 then first = 1 end
 end
 redis.call('SADD', KEYS[4], ARGV[5])
