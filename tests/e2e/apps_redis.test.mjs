@@ -28,7 +28,7 @@ async function admin(port, method, urlPath, body, { token = ADMIN_TOKEN } = {}) 
   });
   return { status: r.status, body: await r.json().catch(() => null) };
 }
-import { startCluster, acceptedByEveryNode } from '../lib/cluster.mjs';
+import { startCluster, acceptedByEveryNode, steadyTraffic } from '../lib/cluster.mjs';
 
 const skip = process.env.HERALD_TEST_MODE === 'embedded' && 'HERALD_TEST_MODE=embedded';
 
@@ -99,19 +99,8 @@ describe('apps kept in Redis (herald apps)', { skip }, () => {
   e2e('a secret rotated mid-traffic breaks nobody; the new one works at once', async () => {
     const watcher = await rawClient(cluster.nodes[1].port, shop.key);
     await watcher.subscribeOk('ticks');
-    let stop = false;
-    let sent = 0;
-    const failures = [];
-    const traffic = (async () => {
-      while (!stop) {
-        try {
-          await pusherServer(cluster.nodes[sent % 3].port, { appId: 'shop', key: shop.key, secret: shop.secret })
-            .trigger('ticks', 'tick', { n: sent });
-          sent += 1;
-        } catch (e) { failures.push(e.status ?? e.message); }
-        await sleep(50);
-      }
-    })();
+    const traffic = steadyTraffic((n) =>
+      pusherServer(cluster.nodes[n % 3].port, { appId: 'shop', key: shop.key, secret: shop.secret }).trigger('ticks', 'tick', { n }));
     await sleep(300);
     const rotated = apps('rotate-secret', 'shop');
     assert.equal(rotated.code, 0, rotated.out);
@@ -123,10 +112,9 @@ describe('apps kept in Redis (herald apps)', { skip }, () => {
       } catch { return false; }
     }, { timeout: 3000, what: 'the new secret accepted' });
     await sleep(500);
-    stop = true;
-    await traffic;
-    assert.deepEqual(failures, []);
-    await waitFor(() => watcher.frames.filter((f) => f.event === 'tick').length >= sent, { timeout: 5000, what: 'every tick' });
+    await traffic.stop();
+    assert.deepEqual(traffic.failures, []);
+    await waitFor(() => watcher.frames.filter((f) => f.event === 'tick').length >= traffic.sent, { timeout: 5000, what: 'every tick' });
     shop.secret = fresh;
   });
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import {
   e2e, waitFor, rawClient, pusherServer, closeClients, autoCloseClients, sleep,
 } from '../lib/harness.mjs';
-import { startCluster, acceptedByEveryNode } from '../lib/cluster.mjs';
+import { startCluster, acceptedByEveryNode, steadyTraffic } from '../lib/cluster.mjs';
 
 const skip = process.env.HERALD_TEST_MODE === 'embedded' && 'HERALD_TEST_MODE=embedded';
 const OVERLAP_SECS = 4;
@@ -79,20 +79,7 @@ describe('apps reloaded while the cluster runs', { skip }, () => {
     const watcher = await rawClient(cluster.nodes[1].port, 'shop-key');
     await watcher.subscribePrivate('private-orders', { key: 'shop-key', secret: 'shop-secret-1' });
     // Traffic signed with the old secret runs through the rotation.
-    let stop = false;
-    let published = 0;
-    const failures = [];
-    const traffic = (async () => {
-      while (!stop) {
-        try {
-          await oldApi(published % 3).trigger('private-orders', 'tick', { n: published });
-          published += 1;
-        } catch (e) {
-          failures.push(e.status ?? e.message);
-        }
-        await sleep(50);
-      }
-    })();
+    const traffic = steadyTraffic((n) => oldApi(n % 3).trigger('private-orders', 'tick', { n }));
     await sleep(300);
     write(app('shop', 'shop-secret-2') + app('blog', 'blog-secret') + app('wiki', 'wiki-secret'));
     hup();
@@ -100,13 +87,12 @@ describe('apps reloaded while the cluster runs', { skip }, () => {
       try { await newApi(0).trigger('private-orders', 'tick', { n: -1 }); return true; } catch { return false; }
     }, { timeout: 5000, what: 'the new secret accepted' });
     await sleep(500);
-    stop = true;
-    await traffic;
-    assert.deepEqual(failures, [], 'nothing signed with the old secret failed during the overlap');
+    await traffic.stop();
+    assert.deepEqual(traffic.failures, [], 'nothing signed with the old secret failed during the overlap');
     // A connection from before the rotation subscribes with either secret; so does a new one.
     await watcher.subscribePrivate('private-a', { key: 'shop-key', secret: 'shop-secret-2' });
     await watcher.subscribePrivate('private-b', { key: 'shop-key', secret: 'shop-secret-1' });
-    await waitFor(() => watcher.frames.filter((f) => f.event === 'tick').length >= published, { timeout: 5000, what: 'every tick delivered' });
+    await waitFor(() => watcher.frames.filter((f) => f.event === 'tick').length >= traffic.sent, { timeout: 5000, what: 'every tick delivered' });
     // After the overlap, the old secret is refused everywhere.
     await sleep(OVERLAP_SECS * 1000);
     for (const n of [0, 1, 2]) {

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startRedis, startHerald, freePort, waitFor, readyzStatus, httpGet, rawClient } from './harness.mjs';
+import { startRedis, startHerald, freePort, waitFor, readyzStatus, httpGet, rawClient, sleep } from './harness.mjs';
 
 const children = new Set();
 process.on('exit', () => { for (const c of children) { try { c.kill('SIGKILL'); } catch { /* gone */ } } });
@@ -95,4 +95,28 @@ export async function acceptedByEveryNode(nodes, key) {
     if (first !== 'ok') return false;
   }
   return true;
+}
+
+/**
+ * Steady traffic while something changes underneath: `publish(i)` sends the i-th event, one every 50 ms, until
+ * `stop()`. `sent` counts what was accepted and `failures` holds each refusal's status (or message).
+ */
+export function steadyTraffic(publish) {
+  const traffic = { sent: 0, failures: [], stopped: false };
+  const running = (async () => {
+    while (!traffic.stopped) {
+      try {
+        await publish(traffic.sent);
+        traffic.sent += 1;
+      } catch (e) {
+        traffic.failures.push(e.status ?? e.message);
+      }
+      await sleep(50);
+    }
+  })();
+  traffic.stop = async () => {
+    traffic.stopped = true;
+    await running;
+  };
+  return traffic;
 }

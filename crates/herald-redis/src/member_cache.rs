@@ -35,10 +35,7 @@ impl Change {
         let user_id = rest.get(..len)?.to_owned();
         let info = &rest[len..];
         let member = match op {
-            b'+' => Some(Member {
-                user_id: user_id.clone(),
-                user_info: (info != "null").then(|| info.to_owned()),
-            }),
+            b'+' => Some(stored_member(user_id.clone(), info.to_owned())),
             b'-' => None,
             _ => return None,
         };
@@ -50,6 +47,14 @@ impl Change {
     }
 }
 
+/// A member as Redis stores it: the user id and the info's raw JSON, `null` when the app sent none.
+pub fn stored_member(user_id: String, info: String) -> Member {
+    Member {
+        user_id,
+        user_info: (info != "null").then_some(info),
+    }
+}
+
 /// What a join's answer carried about the member list.
 #[derive(Debug)]
 pub enum ListUpdate {
@@ -57,11 +62,10 @@ pub enum ListUpdate {
     Current,
     /// The changes after the copy's version, in order.
     Changes(Vec<Change>),
-    /// The whole list.
-    Whole(Vec<Member>),
-    /// The whole list, to replace the copy even though the copy's version is higher: the channel's versions
-    /// went back (it emptied while Redis's clock was behind the one that wrote the copy's version).
-    Reset(Vec<Member>),
+    /// The whole list. With `reset`, it replaces the copy even though the copy's version is higher: the
+    /// channel's versions went back (it emptied while Redis's clock was behind the one that wrote the copy's
+    /// version).
+    Whole { members: Vec<Member>, reset: bool },
 }
 
 #[derive(Default)]
@@ -144,22 +148,14 @@ impl MemberCache {
     ) -> Option<(Arc<MemberList>, u64)> {
         let key = (app_id.to_owned(), channel.to_owned());
         let mut copy = match update {
-            ListUpdate::Whole(members) => {
+            ListUpdate::Whole { members, reset } => {
                 let Some(mut copy) = self.copies.get_mut(&key) else {
                     return Some((Arc::new(members.into_iter().collect()), version));
                 };
-                if version >= copy.version {
+                if reset || version >= copy.version {
                     copy.list = Arc::new(members.into_iter().collect());
                     copy.version = version;
                 }
-                copy
-            }
-            ListUpdate::Reset(members) => {
-                let Some(mut copy) = self.copies.get_mut(&key) else {
-                    return Some((Arc::new(members.into_iter().collect()), version));
-                };
-                copy.list = Arc::new(members.into_iter().collect());
-                copy.version = version;
                 copy
             }
             ListUpdate::Current => self.copies.get_mut(&key)?,
@@ -228,7 +224,10 @@ mod tests {
         let first = cache.pin("a", "presence-c");
         assert_eq!(first.known(), 0);
         first.keep();
-        let whole = ListUpdate::Whole(vec![member("1", None), member("2", None)]);
+        let whole = ListUpdate::Whole {
+            members: vec![member("1", None), member("2", None)],
+            reset: false,
+        };
         let (list, v) = cache.update("a", "presence-c", 10, whole).unwrap();
         assert_eq!((list.len(), v), (2, 10));
         let second = cache.pin("a", "presence-c");
@@ -248,10 +247,16 @@ mod tests {
         let late = vec![Change::parse("11|10|+1:3null").unwrap()];
         let (list, v) = cache.update("a", "presence-c", 11, ListUpdate::Changes(late)).unwrap();
         assert_eq!((list.len(), v), (2, 12));
-        let stale = ListUpdate::Whole(vec![member("1", None)]);
+        let stale = ListUpdate::Whole {
+            members: vec![member("1", None)],
+            reset: false,
+        };
         assert_eq!(cache.update("a", "presence-c", 9, stale).unwrap().1, 12);
         // Versions that went back: the whole list replaces the copy.
-        let reset = ListUpdate::Reset(vec![member("9", None)]);
+        let reset = ListUpdate::Whole {
+            members: vec![member("9", None)],
+            reset: true,
+        };
         let (list, v) = cache.update("a", "presence-c", 5, reset).unwrap();
         assert_eq!((list.iter().next().unwrap().user_id.as_str(), v), ("9", 5));
         cache.unpin("a", "presence-c");

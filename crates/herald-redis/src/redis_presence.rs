@@ -6,7 +6,7 @@
 use crate::connection::RedisConnection;
 use crate::endpoint::Endpoint;
 use crate::keys;
-use crate::member_cache::{Change, ListUpdate, MemberCache};
+use crate::member_cache::{stored_member, Change, ListUpdate, MemberCache};
 use dashmap::DashMap;
 use herald_core::backend_events::{ChannelTransition, MemberLeft};
 use herald_core::presence_store::{Joined, Left, PresenceError, PresenceStore};
@@ -373,7 +373,7 @@ impl RedisPresence {
             None => {
                 // Not reached while the copy is pinned; the whole list keeps the answer right regardless.
                 let members = self.members_in_redis(app_id, channel).await?;
-                let whole = ListUpdate::Whole(members);
+                let whole = ListUpdate::Whole { members, reset: false };
                 self.lists
                     .update(app_id, channel, version, whole)
                     .expect("a whole list always applies")
@@ -430,7 +430,7 @@ impl RedisPresence {
             .map_err(unavailable)?;
         Ok(flat
             .chunks_exact(2)
-            .map(|p| member(p[0].clone(), p[1].clone()))
+            .map(|p| stored_member(p[0].clone(), p[1].clone()))
             .collect())
     }
 
@@ -468,13 +468,6 @@ fn presence_keys<'a>(script: &'a Script, base: &str, node_set: &str) -> redis::S
     invocation
 }
 
-fn member(user_id: String, info: String) -> Member {
-    Member {
-        user_id,
-        user_info: (info != "null").then_some(info),
-    }
-}
-
 fn text(value: &Value) -> Option<String> {
     match value {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
@@ -502,7 +495,7 @@ fn unavailable(e: RedisError) -> PresenceError {
 fn whole_list(pairs: &[Value]) -> Option<Vec<Member>> {
     pairs
         .chunks_exact(2)
-        .map(|pair| Some(member(text(&pair[0])?, text(&pair[1])?)))
+        .map(|pair| Some(stored_member(text(&pair[0])?, text(&pair[1])?)))
         .collect()
 }
 
@@ -524,8 +517,10 @@ fn parse_joined(reply: &[Value]) -> Option<JoinReply> {
                 .map(|entry| Change::parse(&text(entry)?))
                 .collect::<Option<_>>()?,
         ),
-        Value::Int(2) => ListUpdate::Whole(whole_list(rest)?),
-        Value::Int(3) => ListUpdate::Reset(whole_list(rest)?),
+        Value::Int(how @ (2 | 3)) => ListUpdate::Whole {
+            members: whole_list(rest)?,
+            reset: *how == 3,
+        },
         _ => return None,
     };
     Some(JoinReply::Joined { first, version, update })

@@ -131,6 +131,12 @@ impl AppAdmin {
         Ok(fields)
     }
 
+    /// Enables or disables the app (a disabled app's connections are closed with 4003, new ones refused).
+    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<Map<String, Value>, AdminError> {
+        self.update(id, Map::from_iter([("enabled".into(), enabled.into())]))
+            .await
+    }
+
     /// Changes some settings of an app (the id cannot change).
     pub async fn update(&self, id: &str, fields: Map<String, Value>) -> Result<Map<String, Value>, AdminError> {
         if fields.get("id").is_some_and(|v| v.as_str() != Some(id)) {

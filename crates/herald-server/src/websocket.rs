@@ -147,8 +147,8 @@ pub async fn serve(
         epoch: Instant::now(),
         last_seen_us: AtomicU64::new(0),
     });
-    // fastwebsockets did the upgrade (its reader is gone with its buffer); reading and writing are ours: the reader holds no buffer while the
-    // client is quiet, and the writer coalesces queued frames.
+    // fastwebsockets did the upgrade (its reader is gone with its buffer); reading and writing are ours: the
+    // reader holds no buffer while the client is quiet, and the writer coalesces queued frames.
     let (mut read_half, write_half) = tokio::io::split(io);
     let write = FrameWriter::new(write_half);
     session.established();
@@ -189,7 +189,7 @@ pub async fn serve(
             (Some(a), Some((b, _))) => Some(a.min(b)),
             (a, b) => a.or(b.map(|(at, _)| at)),
         };
-        let frame = tokio::select! {
+        let read = tokio::select! {
             message = reader.next(&mut read_half) => message,
             _ = &mut writer => break "writer ended",
             _ = draining.wait_for(|d| *d), if !matches!(close_at, Some((_, Leaving::Drain))) => {
@@ -235,7 +235,7 @@ pub async fn serve(
                 break "node draining";
             }
         };
-        let message = match frame {
+        let message = match read {
             Ok(message) => message,
             Err(ReadError::TooLarge(_)) => {
                 conn.close(

@@ -125,17 +125,11 @@ pub async fn run(args: Args) -> Result<i32, String> {
             );
         }
         Op::Disable { id } => {
-            admin
-                .update(&id, Map::from_iter([("enabled".into(), false.into())]))
-                .await
-                .map_err(e)?;
+            admin.set_enabled(&id, false).await.map_err(e)?;
             println!("disabled app {id}: its connections are closed with 4003");
         }
         Op::Enable { id } => {
-            admin
-                .update(&id, Map::from_iter([("enabled".into(), true.into())]))
-                .await
-                .map_err(e)?;
+            admin.set_enabled(&id, true).await.map_err(e)?;
             println!("enabled app {id}");
         }
         Op::Delete { id } => {
