@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import {
   e2e, waitFor, rawClient, pusherServer, closeClients, autoCloseClients, sleep, HERALD_BIN, LARAVEL_FALLBACKS,
-  hmacHex, REPO_ROOT,
+  hmacHex, REPO_ROOT, launchChromium,
 } from '../lib/harness.mjs';
 
 const ADMIN_TOKEN = 'admin-token-for-the-test-0123';
@@ -167,12 +167,7 @@ describe('apps kept in Redis (herald apps)', { skip }, () => {
   });
 
   e2e('the dashboard manages them too: create, disable (clients closed with 4003), delete', async () => {
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 1200 } });
       page.on('dialog', (d) => d.accept());

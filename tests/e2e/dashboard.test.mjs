@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import {
   e2e, waitFor, makeEcho, echoConnected, echoSubscribed, recorder, closeClients, Pusher,
-  APP_KEY, REPO_ROOT,
+  APP_KEY, REPO_ROOT, launchChromium,
 } from '../lib/harness.mjs';
 import { startCluster } from '../lib/cluster.mjs';
 import { laravelBroadcast } from '../lib/laravel.mjs';
@@ -49,12 +49,7 @@ describe('dashboard', () => {
 
   before(async () => {
     cluster = await startCluster({ n: 3, lb: false, env: { HERALD_DASHBOARD_TOKEN: TOKEN } });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     fs.mkdirSync(SHOTS, { recursive: true });
   });
 

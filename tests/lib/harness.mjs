@@ -680,3 +680,13 @@ export async function countingProxy(targetPort) {
 }
 
 export { WebSocket, Pusher, Echo, PusherServer };
+
+/** Debian's Chromium, headless, with the flags this machine's closed network needs (playwright-core). */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'],
+  });
+}

@@ -1,9 +1,11 @@
 //! A broadcast: one frame, encoded once, on its way to every subscriber of a channel on every node. Recipients
 //! share its bytes; the two exclusions say who must not get it.
 
+use crate::connection::Protocol;
 use crate::member_event::MemberEvent;
 use bytes::Bytes;
 use herald_protocol::SocketId;
+use std::sync::OnceLock;
 
 /// One broadcast on one channel.
 #[derive(Debug, Clone)]
@@ -14,6 +16,9 @@ pub struct Broadcast {
     pub except: Option<SocketId>,
     /// Set on member events: who joined or left (see [`crate::member_event`] for how they are delivered).
     pub member: Option<MemberEvent>,
+    /// The same broadcast for socket.io clients, built by the first of them it reaches (None: nothing they
+    /// are sent, such as an encrypted channel's sealed payload).
+    socketio: OnceLock<Option<Bytes>>,
 }
 
 impl Broadcast {
@@ -23,6 +28,19 @@ impl Broadcast {
             frame: frame.into(),
             except,
             member: None,
+            socketio: OnceLock::new(),
+        }
+    }
+
+    /// The bytes a client speaking `protocol` gets, encoded once per broadcast and shared (None: this
+    /// broadcast is not for such clients).
+    pub fn for_protocol(&self, protocol: Protocol) -> Option<&Bytes> {
+        match protocol {
+            Protocol::Pusher => Some(&self.frame),
+            Protocol::SocketIo => self
+                .socketio
+                .get_or_init(|| herald_protocol::socketio::broadcast_packet(&self.frame).map(Bytes::from))
+                .as_ref(),
         }
     }
 

@@ -116,12 +116,15 @@ impl ChannelIndex {
                 if broadcast.except.as_ref() == Some(socket_id) {
                     continue;
                 }
+                let Some(frame) = broadcast.for_protocol(sub.conn.protocol) else {
+                    continue;
+                };
                 let queued = match (member, &sub.presence) {
-                    (Some(event), Some(presence)) => match presence.deliver(&sub.conn, event, &broadcast.frame) {
+                    (Some(event), Some(presence)) => match presence.deliver(&sub.conn, event, frame) {
                         Some(queued) => queued,
                         None => continue,
                     },
-                    _ => sub.conn.send(broadcast.frame.clone()),
+                    _ => sub.conn.send(frame.clone()),
                 };
                 if queued {
                     delivery.sent += 1;

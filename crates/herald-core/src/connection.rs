@@ -19,10 +19,32 @@ pub enum Outbound {
     Close(u16, String),
 }
 
+/// What a connection's client speaks, which decides the form of the frames it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The Pusher Channels protocol (pusher-js, Echo's `pusher` / `reverb` broadcasters).
+    Pusher,
+    /// Echo's `socket.io` broadcaster, as laravel-echo-server served it: broadcasts are queued in
+    /// socket.io's form ([`crate::Broadcast::for_protocol`]), everything else as Pusher frames its socket
+    /// writer translates.
+    SocketIo,
+}
+
+impl Protocol {
+    /// The `protocol` label of the connection metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Pusher => "pusher",
+            Protocol::SocketIo => "socketio",
+        }
+    }
+}
+
 /// The core's handle on one client connection.
 #[derive(Debug)]
 pub struct ConnectionHandle {
     pub socket_id: SocketId,
+    pub protocol: Protocol,
     tx: Sender,
     overflowed: AtomicBool,
     closed: Notify,
@@ -31,10 +53,16 @@ pub struct ConnectionHandle {
 impl ConnectionHandle {
     /// A handle and the receiving end of its queue (for the socket writer).
     pub fn new(socket_id: SocketId, queue: usize) -> (Self, Receiver) {
+        Self::speaking(Protocol::Pusher, socket_id, queue)
+    }
+
+    /// A handle for a client that speaks `protocol`.
+    pub fn speaking(protocol: Protocol, socket_id: SocketId, queue: usize) -> (Self, Receiver) {
         let (tx, rx) = outbound_queue::channel(queue);
         (
             ConnectionHandle {
                 socket_id,
+                protocol,
                 tx,
                 overflowed: AtomicBool::new(false),
                 closed: Notify::new(),

@@ -2,6 +2,7 @@
 //! resolved when the app is created, so the hot path increments plain atomics and never looks a label up.
 //! Label sets are bounded: apps, reasons, sources, endpoints and commands; never channel names.
 
+use crate::connection::Protocol;
 use prometheus::{
     exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
     Opts, Registry,
@@ -100,12 +101,17 @@ impl Metrics {
             .expect("registered once");
         let latency = exponential_buckets(0.000_05, 2.0, 16).expect("valid buckets");
         let m = Metrics {
-            connections: gauge(&r, "herald_connections", "Open WebSocket connections", &["app"]),
+            connections: gauge(
+                &r,
+                "herald_connections",
+                "Open client connections, by protocol (pusher: pusher-js and Echo's pusher/reverb broadcasters; socketio: Echo's socket.io broadcaster)",
+                &["app", "protocol"],
+            ),
             connections_opened: counter(
                 &r,
                 "herald_connections_opened_total",
-                "WebSocket connections accepted",
-                &["app"],
+                "Client connections accepted, by protocol",
+                &["app", "protocol"],
             ),
             subscriptions: gauge(
                 &r,
@@ -307,8 +313,9 @@ pub fn metrics() -> &'static Metrics {
 /// One app's handles, resolved once.
 #[derive(Debug, Clone)]
 pub struct AppMetrics {
-    pub connections: IntGauge,
-    pub connections_opened: IntCounter,
+    /// Open connections of each protocol (pusher, socketio).
+    connections: [IntGauge; 2],
+    connections_opened: [IntCounter; 2],
     pub subscriptions: IntGauge,
     pub channels: IntGauge,
     pub messages_received: IntCounter,
@@ -325,8 +332,8 @@ impl AppMetrics {
         let m = metrics();
         let l = &[app];
         AppMetrics {
-            connections: m.connections.with_label_values(l),
-            connections_opened: m.connections_opened.with_label_values(l),
+            connections: ["pusher", "socketio"].map(|p| m.connections.with_label_values(&[app, p])),
+            connections_opened: ["pusher", "socketio"].map(|p| m.connections_opened.with_label_values(&[app, p])),
             subscriptions: m.subscriptions.with_label_values(l),
             channels: m.channels.with_label_values(l),
             messages_received: m.messages_received.with_label_values(l),
@@ -337,6 +344,29 @@ impl AppMetrics {
             client_events: m.client_events.with_label_values(l),
             app: app.to_owned(),
         }
+    }
+
+    fn slot(protocol: Protocol) -> usize {
+        match protocol {
+            Protocol::Pusher => 0,
+            Protocol::SocketIo => 1,
+        }
+    }
+
+    /// Counts a connection opened.
+    pub fn opened(&self, protocol: Protocol) {
+        self.connections[Self::slot(protocol)].inc();
+        self.connections_opened[Self::slot(protocol)].inc();
+    }
+
+    /// Counts a connection closed.
+    pub fn closed(&self, protocol: Protocol) {
+        self.connections[Self::slot(protocol)].dec();
+    }
+
+    /// This app's open connections on this node, of every protocol.
+    pub fn open_connections(&self) -> u64 {
+        self.connections.iter().map(|g| g.get().max(0) as u64).sum()
     }
 
     /// Counts a broadcast entering through this node.

@@ -24,6 +24,13 @@ pub enum Refusal {
     MemberLimit(usize),
     #[error("Presence is unavailable, try again")]
     PresenceUnavailable,
+    /// The app's own auth endpoint, asked by Herald for a socket.io client, did not say yes (its status,
+    /// or Herald's 502/504 when it could not be asked).
+    #[error("The app's auth endpoint answered {0}")]
+    AppRefused(u16),
+    /// A socket.io client asked for a channel that needs auth, and the app has no auth URL to ask.
+    #[error("No auth URL configured: set HERALD_AUTH_URL (auth_url) to Laravel's /broadcasting/auth")]
+    NoAuthUrl,
 }
 
 impl Refusal {
@@ -36,6 +43,8 @@ impl Refusal {
             }
             Refusal::TooManyChannels(_) | Refusal::MemberLimit(_) => 403,
             Refusal::PresenceUnavailable => 503,
+            Refusal::AppRefused(status) => *status,
+            Refusal::NoAuthUrl => 404,
         }
     }
 
@@ -49,6 +58,7 @@ impl Refusal {
             }
             Refusal::TooManyChannels(_) | Refusal::MemberLimit(_) => "LimitReached",
             Refusal::PresenceUnavailable => "ServiceUnavailable",
+            Refusal::AppRefused(_) | Refusal::NoAuthUrl => "AuthError",
         }
     }
 
@@ -62,6 +72,7 @@ impl Refusal {
             Refusal::TooManyChannels(_) => "limit",
             Refusal::MemberLimit(_) => "member_limit",
             Refusal::PresenceUnavailable => "unavailable",
+            Refusal::AppRefused(_) | Refusal::NoAuthUrl => "auth",
         }
     }
 }

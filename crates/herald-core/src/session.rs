@@ -6,13 +6,13 @@
 use crate::app::App;
 use crate::authorize::authorize;
 use crate::client_event;
-use crate::connection::ConnectionHandle;
+use crate::connection::{ConnectionHandle, Protocol};
 use crate::node::{Node, Seat};
 use crate::rate_limit::RateLimiter;
 use crate::refusal::Refusal;
 use herald_protocol::frame::{self, ClientFrame, SigninData, SubscribeData, UnsubscribeData};
 use herald_protocol::presence_data::Member;
-use herald_protocol::{close_code, signature};
+use herald_protocol::{close_code, signature, SocketId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -37,6 +37,28 @@ impl Session {
     /// socket writer drains.
     pub fn open(node: Arc<Node>, app: Arc<App>, seat: Seat) -> (Session, crate::outbound_queue::Receiver) {
         let (conn, rx) = node.connect(&app, seat);
+        Self::with_connection(node, app, conn, rx)
+    }
+
+    /// A session for a client speaking `protocol` as `socket_id` (a socket.io client: see
+    /// [`Node::connect_speaking`]). Its answers are queued as Pusher frames, which its writer translates.
+    pub fn open_speaking(
+        node: Arc<Node>,
+        app: Arc<App>,
+        seat: Seat,
+        protocol: Protocol,
+        socket_id: SocketId,
+    ) -> (Session, crate::outbound_queue::Receiver) {
+        let (conn, rx) = node.connect_speaking(&app, seat, protocol, socket_id);
+        Self::with_connection(node, app, conn, rx)
+    }
+
+    fn with_connection(
+        node: Arc<Node>,
+        app: Arc<App>,
+        conn: Arc<ConnectionHandle>,
+        rx: crate::outbound_queue::Receiver,
+    ) -> (Session, crate::outbound_queue::Receiver) {
         let settings = node.settings();
         let messages = RateLimiter::new(settings.message_rate, settings.message_burst);
         let rate = app.config.client_event_rate;
@@ -95,7 +117,8 @@ impl Session {
         self.conn.send_vec(frame);
     }
 
-    async fn refuse(&self, channel: &str, refusal: Refusal) {
+    /// Refuses a subscription: counted, shown in the console, and `pusher:subscription_error` to the client.
+    pub async fn refuse(&self, channel: &str, refusal: Refusal) {
         self.node.subscription_refused(&self.app, &self.conn, channel, &refusal);
         let message = refusal.to_string();
         tracing::debug!(socket_id = %self.conn.socket_id, channel, message, "subscription refused");
@@ -107,13 +130,21 @@ impl Session {
         self.conn.reply(frame::error(code, message)).await;
     }
 
-    /// Handles one text frame from the client.
-    pub async fn handle_text(&mut self, text: &str) {
+    /// Counts a message of `len` bytes from the client; false when it is over its message rate (counted).
+    pub fn message_in(&mut self, len: usize) -> bool {
         self.follow_reload();
         self.app.metrics.messages_received.inc();
-        self.app.metrics.bytes_received.inc_by(text.len() as u64);
+        self.app.metrics.bytes_received.inc_by(len as u64);
         if !self.messages.allow() {
             self.app.metrics.rate_limited("message");
+            return false;
+        }
+        true
+    }
+
+    /// Handles one text frame from the client.
+    pub async fn handle_text(&mut self, text: &str) {
+        if !self.message_in(text.len()) {
             self.error(close_code::RATE_LIMITED, "Message rejected: too many messages a second")
                 .await;
             return;
@@ -178,16 +209,26 @@ impl Session {
         if self.subscriptions.contains_key(channel) {
             return self.resend_succeeded(channel).await;
         }
-        let limit = self.app.config.max_channels_per_connection;
-        if self.subscriptions.len() >= limit {
-            return self.refuse(channel, Refusal::TooManyChannels(limit)).await;
-        }
         let socket_id = self.conn.socket_id.as_str();
         let authorized = match authorize(&self.app.config, socket_id, self.user.as_ref(), &sub) {
             Ok(authorized) => authorized,
             Err(refusal) => return self.refuse(channel, refusal).await,
         };
-        let member = authorized.member;
+        self.join(channel, authorized.member).await
+    }
+
+    /// True when the connection is on `channel`.
+    pub fn is_subscribed(&self, channel: &str) -> bool {
+        self.subscriptions.contains_key(channel)
+    }
+
+    /// Subscribes to `channel`, authorised already (on presence channels as `member`), within the
+    /// connection's channel limit; the client hears `subscription_succeeded` or the refusal.
+    pub async fn join(&mut self, channel: &str, member: Option<Member>) {
+        let limit = self.app.config.max_channels_per_connection;
+        if self.subscriptions.len() >= limit {
+            return self.refuse(channel, Refusal::TooManyChannels(limit)).await;
+        }
         let subscribed = self.node.subscribe(&self.app, &self.conn, channel, member.as_ref());
         if let Err(refusal) = subscribed.await {
             return self.refuse(channel, refusal).await;
@@ -210,7 +251,8 @@ impl Session {
         self.conn.reply(frame::subscription_succeeded(channel, &data)).await;
     }
 
-    async fn unsubscribe(&mut self, channel: &str) {
+    /// Leaves `channel` (and its presence) when the connection is on it.
+    pub async fn unsubscribe(&mut self, channel: &str) {
         if let Some(member) = self.subscriptions.remove(channel) {
             self.node
                 .unsubscribe(&self.app, &self.conn, channel, member.as_deref())
@@ -261,7 +303,8 @@ impl Session {
         Some(user)
     }
 
-    async fn client_event(&mut self, event: &str, channel: &str, data: &str) {
+    /// A client event (`client-*`) on `channel`; `data` is raw JSON. Refusals are `pusher:error` frames.
+    pub async fn client_event(&mut self, event: &str, channel: &str, data: &str) {
         let subscription = self.subscriptions.get(channel);
         if let Err(refusal) = client_event::check(self.app.config.client_events, channel, subscription.is_some()) {
             return self.error(refusal.code, &refusal.message).await;

@@ -12,6 +12,7 @@ pub mod member_list;
 pub mod presence_data;
 pub mod signature;
 pub mod socket_id;
+pub mod socketio;
 
 pub use channel::{ChannelKind, ChannelNameError};
 pub use socket_id::SocketId;

@@ -18,6 +18,22 @@ impl SocketId {
         is_valid(text).then(|| SocketId(text.into()))
     }
 
+    /// A socket.io client's id (Echo's `socketId()` on the `socket.io` broadcaster, which Laravel passes on
+    /// as the broadcast's `socket`): 1 to 40 of `A-Z a-z 0-9 - _`, as Engine.IO makes them.
+    pub fn socketio(text: &str) -> Option<Self> {
+        let valid = !text.is_empty()
+            && text.len() <= 40
+            && text
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+        valid.then(|| SocketId(text.into()))
+    }
+
+    /// Either form: what a broadcast may name as the connection that must not hear it back.
+    pub fn parse_any(text: &str) -> Option<Self> {
+        Self::parse(text).or_else(|| Self::socketio(text))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -33,7 +33,7 @@ impl<'a> Envelope<'a> {
     pub fn into_broadcast(self) -> Broadcast {
         let mut broadcast = Broadcast::new(
             Bytes::copy_from_slice(self.frame),
-            self.except.and_then(SocketId::parse),
+            self.except.and_then(SocketId::parse_any),
         );
         broadcast.member = self.member.map(|(joined, user, version)| MemberEvent {
             user_id: std::sync::Arc::from(user),

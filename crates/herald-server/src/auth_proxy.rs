@@ -169,6 +169,31 @@ pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming:
         (Kind::Channel, None) => return fail(StatusCode::BAD_REQUEST, "no channel_name"),
     };
 
+    let granted = match ask_app(client, app, url, incoming, content_type, body).await {
+        Ok(granted) => granted,
+        Err(answer) => return answer,
+    };
+    match kind {
+        Kind::Channel => {
+            let (channel, channel_kind) = channel.expect("checked above");
+            sign_channel(app, &request.socket_id, channel, channel_kind, granted)
+        }
+        Kind::User => sign_user(app, &request.socket_id, granted),
+    }
+}
+
+/// Passes a request to the app's auth endpoint `url` with the client's `incoming` headers (only the app's
+/// `auth_headers`), and reads its yes: the JSON it answered with a 2xx status. Anything else is the answer
+/// for the client (the app's 4xx status passed on; 502 or 504 when the app is unreachable, slow or odd).
+pub async fn ask_app(
+    client: &AppClient,
+    app: &App,
+    url: &str,
+    incoming: &HeaderMap,
+    content_type: &str,
+    body: Bytes,
+) -> Result<serde_json::Value, Answer> {
+    let config = &app.config;
     let mut forward = Request::post(url);
     for name in &config.auth_headers {
         for value in incoming.get_all(name.as_str()) {
@@ -177,25 +202,25 @@ pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming:
     }
     let forward = match forward.header("content-type", content_type).body(Full::new(body)) {
         Ok(r) => r,
-        Err(e) => return fail(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+        Err(e) => return Err(fail(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
     };
     let response = match tokio::time::timeout(config.auth_timeout, client.request(forward)).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
             let error = crate::tls::cause(&e);
             tracing::warn!(app = %config.id, url, error, "the app's auth endpoint is unreachable");
-            return fail(StatusCode::BAD_GATEWAY, "The app's auth endpoint is unreachable");
+            return Err(fail(StatusCode::BAD_GATEWAY, "The app's auth endpoint is unreachable"));
         }
         Err(_) => {
             tracing::warn!(app = %config.id, url, "the app's auth endpoint timed out");
-            return fail(StatusCode::GATEWAY_TIMEOUT, "The app's auth endpoint timed out");
+            return Err(fail(StatusCode::GATEWAY_TIMEOUT, "The app's auth endpoint timed out"));
         }
     };
     let status = response.status();
     let limited = http_body_util::Limited::new(response.into_body(), 64 * 1024);
     let answer = match http_body_util::BodyExt::collect(limited).await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return fail(StatusCode::BAD_GATEWAY, "The app's auth answer is too large"),
+        Err(_) => return Err(fail(StatusCode::BAD_GATEWAY, "The app's auth answer is too large")),
     };
     if !status.is_success() {
         let credentials = ["cookie", "authorization"].iter().any(|h| incoming.contains_key(*h));
@@ -212,19 +237,9 @@ pub async fn authorize(client: &AppClient, app: &Arc<App>, kind: Kind, incoming:
         } else {
             StatusCode::BAD_GATEWAY
         };
-        return fail(status, "The app refused");
+        return Err(fail(status, "The app refused"));
     }
-    let granted: serde_json::Value = match serde_json::from_slice(&answer) {
-        Ok(v) => v,
-        Err(_) => return fail(StatusCode::BAD_GATEWAY, "The app's auth answer is not JSON"),
-    };
-    match kind {
-        Kind::Channel => {
-            let (channel, channel_kind) = channel.expect("checked above");
-            sign_channel(app, &request.socket_id, channel, channel_kind, granted)
-        }
-        Kind::User => sign_user(app, &request.socket_id, granted),
-    }
+    serde_json::from_slice(&answer).map_err(|_| fail(StatusCode::BAD_GATEWAY, "The app's auth answer is not JSON"))
 }
 
 fn sign_channel(app: &App, socket_id: &str, channel: &str, kind: ChannelKind, granted: serde_json::Value) -> Answer {

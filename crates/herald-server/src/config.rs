@@ -120,6 +120,13 @@ pub struct Flags {
     /// Where the dashboard is served [default: /herald/dashboard]
     #[arg(long, env = "HERALD_DASHBOARD_PATH")]
     pub dashboard_path: Option<String>,
+    /// Where Echo's socket.io broadcaster (laravel-echo-server's clients) connects; "off" turns it off
+    /// [default: /socket.io].
+    #[arg(long, env = "HERALD_SOCKETIO_PATH")]
+    pub socketio_path: Option<String>,
+    /// The id of the app socket.io clients belong to [default: the first app].
+    #[arg(long, env = "HERALD_SOCKETIO_APP")]
+    pub socketio_app: Option<String>,
     /// Seconds over which a draining node closes its connections (SIGTERM) [default: 10].
     #[arg(long, env = "HERALD_DRAIN_SECS")]
     pub drain_secs: Option<u64>,
@@ -263,6 +270,8 @@ struct FileConfig {
     secret_overlap_secs: Option<u64>,
     admin_token: Option<String>,
     app_ca_file: Option<PathBuf>,
+    socketio_path: Option<String>,
+    socketio_app: Option<String>,
     #[serde(default)]
     apps: Vec<FileApp>,
 }
@@ -546,6 +555,17 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// The Redis prefixes of apps that name none.
     pub default_prefixes: Vec<String>,
+    /// Echo's socket.io broadcaster (None: off).
+    pub socketio: Option<SocketIoConfig>,
+}
+
+/// Where the socket.io endpoint is and which app its clients belong to (laravel-echo-server served one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketIoConfig {
+    /// The path, without a trailing slash (`/socket.io`).
+    pub path: String,
+    /// The id of the app socket.io clients connect to.
+    pub app_id: String,
 }
 
 /// The debug dashboard: where it is served and the tokens that open it.
@@ -642,8 +662,15 @@ fn dashboard_path(path: String, at: &str) -> Result<String, String> {
         "/livez",
         "/readyz",
         "/metrics",
+        "/socket.io",
     ];
-    // Neither inside one of Herald's own paths nor above one (`/herald` would take the auth endpoints).
+    own_path(path, &reserved, &format!("{at} {{path:?}}"), "/herald/dashboard")
+}
+
+/// A path an endpoint may take: plain characters, and neither inside one of Herald's `reserved` paths nor
+/// above one (`/herald` would take the auth endpoints). `setting` names it in the error (`{path:?}` is
+/// replaced by the path).
+fn own_path(path: String, reserved: &[&str], setting: &str, example: &str) -> Result<String, String> {
     let clashes = reserved
         .iter()
         .any(|r| path == *r || path.starts_with(&format!("{r}/")) || r.starts_with(&format!("{path}/")));
@@ -651,8 +678,9 @@ fn dashboard_path(path: String, at: &str) -> Result<String, String> {
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
     if !path.starts_with('/') || path.len() < 2 || clashes || !plain || path.contains("//") {
+        let setting = setting.replace("{path:?}", &format!("{path:?}"));
         return Err(format!(
-            "{at} {path:?} must be a path of its own made of letters, digits, '-', '_', '.' and '/', starting with /, such as /herald/dashboard"
+            "{setting} must be a path of its own made of letters, digits, '-', '_', '.' and '/', starting with /, such as {example}"
         ));
     }
     Ok(path)
@@ -998,7 +1026,15 @@ impl Config {
                 "HERALD_ADMIN_TOKEN (admin_token) manages apps kept in Redis: set HERALD_REDIS_APPS=true too".into(),
             );
         }
+        let socketio = socketio_config(
+            flags.socketio_path.or(file.socketio_path),
+            flags.socketio_app.or(file.socketio_app),
+            &apps,
+            redis_apps,
+            &dashboard.path,
+        )?;
         Ok(Config {
+            socketio,
             admin_token,
             redis_apps,
             file_apps,
@@ -1033,6 +1069,43 @@ impl Config {
             ),
         })
     }
+}
+
+/// The socket.io endpoint: on by default at `/socket.io` for the first app.
+fn socketio_config(
+    path: Option<String>,
+    app: Option<String>,
+    apps: &[AppConfig],
+    redis_apps: bool,
+    dashboard: &str,
+) -> Result<Option<SocketIoConfig>, String> {
+    let path = path.unwrap_or_else(|| "/socket.io".into());
+    if path.is_empty() || path.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let path = path.trim_end_matches('/').to_owned();
+    let reserved = ["/app", "/apps", "/herald", "/livez", "/readyz", "/metrics", dashboard];
+    let path = own_path(
+        path,
+        &reserved,
+        "HERALD_SOCKETIO_PATH (socketio_path) {path:?}",
+        "/socket.io (or \"off\")",
+    )?;
+    let app_id = match app {
+        Some(id) => {
+            if !redis_apps && !apps.iter().any(|a| a.id == id) {
+                return Err(format!(
+                    "HERALD_SOCKETIO_APP (socketio_app) is {id:?}, which is not the id of a configured app"
+                ));
+            }
+            id
+        }
+        None => match apps.first() {
+            Some(app) => app.id.clone(),
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(SocketIoConfig { path, app_id }))
 }
 
 fn positive(n: u64, key: &str) -> Result<(), String> {

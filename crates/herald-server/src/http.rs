@@ -51,6 +51,8 @@ pub struct Server {
     pub admin: Option<Arc<crate::app_admin::AppAdmin>>,
     /// The debug dashboard, when a token turns it on.
     pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
+    /// Echo's socket.io broadcaster (laravel-echo-server's clients), unless turned off.
+    pub socketio: Option<Arc<crate::socketio::SocketIo>>,
 }
 
 pub fn json(status: StatusCode, body: String) -> HttpResponse {
@@ -84,6 +86,12 @@ impl Server {
             if let Some(rest) = dashboard.under(req.uri().path()).map(str::to_owned) {
                 let response = Box::pin(dashboard.handle(self, req, &rest)).await;
                 return Ok(Self::measured("dashboard", started, response));
+            }
+        }
+        if let Some(socketio) = self.socketio.clone().filter(|_| self.serves_clients) {
+            if socketio.owns(req.uri().path()) {
+                let response = Box::pin(socketio.handle(req)).await;
+                return Ok(Self::measured("socketio", started, response));
             }
         }
         let matched = routes::find(req.uri().path()).filter(|m| match m.route {

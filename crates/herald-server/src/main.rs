@@ -17,6 +17,7 @@ mod print_config;
 mod reload;
 mod routes;
 mod shutdown;
+mod socketio;
 mod tls;
 mod webhook_sender;
 mod websocket;
@@ -130,7 +131,18 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
         window: config.drain_window,
         grace: config.presence_grace,
     };
+    let socketio = config.socketio.as_ref().map(|socketio| {
+        let context = socketio::Context {
+            node: node.clone(),
+            app_id: socketio.app_id.clone(),
+            app_client: app_client.clone(),
+            connections: shutdown.connections(),
+            drain,
+        };
+        std::sync::Arc::new(socketio::SocketIo::new(socketio, context))
+    });
     let server = http::Server {
+        socketio,
         node,
         shutdown: shutdown.clone(),
         serves_clients: true,
@@ -149,6 +161,9 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
             .enabled()
             .then(|| std::sync::Arc::new(dashboard::Dashboard::new(&config.dashboard, config.tls.is_some()))),
     };
+    if let Some(socketio) = &config.socketio {
+        tracing::info!(path = %socketio.path, app = %socketio.app_id, "socket.io clients (Echo's socket.io broadcaster) served");
+    }
     if config.dashboard.enabled() {
         tracing::info!(path = %config.dashboard.path, "dashboard on");
         let node = std::sync::Arc::downgrade(&server.node);

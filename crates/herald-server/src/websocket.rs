@@ -120,7 +120,7 @@ enum Leaving {
 }
 
 /// Where in the drain window this connection closes: spread evenly by its socket id.
-fn drain_delay(socket_id: &str, window: Duration) -> Duration {
+pub(crate) fn drain_delay(socket_id: &str, window: Duration) -> Duration {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     socket_id.hash(&mut h);

@@ -211,6 +211,6 @@ fn laravel_broadcast(app: &App, channel: &str, payload: &[u8]) -> Option<Broadca
     } else {
         parsed.to_frame(channel)
     };
-    let except = parsed.socket.as_deref().and_then(SocketId::parse);
+    let except = parsed.socket.as_deref().and_then(SocketId::parse_any);
     Some(Broadcast::new(frame, except))
 }

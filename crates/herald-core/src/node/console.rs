@@ -89,7 +89,7 @@ impl Node {
                 let report = ConsoleEvent::Node {
                     address: address.clone(),
                     ready: node.not_ready().is_none(),
-                    connections: app.metrics.connections.get().max(0) as u64,
+                    connections: app.metrics.open_connections(),
                     messages_in: counts.0.saturating_sub(before.0),
                     messages_out: counts.1.saturating_sub(before.1),
                 };

@@ -26,13 +26,14 @@ use crate::backend_events::Events;
 use crate::backends::{Backends, Lifecycle};
 use crate::cache_store::CacheStore;
 use crate::cluster_stats::{Admission, ClusterStats};
-use crate::connection::ConnectionHandle;
+use crate::connection::{ConnectionHandle, Protocol};
 use crate::console::ConsoleEvent;
 use crate::presence_store::PresenceStore;
 use crate::socket_ids::SocketIdGenerator;
 use crate::webhook::WebhookEvent;
 use crate::webhook_outbox::WebhookOutbox;
 use crate::AppConfig;
+use herald_protocol::SocketId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -213,10 +214,21 @@ impl Node {
 
     /// A new connection to `app` in `seat`, and the queue its socket writer drains.
     pub fn connect(&self, app: &App, seat: Seat) -> (Arc<ConnectionHandle>, crate::outbound_queue::Receiver) {
-        let (conn, rx) = ConnectionHandle::new(self.socket_ids.next(), self.settings.outbound_queue);
+        self.connect_speaking(app, seat, Protocol::Pusher, self.socket_ids.next())
+    }
+
+    /// A new connection to `app` in `seat` from a client speaking `protocol`, known as `socket_id` (a
+    /// socket.io client keeps the id its transport gave it, which is the one Echo sends as `X-Socket-ID`).
+    pub fn connect_speaking(
+        &self,
+        app: &App,
+        seat: Seat,
+        protocol: Protocol,
+        socket_id: SocketId,
+    ) -> (Arc<ConnectionHandle>, crate::outbound_queue::Receiver) {
+        let (conn, rx) = ConnectionHandle::speaking(protocol, socket_id, self.settings.outbound_queue);
         self.connections.fetch_add(1, Ordering::Relaxed);
-        app.metrics.connections.inc();
-        app.metrics.connections_opened.inc();
+        app.metrics.opened(protocol);
         if !seat.counted {
             self.stats.connections_changed(&app.config.id, 1);
         }
@@ -240,7 +252,7 @@ impl Node {
             socket_id: conn.socket_id.to_string(),
             reason: reason.to_owned(),
         });
-        app.metrics.connections.dec();
+        app.metrics.closed(conn.protocol);
         self.stats.connections_changed(&app.config.id, -1);
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }

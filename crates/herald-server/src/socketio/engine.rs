@@ -1,0 +1,63 @@
+//! Engine.IO's callbacks: a client connected (start its session), sent a packet (pass it to the session, in
+//! order), or is gone (the session sees the socket close). Engine.IO calls these synchronously, so nothing
+//! here waits: packets go to the session through a bounded inbox, and a client that fills it is closed.
+
+use super::session;
+use super::Context;
+use engineioxide::handler::EngineIoHandler;
+use engineioxide::socket::{DisconnectReason, Socket};
+use engineioxide::Str;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::mpsc;
+
+/// Packets a client may have waiting for its session before it is closed as flooding.
+const INBOX: usize = 64;
+
+/// What Engine.IO keeps for each socket: the way to its session.
+#[derive(Debug, Default)]
+pub struct Link {
+    inbox: OnceLock<mpsc::Sender<Str>>,
+}
+
+/// Engine.IO's handler for Herald's socket.io endpoint.
+pub struct Handler {
+    context: Context,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler").finish_non_exhaustive()
+    }
+}
+
+impl Handler {
+    pub fn new(context: Context) -> Self {
+        Handler { context }
+    }
+}
+
+impl EngineIoHandler for Handler {
+    type Data = Link;
+
+    fn on_connect(self: Arc<Self>, socket: Arc<Socket<Link>>) {
+        let (tx, rx) = mpsc::channel(INBOX);
+        let _ = socket.data.inbox.set(tx);
+        tokio::spawn(session::run(self.context.clone(), socket, rx));
+    }
+
+    fn on_disconnect(&self, socket: Arc<Socket<Link>>, reason: DisconnectReason) {
+        tracing::debug!(sid = %socket.id, ?reason, "socket.io client gone");
+    }
+
+    fn on_message(self: &Arc<Self>, msg: Str, socket: Arc<Socket<Link>>) {
+        let Some(inbox) = socket.data.inbox.get() else { return };
+        if let Err(mpsc::error::TrySendError::Full(_)) = inbox.try_send(msg) {
+            tracing::info!(sid = %socket.id, "socket.io client closed: it sent {INBOX} packets faster than they could be handled");
+            socket.close(DisconnectReason::PacketParsingError);
+        }
+    }
+
+    fn on_binary(self: &Arc<Self>, _data: bytes::Bytes, socket: Arc<Socket<Link>>) {
+        tracing::debug!(sid = %socket.id, "socket.io client sent binary data, which Echo never does; ignored");
+    }
+}
