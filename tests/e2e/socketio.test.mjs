@@ -6,11 +6,12 @@ import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
   e2e, closeClients, makeEcho, echoSubscribed, recorder, waitFor, expectNothing, httpGet,
-  REPO_ROOT, Echo, APP_ID, launchChromium,
+  REPO_ROOT, Echo, APP_ID, launchChromium, startRedis, startHerald,
 } from '../lib/harness.mjs';
 import { startCluster } from '../lib/cluster.mjs';
 import { startAuthApp } from '../lib/authapp.mjs';
@@ -250,5 +251,97 @@ describe('socket.io clients (Echo broadcaster socket.io)', { skip: !runRedis && 
       await browser.close();
       server.close();
     }
+  });
+});
+
+describe('moving from laravel-echo-server: its laravel-echo-server.json and its HTTP API', { skip: !runRedis && 'HERALD_TEST_MODE=embedded' }, () => {
+  const KEY = '8c3bdc8b1f5a2b7de1e4d0c9a7f6e5d4';
+  let redis;
+  let authApp;
+  let herald;
+  let dir;
+  const echos = [];
+
+  before(async () => {
+    redis = await startRedis();
+    authApp = await startAuthApp();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-les-'));
+    // what `laravel-echo-server init` writes, pointed at this test's Redis and Laravel app
+    const file = path.join(dir, 'laravel-echo-server.json');
+    fs.writeFileSync(file, JSON.stringify({
+      authHost: authApp.url,
+      authEndpoint: '/broadcasting/auth',
+      clients: [{ appId: 'echo-app', key: KEY }],
+      database: 'redis',
+      databaseConfig: { redis: { port: String(redis.port), host: '127.0.0.1', keyPrefix: 'laravel_database_' }, sqlite: {} },
+      devMode: false,
+      host: null,
+      port: '6001',
+      protocol: 'http',
+      socketio: {},
+      sslCertPath: '',
+      sslKeyPath: '',
+      sslCertChainPath: '',
+      sslPassphrase: '',
+      subscribers: { http: true, redis: true },
+      apiOriginAllow: { allowCors: false, allowOrigin: '', allowMethods: '', allowHeaders: '' },
+    }, null, 2));
+    herald = await startHerald({ env: { HERALD_ECHO_SERVER_CONFIG: file, HERALD_APP_ID: '' } });
+  });
+
+  after(async () => {
+    for (const echo of echos) echo.disconnect();
+    if (herald) await herald.stop();
+    if (authApp) await authApp.stop();
+    if (redis) await redis.stop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const api = async (method, urlPath, { body, bearer } = {}) => {
+    const res = await fetch(`http://127.0.0.1:${herald.port}${urlPath}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    return { status: res.status, json: await res.json() };
+  };
+
+  e2e('the file gives Redis, the prefix, the auth URL and the app; its API answers with its shapes', async () => {
+    assert.match(herald.logs(), /Redis \(databaseConfig\.redis\) from/);
+    const echo = new Echo({
+      broadcaster: 'socket.io',
+      client: CLIENTS.v2,
+      host: `http://127.0.0.1:${herald.port}`,
+      extraHeaders: { Cookie: 'laravel_session=1' },
+      reconnection: false,
+    });
+    echos.push(echo);
+    const here = recorder();
+    const flash = recorder();
+    echo.join('chat.5').here(here.fn);
+    echo.channel('news').listen('.Flash', flash.fn);
+    assert.deepEqual(await here.next(1), [{ id: 1, name: 'Ada' }]);
+    await laravelBroadcast(redis.port, { channels: [{ type: 'public', name: 'news' }], event_class: 'X', broadcast_as: 'Flash', data: { from: 'laravel' } });
+    assert.equal((await flash.next(1)).from, 'laravel');
+
+    const status = await api('GET', `/apps/echo-app/status?auth_key=${KEY}`);
+    assert.equal(status.status, 200);
+    assert.equal(status.json.subscription_count, 1);
+    assert.equal(typeof status.json.uptime, 'number');
+    const channels = await api('GET', '/apps/echo-app/channels', { bearer: KEY });
+    assert.deepEqual(channels.json.channels['presence-chat.5'], { subscription_count: 1, occupied: true });
+    assert.deepEqual(channels.json.channels.news, { subscription_count: 1, occupied: true });
+    const channel = await api('GET', `/apps/echo-app/channels/presence-chat.5?auth_key=${KEY}`);
+    assert.deepEqual(channel.json, { subscription_count: 1, occupied: true, user_count: 1 });
+    const users = await api('GET', `/apps/echo-app/channels/presence-chat.5/users?auth_key=${KEY}`);
+    assert.deepEqual(users.json, { users: [{ id: '1', user_info: { id: 1, name: 'Ada' } }] });
+    const sent = await api('POST', `/apps/echo-app/events?auth_key=${KEY}`, { body: { channel: 'news', name: 'Flash', data: { from: 'api' } } });
+    assert.deepEqual(sent, { status: 200, json: { message: 'ok' } });
+    assert.equal((await flash.next(2)).from, 'api');
+
+    const wrong = await api('GET', `/apps/echo-app/status?auth_key=${KEY.replace(/.$/, 'x')}`);
+    assert.deepEqual(wrong, { status: 403, json: { error: 'Unauthorized' } });
+    const bad = await api('POST', `/apps/echo-app/events?auth_key=${KEY}`, { body: { channel: 'news' } });
+    assert.equal(bad.status, 400);
   });
 });

@@ -53,6 +53,10 @@ pub struct AppConfig {
     pub cache_ttl: std::time::Duration,
     /// False: the app's connections are closed with 4003 and new ones refused, its HTTP API answers 403.
     pub enabled: bool,
+    /// The keys of laravel-echo-server's HTTP API clients (its `clients[].key`): a request to `/apps/{id}/…`
+    /// that carries one as `auth_key` or `Authorization: Bearer`, and no Pusher signature, is answered
+    /// the way laravel-echo-server answered it. Empty: that API is off.
+    pub echo_client_keys: Vec<String>,
     /// Secrets a reload replaced, still accepted until their time is up, so signatures made with the old
     /// secret keep working while every Laravel server moves to the new one.
     pub retired_secrets: Vec<(String, std::time::Instant)>,
@@ -184,6 +188,7 @@ impl AppConfig {
             webhooks: Vec::new(),
             cache_ttl: std::time::Duration::from_secs(30 * 60),
             enabled: true,
+            echo_client_keys: Vec::new(),
             retired_secrets: Vec::new(),
         }
     }

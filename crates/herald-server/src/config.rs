@@ -21,6 +21,12 @@ pub struct Flags {
     /// TOML configuration file.
     #[arg(long, env = "HERALD_CONFIG")]
     pub config: Option<PathBuf>,
+    /// laravel-echo-server's laravel-echo-server.json, read for the settings nothing else gives.
+    #[arg(long, env = "HERALD_ECHO_SERVER_CONFIG")]
+    pub echo_server_config: Option<PathBuf>,
+    /// What the settings came from, said at start (filled while loading).
+    #[arg(skip)]
+    pub notes: Vec<String>,
     /// Address to listen on [default: 0.0.0.0; else REVERB_SERVER_HOST].
     #[arg(long, env = "HERALD_HOST")]
     pub host: Option<String>,
@@ -177,6 +183,10 @@ pub struct DefaultAppFlags {
     /// Which webhook events to send, comma-separated (default: all).
     #[arg(long, env = "HERALD_WEBHOOK_EVENTS")]
     pub webhook_events: Option<String>,
+    /// Keys of laravel-echo-server's HTTP API clients (its `clients[].key`), comma-separated: turns on that
+    /// API for the default app.
+    #[arg(long, env = "HERALD_ECHO_CLIENT_KEYS", hide_env_values = true)]
+    pub echo_client_keys: Option<String>,
 }
 
 /// A setting that was renamed: the new name wins; the old one still works, with a warning naming the new one.
@@ -212,6 +222,9 @@ impl DefaultAppFlags {
             positive(secs, "HERALD_SIGNIN_TIMEOUT_SECS")?;
             config.signin_timeout = Some(Duration::from_secs(secs));
         }
+        if let Some(keys) = given(&self.echo_client_keys) {
+            config.echo_client_keys = echo_client_keys(keys.split(','), "HERALD_ECHO_CLIENT_KEYS")?;
+        }
         config.auth_url = given(&self.auth_url).or(config.auth_url.take());
         config.user_auth_url = given(&self.user_auth_url).or(config.user_auth_url.take());
         if let Some(key) = given(&self.encryption_master_key) {
@@ -235,6 +248,18 @@ impl DefaultAppFlags {
         }
         Ok(())
     }
+}
+
+/// laravel-echo-server's client keys: each at least 16 characters (they open the HTTP API).
+fn echo_client_keys<'a>(keys: impl Iterator<Item = &'a str>, at: &str) -> Result<Vec<String>, String> {
+    let keys: Vec<String> = keys.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
+    if let Some(short) = keys.iter().find(|k| k.len() < 16) {
+        return Err(format!(
+            "{at}: the key {}… is shorter than 16 characters; laravel-echo-server client keys open the HTTP API, use `openssl rand -hex 16`",
+            &short[..short.len().min(3)]
+        ));
+    }
+    Ok(keys)
 }
 
 fn master_key(base64_key: &str, at: &str) -> Result<[u8; 32], String> {
@@ -347,6 +372,8 @@ struct FileApp {
     dashboard_token: Option<String>,
     /// false: connections closed with 4003, new ones and HTTP API calls refused.
     enabled: Option<bool>,
+    /// laravel-echo-server's HTTP API client keys.
+    echo_client_keys: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -490,6 +517,9 @@ fn file_app(app: FileApp, at: &str, global_prefixes: &[String]) -> Result<(AppCo
         config.cache_ttl = Duration::from_secs(secs);
     }
     config.enabled = app.enabled.unwrap_or(true);
+    if let Some(keys) = &app.echo_client_keys {
+        config.echo_client_keys = echo_client_keys(keys.iter().map(String::as_str), &format!("{at}.echo_client_keys"))?;
+    }
     if let Some(key) = app.encryption_master_key {
         config.encryption_master_key = Some(master_key(&key, &format!("{at}.encryption_master_key"))?);
     }
@@ -733,7 +763,10 @@ impl Config {
         Config::from_flags(flags)
     }
 
-    pub fn from_flags(flags: Flags) -> Result<Config, String> {
+    pub fn from_flags(mut flags: Flags) -> Result<Config, String> {
+        if let Some(path) = flags.echo_server_config.clone() {
+            flags.notes = crate::echo_server_config::fill(&mut flags, &path)?;
+        }
         let file = match &flags.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
@@ -752,10 +785,10 @@ impl Config {
         Config::build(flags, file)
     }
 
-    fn build(flags: Flags, file: FileConfig) -> Result<Config, String> {
+    fn build(mut flags: Flags, file: FileConfig) -> Result<Config, String> {
         let config_path = flags.config.clone();
         let file_redis = file.redis.unwrap_or_default();
-        let mut sources = Vec::new();
+        let mut sources = std::mem::take(&mut flags.notes);
         let redis_url = match (
             flags.redis_url.filter(|u| !u.is_empty()),
             file_redis.url.filter(|u| !u.is_empty()),

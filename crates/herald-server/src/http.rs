@@ -275,6 +275,56 @@ impl Server {
         response
     }
 
+    /// The 429 for an app over its `max_api_requests_per_second` (counted cluster-wide), if it is.
+    async fn over_api_rate(&self, app: &herald_core::App) -> Option<HttpResponse> {
+        let limit = app.config.max_api_requests_per_second?;
+        match self.node.api_request(app).await {
+            Ok(count) if count > limit => {
+                tracing::info!(app = %app.config.id, limit, "HTTP API rate limit reached");
+                Some(error(
+                    429,
+                    &format!("Over the limit of {limit} HTTP API requests a second"),
+                ))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "HTTP API rate not checked");
+                None
+            }
+        }
+    }
+
+    /// A call to laravel-echo-server's HTTP API (a client key, no Pusher signature): the key is checked
+    /// before the body is read.
+    async fn echo_server_api(
+        self,
+        req: Request<Incoming>,
+        matched: &Matched,
+        app: Arc<herald_core::App>,
+        query: Vec<(String, String)>,
+    ) -> HttpResponse {
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        if let Err(e) = crate::echo_server_api::check(&app, &query, req.headers()) {
+            tracing::info!(app = %app.config.id, path, reason = e.message, "laravel-echo-server API call refused");
+            return error(e.status, &e.message);
+        }
+        let body = match self.api_bodies.read(req, MAX_BODY).await {
+            Ok(body) => body,
+            Err(e) => return error(e.status(), &e.to_string()),
+        };
+        if let Some(over) = self.over_api_rate(&app).await {
+            return over;
+        }
+        match crate::echo_server_api::call(&self.node, &app, &method, matched, &query, &body).await {
+            Ok(body) => json(StatusCode::OK, body),
+            Err(e) => {
+                tracing::info!(app = %app.config.id, path, status = e.status, reason = e.message, "laravel-echo-server API call failed");
+                error(e.status, &e.message)
+            }
+        }
+    }
+
     async fn api(self, req: Request<Incoming>, matched: &Matched) -> HttpResponse {
         let path = req.uri().path().to_owned();
         let query = api::parse_query(req.uri().query().unwrap_or(""));
@@ -284,6 +334,9 @@ impl Server {
             tracing::info!(app_id, "HTTP API call for an unknown app");
             return error(404, &format!("Unknown app id {app_id:?}"));
         };
+        if crate::echo_server_api::addressed(&query, req.headers()) {
+            return Box::pin(self.echo_server_api(req, matched, app, query)).await;
+        }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
@@ -304,15 +357,8 @@ impl Server {
             tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
             return error(e.status, &e.message);
         }
-        if let Some(limit) = app.config.max_api_requests_per_second {
-            match self.node.api_request(&app).await {
-                Ok(count) if count > limit => {
-                    tracing::info!(app = %app.config.id, limit, "HTTP API rate limit reached");
-                    return error(429, &format!("Over the limit of {limit} HTTP API requests a second"));
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "HTTP API rate not checked"),
-            }
+        if let Some(over) = self.over_api_rate(&app).await {
+            return over;
         }
         let result = api::call(&self.node, &app, &method, matched, &query, &body).await;
         match result {

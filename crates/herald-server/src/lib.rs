@@ -3,5 +3,6 @@
 //! reader of clients' WebSocket frames, so they can feed it what a client could send.
 
 pub mod config;
+pub mod echo_server_config;
 pub mod frame_reader;
 pub mod laravel_env;

@@ -8,6 +8,7 @@ mod auth_proxy;
 mod body_reader;
 mod cli;
 mod dashboard;
+mod echo_server_api;
 
 mod frame_writer;
 mod http;
@@ -55,6 +56,7 @@ fn main() {
         return;
     }
     init_logs(config.log_format);
+    echo_server_api::start_clock();
     // One crypto provider for every TLS configuration in the process (ours and redis-rs's).
     let _ = rustls::crypto::ring::default_provider().install_default();
     for warning in &config.deprecations {

@@ -24,6 +24,8 @@ pub enum Route {
     ApiChannel,
     ApiChannelUsers,
     ApiTerminate,
+    /// `/apps/{app_id}/status`: laravel-echo-server's API only.
+    ApiStatus,
     /// `/herald/admin/apps`: list (GET) or create (POST) apps kept in Redis.
     AdminApps,
     /// `/herald/admin/apps/{app_id}`: show (GET), change (PATCH) or delete (DELETE) one.
@@ -49,6 +51,7 @@ impl Route {
             Route::ApiChannel => "api_channel",
             Route::ApiChannelUsers => "api_channel_users",
             Route::ApiTerminate => "api_users",
+            Route::ApiStatus => "api_status",
             Route::AdminApps | Route::AdminApp | Route::AdminRotate => "admin_apps",
         }
     }
@@ -68,6 +71,7 @@ impl Route {
                 | Route::ApiChannel
                 | Route::ApiChannelUsers
                 | Route::ApiTerminate
+                | Route::ApiStatus
         )
     }
 }
@@ -101,6 +105,7 @@ const TABLE: &[(&str, Route)] = &[
     ("/apps/{app_id}/events", Route::ApiEvents),
     ("/apps/{app_id}/batch_events", Route::ApiBatchEvents),
     ("/apps/{app_id}/channels", Route::ApiChannels),
+    ("/apps/{app_id}/status", Route::ApiStatus),
     ("/apps/{app_id}/channels/{channel}", Route::ApiChannel),
     ("/apps/{app_id}/channels/{channel}/users", Route::ApiChannelUsers),
     (
