@@ -1,6 +1,8 @@
 //! A Pusher protocol client as lean as the load needs: a hand-written WebSocket handshake, then
 //! fastwebsockets as the client role. It subscribes (signing private and presence channels like an app's
-//! auth endpoint would), answers `pusher:ping`, and hands every event frame to a callback.
+//! auth endpoint would), answers `pusher:ping`, and hands every event frame to a callback. With
+//! `--protocol socketio` it is Echo's socket.io connector instead (Engine.IO 4 over WebSocket, public
+//! channels), to measure those clients next to pusher-js ones.
 
 use crate::conn::Conn;
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
@@ -17,12 +19,15 @@ pub struct Target {
     pub secret: String,
     /// Connect with TLS (wss://) under this configuration.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Speak socket.io (Echo's socket.io broadcaster) instead of the Pusher protocol.
+    pub socketio: bool,
 }
 
 /// A connected, established client.
 pub struct Client {
     pub ws: WebSocket<Conn>,
     pub socket_id: String,
+    socketio: bool,
 }
 
 /// Opens a connection from `source` (an address on lo, to spread past one address's ports) and reads
@@ -41,9 +46,13 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
         .await
         .map_err(|e| format!("connect {}: {e}", target.addr))?;
     stream.set_nodelay(true).ok();
+    let path = match target.socketio {
+        true => "/socket.io/?EIO=4&transport=websocket".to_owned(),
+        false => format!("/app/{}?protocol=7&client=herald-load&version=1", target.key),
+    };
     let request = format!(
-        "GET /app/{}?protocol=7&client=herald-load&version=1 HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: aGVyYWxkLWxvYWR0ZXN0IQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-        target.key, target.addr
+        "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: aGVyYWxkLWxvYWR0ZXN0IQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        target.addr
     );
     let mut stream = match &target.tls {
         None => stream,
@@ -69,7 +78,7 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
                     String::from_utf8_lossy(&head[..head.len().min(80)])
                 ));
             }
-            return established(conn).await;
+            return established(conn, target.socketio).await;
         }
     };
     stream.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
@@ -96,18 +105,54 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
         }
         tokio::task::yield_now().await;
     }
-    established(Conn::Plain(stream)).await
+    established(Conn::Plain(stream), target.socketio).await
 }
 
-/// After the upgrade: the WebSocket, and `connection_established`.
-async fn established(conn: Conn) -> Result<Client, String> {
+/// After the upgrade: the WebSocket, and `connection_established` (socket.io: Engine.IO's open packet,
+/// then joining the default namespace).
+async fn established(conn: Conn, socketio: bool) -> Result<Client, String> {
     let mut ws = WebSocket::after_handshake(conn, Role::Client);
     ws.set_auto_pong(true);
     ws.set_auto_close(true);
+    if socketio {
+        let open = ws.read_frame().await.map_err(|e| e.to_string())?;
+        if !open.payload.starts_with(b"0{") {
+            return Err(format!(
+                "no Engine.IO open packet: {}",
+                String::from_utf8_lossy(&open.payload)
+            ));
+        }
+        let mut client = Client {
+            ws,
+            socket_id: String::new(),
+            socketio,
+        };
+        client.send("40").await?;
+        let joined = loop {
+            let frame = client.ws.read_frame().await.map_err(|e| e.to_string())?;
+            // Engine.IO pings at once, then every interval.
+            if &frame.payload[..] == b"2" {
+                client.send("3").await?;
+                continue;
+            }
+            break frame;
+        };
+        let text = String::from_utf8_lossy(&joined.payload);
+        let sid: serde_json::Value = text
+            .strip_prefix("40")
+            .and_then(|json| serde_json::from_str(json).ok())
+            .ok_or_else(|| format!("not joined to the namespace: {text}"))?;
+        client.socket_id = sid["sid"].as_str().unwrap_or_default().to_owned();
+        return Ok(client);
+    }
     let frame = ws.read_frame().await.map_err(|e| e.to_string())?;
     let text = std::str::from_utf8(&frame.payload).map_err(|e| e.to_string())?;
     let socket_id = extract_socket_id(text).ok_or_else(|| format!("no connection_established: {text}"))?;
-    Ok(Client { ws, socket_id })
+    Ok(Client {
+        ws,
+        socket_id,
+        socketio,
+    })
 }
 
 fn extract_socket_id(text: &str) -> Option<String> {
@@ -122,6 +167,9 @@ fn extract_socket_id(text: &str) -> Option<String> {
 impl Client {
     /// Subscribes and waits for `subscription_succeeded` (frames before it are ignored).
     pub async fn subscribe(&mut self, target: &Target, channel: &str, user_id: Option<&str>) -> Result<(), String> {
+        if self.socketio {
+            return self.subscribe_socketio(channel).await;
+        }
         let mut data = serde_json::json!({ "channel": channel });
         if channel.starts_with("presence-") {
             let user = user_id.unwrap_or("load");
@@ -155,6 +203,35 @@ impl Client {
         }
     }
 
+    /// socket.io: `subscribe`, then an event with an ack, whose answer comes after the subscription is done
+    /// (the server handles a client's packets in order). Public channels only: no auth URL here.
+    async fn subscribe_socketio(&mut self, channel: &str) -> Result<(), String> {
+        if channel.starts_with("private-") || channel.starts_with("presence-") {
+            return Err("socket.io load clients subscribe to public channels only".into());
+        }
+        let request = serde_json::json!(["subscribe", { "channel": channel }]);
+        self.send(&format!("42{request}")).await?;
+        self.send("421[\"herald:settled\",{}]").await?;
+        loop {
+            let frame = self.ws.read_frame().await.map_err(|e| e.to_string())?;
+            if frame.opcode != OpCode::Text {
+                continue;
+            }
+            if frame.payload.starts_with(b"431[") {
+                return Ok(());
+            }
+            if frame.payload.starts_with(b"42[\"subscription_error\"") {
+                return Err(format!(
+                    "subscription refused: {}",
+                    String::from_utf8_lossy(&frame.payload)
+                ));
+            }
+            if &frame.payload[..] == b"2" {
+                self.send("3").await?;
+            }
+        }
+    }
+
     pub async fn send(&mut self, text: &str) -> Result<(), String> {
         self.ws
             .write_frame(Frame::text(Payload::Borrowed(text.as_bytes())))
@@ -172,7 +249,10 @@ impl Client {
             };
             match frame.opcode {
                 OpCode::Text => {
-                    if frame.payload.starts_with(b"{\"event\":\"pusher:ping\"") {
+                    if self.socketio && &frame.payload[..] == b"2" {
+                        // Engine.IO's heartbeat.
+                        let _ = self.send("3").await;
+                    } else if frame.payload.starts_with(b"{\"event\":\"pusher:ping\"") {
                         let _ = self.send("{\"event\":\"pusher:pong\",\"data\":{}}").await;
                     } else if !on_event(&frame.payload) {
                         return;

@@ -50,6 +50,9 @@ struct Cli {
     /// Connect with TLS (wss://, and https:// for the HTTP API), trusting the CA in this PEM file.
     #[arg(long, global = true)]
     tls_ca: Option<PathBuf>,
+    /// The clients' protocol: pusher (pusher-js) or socketio (Echo's socket.io broadcaster, public channels).
+    #[arg(long, default_value = "pusher", global = true, value_parser = ["pusher", "socketio"])]
+    protocol: String,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -173,6 +176,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             key: cli.key.clone(),
             secret: cli.secret.clone(),
             tls: tls.clone(),
+            socketio: cli.protocol == "socketio",
         });
     }
     let common = scenarios::Common {
@@ -194,6 +198,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         cli.secret.clone(),
     ]);
     global.extend(["--connect-concurrency".into(), cli.connect_concurrency.to_string()]);
+    global.extend(["--protocol".into(), cli.protocol.clone()]);
     let worker_args = scenarios::WorkerArgs {
         global,
         sources: cli.sources.clone(),

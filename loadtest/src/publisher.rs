@@ -43,7 +43,9 @@ pub fn parse_delivery(frame: &[u8]) -> Option<(u64, u64)> {
         let digits: String = text[start..].chars().take_while(|c| c.is_ascii_digit()).collect();
         digits.parse().ok()
     };
-    Some((number_after("t\\\":")?, number_after("s\\\":")?))
+    // Pusher frames carry the data as an escaped JSON string; socket.io packets carry the JSON itself.
+    let escaped = || Some((number_after("t\\\":")?, number_after("s\\\":")?));
+    escaped().or_else(|| Some((number_after("\"t\":")?, number_after("\"s\":")?)))
 }
 
 impl Publisher {

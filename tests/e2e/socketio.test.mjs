@@ -118,6 +118,52 @@ describe('socket.io clients (Echo broadcaster socket.io)', { skip: !runRedis && 
     assert.equal(asked('private-orders.2', 2)?.headers.authorization, 'Bearer user-2');
   });
 
+  e2e('refused: another user\'s #server-to-user channel; headers a page cannot set are the handshake\'s', async () => {
+    const mallory = await sioEcho('v4', 0, {
+      user: 2,
+      headers: { Origin: 'http://127.0.0.1', 'X-Socket-ID': 'forged', Referer: 'http://forged.test/' },
+    });
+    const socket = mallory.connector.socket;
+    socket.emit('subscribe', { channel: '#server-to-user-1', auth: {} });
+    mallory.private('orders.2');
+    await settled(mallory);
+    assert.deepEqual(socket.errors, [{ channel: '#server-to-user-1', status: 401 }]);
+    const asked = authApp.requests().filter((r) => r.input.channel_name === 'private-orders.2' && r.user_id === 2).pop();
+    assert.equal(asked.headers['x-socket-id'], mallory.socketId(), 'X-Socket-ID is the connection\'s own id');
+    assert.notEqual(asked.headers['x-socket-id'], 'forged');
+  });
+
+  e2e('origins: a page on the same host (any port) may connect and poll; a page on another site may not', async () => {
+    const handshake = (origin) => fetch(`http://127.0.0.1:${port(0)}/socket.io/?EIO=4&transport=polling`, { headers: { origin } });
+    const same = await handshake('http://127.0.0.1:8080');
+    assert.equal(same.status, 200);
+    assert.equal(same.headers.get('access-control-allow-origin'), 'http://127.0.0.1:8080');
+    assert.equal(same.headers.get('access-control-allow-credentials'), 'true');
+    const other = await handshake('http://evil.test');
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
+    // the session it opened is refused before it can subscribe
+    const sid = JSON.parse((await other.text()).slice(1)).sid;
+    await waitFor(async () => {
+      const poll = await fetch(`http://127.0.0.1:${port(0)}/socket.io/?EIO=4&transport=polling&sid=${sid}`);
+      const body = await poll.text();
+      return poll.status !== 200 || body.includes('not allowed');
+    }, { what: 'the foreign page\'s session refused' });
+    const huge = await fetch(`http://127.0.0.1:${port(0)}/socket.io/?EIO=4&transport=polling`, { headers: { 'x-filler': 'a'.repeat(9000) } });
+    assert.equal(huge.status, 431);
+  });
+
+  e2e('a node holding HERALD_SOCKETIO_MAX_CLIENTS answers new handshakes 503, so clients go elsewhere', async () => {
+    const full = await cluster.addNode({ HERALD_SOCKETIO_MAX_CLIENTS: '1' });
+    try {
+      const url = `http://127.0.0.1:${full.port}/socket.io/?EIO=4&transport=polling`;
+      assert.equal((await fetch(url)).status, 200);
+      assert.equal((await fetch(url)).status, 503);
+    } finally {
+      await full.stop();
+      cluster.nodes.splice(cluster.nodes.indexOf(full), 1);
+    }
+  });
+
   e2e('presence across protocols and nodes: here, joining, leaving with user_info; whispers both ways', { timeout: 30000 }, async () => {
     const channel = 'chat.1';
     // socket.io 4.x as Ada on node 0

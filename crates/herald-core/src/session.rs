@@ -217,6 +217,12 @@ impl Session {
         self.join(channel, authorized.member).await
     }
 
+    /// The refusal for one more channel when the connection is on as many as the app allows.
+    pub fn over_channel_limit(&self) -> Option<Refusal> {
+        let limit = self.app.config.max_channels_per_connection;
+        (self.subscriptions.len() >= limit).then_some(Refusal::TooManyChannels(limit))
+    }
+
     /// True when the connection is on `channel`.
     pub fn is_subscribed(&self, channel: &str) -> bool {
         self.subscriptions.contains_key(channel)
@@ -225,9 +231,8 @@ impl Session {
     /// Subscribes to `channel`, authorised already (on presence channels as `member`), within the
     /// connection's channel limit; the client hears `subscription_succeeded` or the refusal.
     pub async fn join(&mut self, channel: &str, member: Option<Member>) {
-        let limit = self.app.config.max_channels_per_connection;
-        if self.subscriptions.len() >= limit {
-            return self.refuse(channel, Refusal::TooManyChannels(limit)).await;
+        if let Some(refusal) = self.over_channel_limit() {
+            return self.refuse(channel, refusal).await;
         }
         let subscribed = self.node.subscribe(&self.app, &self.conn, channel, member.as_ref());
         if let Err(refusal) = subscribed.await {

@@ -166,6 +166,10 @@ pub fn from_pusher(frame: &[u8]) -> Translated {
         return Translated::Nothing;
     };
     let channel = parsed.channel.as_deref().unwrap_or("");
+    if channel.starts_with("private-encrypted-") {
+        // Sealed for pusher-js; Echo's socket.io connector has no key to open it.
+        return Translated::Nothing;
+    }
     match parsed.event.as_ref() {
         "pusher_internal:member_added" => {
             let member = unwrap_data(parsed.data);

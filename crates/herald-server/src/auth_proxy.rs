@@ -204,23 +204,30 @@ pub async fn ask_app(
         Ok(r) => r,
         Err(e) => return Err(fail(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string())),
     };
-    let response = match tokio::time::timeout(config.auth_timeout, client.request(forward)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
+    // One deadline for the whole answer, body included: an app that sends its headers and stalls holds
+    // nobody's subscription for longer.
+    let exchange = async {
+        let response = client.request(forward).await.map_err(|e| {
             let error = crate::tls::cause(&e);
             tracing::warn!(app = %config.id, url, error, "the app's auth endpoint is unreachable");
-            return Err(fail(StatusCode::BAD_GATEWAY, "The app's auth endpoint is unreachable"));
+            fail(StatusCode::BAD_GATEWAY, "The app's auth endpoint is unreachable")
+        })?;
+        let status = response.status();
+        let limited = http_body_util::Limited::new(response.into_body(), 64 * 1024);
+        match http_body_util::BodyExt::collect(limited).await {
+            Ok(b) => Ok((status, b.to_bytes())),
+            Err(_) => Err(fail(
+                StatusCode::BAD_GATEWAY,
+                "The app's auth answer is too large or cut short",
+            )),
         }
+    };
+    let (status, answer) = match tokio::time::timeout(config.auth_timeout, exchange).await {
+        Ok(result) => result?,
         Err(_) => {
             tracing::warn!(app = %config.id, url, "the app's auth endpoint timed out");
             return Err(fail(StatusCode::GATEWAY_TIMEOUT, "The app's auth endpoint timed out"));
         }
-    };
-    let status = response.status();
-    let limited = http_body_util::Limited::new(response.into_body(), 64 * 1024);
-    let answer = match http_body_util::BodyExt::collect(limited).await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return Err(fail(StatusCode::BAD_GATEWAY, "The app's auth answer is too large")),
     };
     if !status.is_success() {
         let credentials = ["cookie", "authorization"].iter().any(|h| incoming.contains_key(*h));
@@ -318,6 +325,44 @@ mod tests {
     use super::*;
 
     const FORM: &str = "application/x-www-form-urlencoded; charset=UTF-8";
+
+    #[tokio::test]
+    async fn an_app_that_stalls_after_its_headers_is_given_up_on_in_time() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/broadcasting/auth", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf).await;
+            // Headers announce a body that never comes.
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\ntr")
+                .await;
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        });
+        let mut config = herald_core::AppConfig::new("a", "key", "secret");
+        config.auth_timeout = std::time::Duration::from_millis(300);
+        let app = App::new(config);
+        let client = crate::tls::app_client(None).unwrap();
+        let started = std::time::Instant::now();
+        let headers = HeaderMap::new();
+        let asked = ask_app(
+            &client,
+            &app,
+            &url,
+            &headers,
+            FORM,
+            Bytes::from_static(b"channel_name=private-a"),
+        );
+        let (status, _) = tokio::time::timeout(std::time::Duration::from_secs(5), asked)
+            .await
+            .expect("the deadline covers the body")
+            .unwrap_err();
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    }
 
     #[test]
     fn reads_what_echo_sends() {

@@ -133,6 +133,9 @@ pub struct Flags {
     /// The id of the app socket.io clients belong to [default: the first app].
     #[arg(long, env = "HERALD_SOCKETIO_APP")]
     pub socketio_app: Option<String>,
+    /// socket.io clients one node holds at most, polling sessions included [default: 20000].
+    #[arg(long, env = "HERALD_SOCKETIO_MAX_CLIENTS")]
+    pub socketio_max_clients: Option<usize>,
     /// Seconds over which a draining node closes its connections (SIGTERM) [default: 10].
     #[arg(long, env = "HERALD_DRAIN_SECS")]
     pub drain_secs: Option<u64>,
@@ -297,6 +300,7 @@ struct FileConfig {
     app_ca_file: Option<PathBuf>,
     socketio_path: Option<String>,
     socketio_app: Option<String>,
+    socketio_max_clients: Option<usize>,
     #[serde(default)]
     apps: Vec<FileApp>,
 }
@@ -596,6 +600,8 @@ pub struct SocketIoConfig {
     pub path: String,
     /// The id of the app socket.io clients connect to.
     pub app_id: String,
+    /// Clients one node holds at most (an Engine.IO handshake over the limit is answered 503).
+    pub max_clients: usize,
 }
 
 /// The debug dashboard: where it is served and the tokens that open it.
@@ -1065,7 +1071,14 @@ impl Config {
             &apps,
             redis_apps,
             &dashboard.path,
-        )?;
+        )?
+        .map(|mut socketio| {
+            socketio.max_clients = flags
+                .socketio_max_clients
+                .or(file.socketio_max_clients)
+                .unwrap_or(20_000);
+            socketio
+        });
         Ok(Config {
             socketio,
             admin_token,
@@ -1138,7 +1151,11 @@ fn socketio_config(
             None => return Ok(None),
         },
     };
-    Ok(Some(SocketIoConfig { path, app_id }))
+    Ok(Some(SocketIoConfig {
+        path,
+        app_id,
+        max_clients: 20_000,
+    }))
 }
 
 fn positive(n: u64, key: &str) -> Result<(), String> {

@@ -254,9 +254,14 @@ export function connectAndSubscribe(channel, opts = {}) {
 export function scrapeMetric(name, labels = '') {
   const res = http.get(`${httpBase}/metrics`, { tags: { name: 'GET /metrics' } });
   if (res.status !== 200) return null;
-  const prefix = labels ? `${name}{${labels}} ` : `${name} `;
+  // The sum over every series that carries `labels` (herald_connections has one per protocol).
+  let sum = null;
   for (const line of String(res.body).split('\n')) {
-    if (line.startsWith(prefix)) return parseFloat(line.slice(prefix.length));
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^}]*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const given = labels ? labels.split(',') : [];
+    const have = (m[2] ?? '').split(',');
+    if (given.every((l) => have.includes(l))) sum = (sum ?? 0) + parseFloat(m[3]);
   }
-  return null;
+  return sum;
 }

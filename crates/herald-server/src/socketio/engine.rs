@@ -7,21 +7,27 @@ use super::Context;
 use engineioxide::handler::EngineIoHandler;
 use engineioxide::socket::{DisconnectReason, Socket};
 use engineioxide::Str;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
-/// Packets a client may have waiting for its session before it is closed as flooding.
-const INBOX: usize = 64;
+/// Packets a client may have waiting for its session before it is closed as flooding (a page subscribing
+/// to many private channels waits on the app's auth URL for each, in order).
+const INBOX: usize = 256;
 
 /// What Engine.IO keeps for each socket: the way to its session.
 #[derive(Debug, Default)]
 pub struct Link {
     inbox: OnceLock<mpsc::Sender<Str>>,
+    /// Set once the client filled its inbox and is being closed.
+    flooded: AtomicBool,
 }
 
 /// Engine.IO's handler for Herald's socket.io endpoint.
 pub struct Handler {
     context: Context,
+    /// Engine.IO sessions open on this node (polling ones included).
+    clients: AtomicUsize,
 }
 
 impl std::fmt::Debug for Handler {
@@ -32,7 +38,15 @@ impl std::fmt::Debug for Handler {
 
 impl Handler {
     pub fn new(context: Context) -> Self {
-        Handler { context }
+        Handler {
+            context,
+            clients: AtomicUsize::new(0),
+        }
+    }
+
+    /// Engine.IO sessions open on this node.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Relaxed)
     }
 }
 
@@ -40,20 +54,28 @@ impl EngineIoHandler for Handler {
     type Data = Link;
 
     fn on_connect(self: Arc<Self>, socket: Arc<Socket<Link>>) {
+        self.clients.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(INBOX);
         let _ = socket.data.inbox.set(tx);
         tokio::spawn(session::run(self.context.clone(), socket, rx));
     }
 
     fn on_disconnect(&self, socket: Arc<Socket<Link>>, reason: DisconnectReason) {
+        self.clients.fetch_sub(1, Ordering::Relaxed);
         tracing::debug!(sid = %socket.id, ?reason, "socket.io client gone");
     }
 
     fn on_message(self: &Arc<Self>, msg: Str, socket: Arc<Socket<Link>>) {
         let Some(inbox) = socket.data.inbox.get() else { return };
         if let Err(mpsc::error::TrySendError::Full(_)) = inbox.try_send(msg) {
-            tracing::info!(sid = %socket.id, "socket.io client closed: it sent {INBOX} packets faster than they could be handled");
-            socket.close(DisconnectReason::PacketParsingError);
+            // Once per client (the rest of a polling batch arrives after the close), once a second at most.
+            if !socket.data.flooded.swap(true, Ordering::Relaxed) {
+                static FLOODS_LOGGED: crate::log_every::LogEvery = crate::log_every::LogEvery::new();
+                if FLOODS_LOGGED.allow() {
+                    tracing::info!(sid = %socket.id, "socket.io client closed: it sent {INBOX} packets faster than they could be handled");
+                }
+                socket.close(DisconnectReason::PacketParsingError);
+            }
         }
     }
 

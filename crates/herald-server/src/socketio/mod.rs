@@ -46,9 +46,40 @@ pub struct Context {
 /// The socket.io endpoint of one node.
 pub struct SocketIo {
     service: EngineIoService<Handler>,
+    handler: Arc<Handler>,
     path: String,
     node: Arc<Node>,
     app_id: String,
+    connections: Connections,
+    max_clients: usize,
+}
+
+/// Request headers an Engine.IO request may carry, in bytes: engineioxide keeps a session's handshake
+/// headers for its life (the cookie Herald passes to the app's auth URL is among them), so an anonymous
+/// client cannot make it hold much.
+const MAX_HEADER_BYTES: usize = 8 * 1024;
+
+/// Whether a page on `origin` may use the socket.io endpoint: one of the app's `allowed_origins`, or, when
+/// it lists none, a page on the same host as the endpoint (any port: Echo's usual `host: hostname + ':6001'`)
+/// or no `Origin` at all (not a browser page). Cookies are passed to the app's auth URL, so a page on another
+/// site must be listed.
+pub fn origin_permitted(app: &herald_core::App, origin: Option<&str>, headers: &hyper::HeaderMap) -> bool {
+    let Some(origin) = origin else { return true };
+    if !app.config.allowed_origins.is_empty() {
+        return app.config.origin_allowed(Some(origin));
+    }
+    let host_of = |authority: &str| -> String {
+        let authority = authority.rsplit('@').next().unwrap_or(authority);
+        match authority.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or("").to_ascii_lowercase(),
+            None => authority.split(':').next().unwrap_or("").to_ascii_lowercase(),
+        }
+    };
+    let origin_host = host_of(origin.split_once("://").map_or(origin, |(_, rest)| rest));
+    ["x-forwarded-host", "host"]
+        .iter()
+        .filter_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .any(|host| !origin_host.is_empty() && host_of(host) == origin_host)
 }
 
 impl SocketIo {
@@ -61,11 +92,15 @@ impl SocketIo {
             .ws_max_message_size(settings.max_message_size)
             .ws_max_frame_size(settings.max_message_size)
             .build();
+        let handler = Arc::new(Handler::new(context.clone()));
         SocketIo {
             node: context.node.clone(),
             app_id: context.app_id.clone(),
-            service: EngineIoService::with_config(Arc::new(Handler::new(context)), engine),
+            connections: context.connections.clone(),
+            service: EngineIoService::with_config(handler.clone(), engine),
+            handler,
             path: config.path.clone(),
+            max_clients: config.max_clients,
         }
     }
 
@@ -79,7 +114,18 @@ impl SocketIo {
     /// pages the app allows.
     pub async fn handle(&self, req: Request<Incoming>) -> HttpResponse {
         let origin = req.headers().get("origin").cloned();
-        let mut response = if req.method() == hyper::Method::OPTIONS {
+        let mut hosts = hyper::HeaderMap::new();
+        for name in [
+            hyper::header::HOST,
+            hyper::header::HeaderName::from_static("x-forwarded-host"),
+        ] {
+            if let Some(value) = req.headers().get(&name) {
+                hosts.insert(name, value.clone());
+            }
+        }
+        let mut response = if let Some(refused) = self.refused(&req) {
+            refused
+        } else if req.method() == hyper::Method::OPTIONS {
             let mut response = HttpResponse::new(crate::http::full(bytes::Bytes::new()));
             *response.status_mut() = hyper::StatusCode::NO_CONTENT;
             let headers = response.headers_mut();
@@ -92,19 +138,55 @@ impl SocketIo {
         } else {
             self.engine(req).await
         };
-        self.cors(origin, response.headers_mut());
+        self.cors(origin, &hosts, response.headers_mut());
         response
     }
 
+    /// The answer for a request that must not reach Engine.IO: headers too large (431), or a new session
+    /// (no `sid`) while the node drains, has lost Redis, or holds its most clients (503: the client retries,
+    /// to another node behind a load balancer).
+    fn refused(&self, req: &Request<Incoming>) -> Option<HttpResponse> {
+        let header_bytes: usize = req.headers().iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+        if header_bytes > MAX_HEADER_BYTES {
+            return Some(crate::http::error(431, "Request headers too large"));
+        }
+        let handshake = !req
+            .uri()
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .any(|p| p.starts_with("sid="));
+        if !handshake {
+            return None;
+        }
+        let why = if *self.connections.draining().borrow() {
+            "Node is shutting down; reconnect"
+        } else if *self.connections.isolated().borrow() && self.node.not_ready().is_some() {
+            "Node has lost its link to Redis; reconnect to another node"
+        } else if self.handler.clients() >= self.max_clients {
+            static FULL_LOGGED: crate::log_every::LogEvery = crate::log_every::LogEvery::new();
+            if FULL_LOGGED.allow() {
+                tracing::warn!(
+                    max = self.max_clients,
+                    "socket.io clients refused: the node holds HERALD_SOCKETIO_MAX_CLIENTS of them; raise it or add nodes"
+                );
+            }
+            "Node is full; reconnect"
+        } else {
+            return None;
+        };
+        Some(crate::http::error(503, why))
+    }
+
     /// The CORS headers socket.io's polling needs from a page on another origin, as laravel-echo-server
-    /// answered them: the page's origin and credentials, when the app allows that origin (any, when its
-    /// `allowed_origins` is empty; a connection from an origin it does not list is refused anyway).
-    fn cors(&self, origin: Option<HeaderValue>, headers: &mut hyper::HeaderMap) {
+    /// answered them: the page's origin and credentials, when [`origin_permitted`] (a client from an origin
+    /// that is not is refused anyway).
+    fn cors(&self, origin: Option<HeaderValue>, request: &hyper::HeaderMap, headers: &mut hyper::HeaderMap) {
         let Some(origin) = origin else { return };
         let Some(app) = self.node.app_by_id(&self.app_id) else {
             return;
         };
-        if !app.config.origin_allowed(origin.to_str().ok()) {
+        if !origin_permitted(&app, origin.to_str().ok(), request) {
             return;
         }
         headers.insert("access-control-allow-origin", origin);

@@ -19,7 +19,7 @@ use engineioxide::socket::{DisconnectReason, Socket};
 use engineioxide::{ProtocolVersion, Str};
 use herald_core::connection::Protocol;
 use herald_core::{App, Refusal, Session};
-use herald_protocol::channel::validate_name;
+use herald_protocol::channel::{validate_name, ChannelKind};
 use herald_protocol::presence_data::Member;
 use herald_protocol::socketio::{self, ClientPacket};
 use herald_protocol::SocketId;
@@ -65,6 +65,13 @@ struct Client {
     shown: Shown,
 }
 
+/// Why a client is being let go on the node's initiative.
+#[derive(Debug, Clone, Copy)]
+enum Leaving {
+    Drain,
+    Isolated,
+}
+
 /// Serves one socket.io client until it leaves, the node lets it go, or it falls behind.
 pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::Receiver<Str>) {
     let Some(app) = admit(&context, &socket).await else {
@@ -78,12 +85,13 @@ pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::R
         context.node.connection_refused(&app, 4004, &message);
         return refuse(&socket, &message);
     };
-    let socket_id = SocketId::socketio(&socket.id.to_string()).expect("Engine.IO ids are base64url");
+    let socket_id = socket_id(&socket);
     let guard = context.connections.enter();
+    let disabled = app.disabled();
     let (session, rx) = Session::open_speaking(context.node.clone(), app, seat, Protocol::SocketIo, socket_id.clone());
     // socket.io 2.x clients are joined to the default namespace unasked; later ones ask with `0`.
     if socket.protocol == ProtocolVersion::V3 {
-        let _ = socket.emit(Str::from("0"));
+        session.connection().reply("0").await;
     }
     let shown = Shown::default();
     let conn = session.connection().clone();
@@ -95,11 +103,20 @@ pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::R
         shown,
     };
     let mut draining = context.connections.draining();
+    let mut isolated = context.connections.isolated();
+    // When this client is to be let go, and why (spread over the drain window by its id, as WebSockets are).
     let spread = crate::websocket::drain_delay(socket_id.as_str(), context.drain.window);
-    let mut drain_at: Option<tokio::time::Instant> = None;
+    let mut leave_at: Option<(tokio::time::Instant, Leaving)> = None;
+    if *isolated.borrow_and_update() {
+        leave_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated));
+    }
+    if *disabled.borrow() {
+        isolated.mark_changed();
+    }
+    let mut watching_isolation = true;
     let mut drained = false;
     let reason = loop {
-        let leave_at = drain_at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let wake_at = leave_at.map_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600), |(at, _)| at);
         tokio::select! {
             packet = inbox.recv() => match packet {
                 Some(packet) => {
@@ -113,18 +130,40 @@ pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::R
                 if let Ok(Stopped::TooSlow) = stopped {
                     client.session.app().metrics.slow_client_disconnects.inc();
                     tracing::debug!(sid = %socket.id, "socket.io client too slow; closed");
-                    socket.close(DisconnectReason::TransportError);
                     break "too slow: the queue filled";
                 }
                 break "closed";
             }
             _ = socket.closed() => break "closed",
-            _ = async { drop(draining.wait_for(|d| *d).await) }, if drain_at.is_none() => {
-                drain_at = Some(tokio::time::Instant::now() + spread);
+            _ = async { drop(draining.wait_for(|d| *d).await) }, if !matches!(leave_at, Some((_, Leaving::Drain))) => {
+                leave_at = Some((tokio::time::Instant::now() + spread, Leaving::Drain));
             }
-            _ = tokio::time::sleep_until(leave_at), if drain_at.is_some() => {
-                drained = true;
-                break "node draining";
+            changed = isolated.changed(), if watching_isolation => {
+                watching_isolation = changed.is_ok();
+                // The same signal wakes the client when a reload disabled or removed its app.
+                if *disabled.borrow() {
+                    break "app disabled";
+                }
+                let now_isolated = *isolated.borrow_and_update();
+                match leave_at {
+                    None if now_isolated => leave_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated)),
+                    Some((_, Leaving::Isolated)) if !now_isolated => leave_at = None,
+                    _ => {}
+                }
+            }
+            _ = tokio::time::sleep_until(wake_at), if leave_at.is_some() => {
+                match leave_at {
+                    Some((_, Leaving::Isolated)) if context.node.not_ready().is_none() => {
+                        // The link came back just now: look again shortly.
+                        leave_at = Some((tokio::time::Instant::now() + Duration::from_millis(200), Leaving::Isolated));
+                    }
+                    // Closing the transport makes socket.io clients reconnect, to another node.
+                    Some((_, Leaving::Isolated)) => break "node isolated from Redis",
+                    _ => {
+                        drained = true;
+                        break "node draining";
+                    }
+                }
             }
         }
     };
@@ -139,12 +178,25 @@ pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::R
     drop(guard);
 }
 
-/// The app a new client belongs to, when it may connect; otherwise the client is told why and closed.
+/// The id Echo's `socketId()` returns, and Laravel's `toOthers()` names. socket.io 2.x clients take the
+/// Engine.IO session id; later ones get the id of the namespace join, which is made apart from it here, so
+/// the one that opens the polling session is never handed to the app (and its logs and broadcasts).
+fn socket_id(socket: &Socket<Link>) -> SocketId {
+    use base64::Engine;
+    let text = match socket.protocol {
+        ProtocolVersion::V3 => socket.id.to_string(),
+        ProtocolVersion::V4 => {
+            let mut bytes = [0u8; 15];
+            getrandom::getrandom(&mut bytes).expect("the system's random source");
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        }
+    };
+    SocketId::socketio(&text).expect("base64url ids are socket.io ids")
+}
+
+/// The app a new client belongs to, when it may connect; otherwise the client is told why and closed. (A
+/// node that drains or lost Redis refuses the handshake itself, with 503, so the client retries elsewhere.)
 async fn admit(context: &Context, socket: &Socket<Link>) -> Option<Arc<App>> {
-    if *context.connections.draining().borrow() {
-        refuse(socket, "Node is shutting down");
-        return None;
-    }
     let Some(app) = context.node.app_by_id(&context.app_id) else {
         tracing::warn!(app_id = %context.app_id, "a socket.io client was refused: HERALD_SOCKETIO_APP names no configured app");
         refuse(socket, "No app serves socket.io here");
@@ -154,8 +206,15 @@ async fn admit(context: &Context, socket: &Socket<Link>) -> Option<Arc<App>> {
         refuse(socket, "App disabled");
         return None;
     }
-    let origin = socket.req_parts.headers.get("origin").and_then(|v| v.to_str().ok());
-    if !app.config.origin_allowed(origin) {
+    if app.config.signin_timeout.is_some() {
+        let message = "This app requires sign-in (signin_timeout), which socket.io clients cannot do";
+        context.node.connection_refused(&app, 4009, message);
+        refuse(socket, message);
+        return None;
+    }
+    let headers = &socket.req_parts.headers;
+    let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+    if !super::origin_permitted(&app, origin, headers) {
         let message = format!("Origin {} not allowed", origin.unwrap_or("(none)"));
         tracing::info!(app = %app.config.id, origin, "socket.io client refused: list its site in allowed_origins (HERALD_ALLOWED_ORIGINS)");
         context.node.connection_refused(&app, 4009, &message);
@@ -165,7 +224,8 @@ async fn admit(context: &Context, socket: &Socket<Link>) -> Option<Arc<App>> {
     Some(app)
 }
 
-/// Tells a client why it cannot stay (socket.io's error packet), then closes it.
+/// Tells a client why it cannot stay (socket.io's error packet), then closes it. socket.io 4.x clients do not
+/// retry after this; refusals worth retrying are answered on the handshake instead (`SocketIo::refused`).
 fn refuse(socket: &Socket<Link>, message: &str) {
     let modern = socket.protocol == ProtocolVersion::V4;
     let _ = socket.emit(Str::from(socketio::connect_error("/", modern, message)));
@@ -239,12 +299,25 @@ impl Client {
             Ok(kind) => kind,
             Err(e) => return self.session.refuse(channel, Refusal::InvalidChannel(e)).await,
         };
-        if !kind.requires_auth() {
-            return self.session.join(channel, None).await;
+        if let Some(refusal) = self.session.over_channel_limit() {
+            return self.session.refuse(channel, refusal).await;
         }
-        match self.ask_app(channel, request.auth.unwrap_or_default()).await {
-            Ok(member) => self.session.join(channel, member).await,
-            Err(refusal) => self.session.refuse(channel, refusal).await,
+        match kind {
+            ChannelKind::Public => self.session.join(channel, None).await,
+            ChannelKind::Private | ChannelKind::Presence => {
+                let asked = self.ask_app(channel, request.auth.unwrap_or_default()).await;
+                if self.socket.is_closed() {
+                    // Gone while the app answered: joining now would only announce a member who left.
+                    return;
+                }
+                match asked {
+                    Ok(member) => self.session.join(channel, member).await,
+                    Err(refusal) => self.session.refuse(channel, refusal).await,
+                }
+            }
+            // A user's own channel needs pusher:signin, and encrypted channels a key Echo's socket.io
+            // connector cannot use.
+            _ => self.session.refuse(channel, Refusal::NotThisUser).await,
         }
     }
 
@@ -256,6 +329,8 @@ impl Client {
             tracing::warn!(app = %app.config.id, channel, "a socket.io client asked for a private channel, and no auth URL is configured: set HERALD_AUTH_URL (auth_url) to Laravel's /broadcasting/auth");
             return Err(Refusal::NoAuthUrl);
         };
+        // What the browser sent on the handshake, which page script cannot forge, always wins; Echo's
+        // `auth.headers` add to it (Authorization, X-CSRF-TOKEN; a Cookie only when the handshake had none).
         let mut headers = HeaderMap::new();
         for name in ["cookie", "user-agent", "origin", "referer"] {
             if let Some(value) = self.socket.req_parts.headers.get(name) {
@@ -263,6 +338,15 @@ impl Client {
             }
         }
         for (name, value) in &auth.headers {
+            let lower = name.to_ascii_lowercase();
+            if headers.contains_key(lower.as_str())
+                || matches!(
+                    lower.as_str(),
+                    "origin" | "referer" | "user-agent" | "host" | "x-socket-id"
+                )
+            {
+                continue;
+            }
             let value = match value {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
@@ -274,6 +358,9 @@ impl Client {
                 continue;
             };
             headers.insert(name, value);
+        }
+        if let Ok(id) = HeaderValue::from_str(self.session.connection().socket_id.as_str()) {
+            headers.insert("x-socket-id", id);
         }
         headers.insert("x-requested-with", HeaderValue::from_static("XMLHttpRequest"));
         headers.insert("accept", HeaderValue::from_static("application/json"));

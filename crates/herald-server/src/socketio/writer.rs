@@ -59,12 +59,15 @@ fn send_frame(socket: &Socket<Link>, bytes: Bytes, shown: &Shown) -> Result<(), 
         // A packet in socket.io's form (a broadcast, or an answer of the session's); member events keep the
         // client's list of members. Pusher frames start with `{`.
         if let Some(change) = socketio::presence_change(&bytes) {
+            // Only for channels the client is on (an event queued before it left finds none).
             let mut shown = shown.lock().expect("shown members");
-            let members = shown.entry(change.channel.clone()).or_default();
+            let members = shown.get_mut(&change.channel);
             if change.joined {
-                members.insert(change.user_id, change.member);
+                if let Some(members) = members {
+                    members.insert(change.user_id, change.member);
+                }
             } else {
-                let member = members.remove(&change.user_id).unwrap_or(change.member);
+                let member = members.and_then(|m| m.remove(&change.user_id)).unwrap_or(change.member);
                 drop(shown);
                 return emit(socket, socketio::leaving(&change.channel, &member));
             }
