@@ -57,7 +57,10 @@ cleanup; pids=()
 RUNS=${BENCH_WSS_RUNS:-1} ./scripts/bench-wss.sh >&2
 # What the debug dashboard costs: nobody watching, one console watching (RUNS=3 for the spread).
 RUNS=${BENCH_DASHBOARD_RUNS:-1} ./scripts/bench-dashboard.sh >&2
+# socket.io clients (Echo's socket.io broadcaster) next to pusher-js clients: CPU per delivery, memory per idle
+# connection (RUNS=3 for the spread).
+RUNS=${BENCH_SOCKETIO_RUNS:-1} ./scripts/bench-socketio.sh >&2
 # Herald next to the raw reference on fresh servers: one channel, the per-message path, connect, idle memory,
 # and Laravel-to-browser latency through Redis across three nodes (RUNS=5 for the medians of docs/benchmarks.md).
 RUNS=${BENCH_VS_RAW_RUNS:-1} ./scripts/bench-vs-raw.sh >&2
-echo "results in $OUT/, target/bench-wss/, target/bench-dashboard/ and target/bench-vs-raw/" >&2
+echo "results in $OUT/, target/bench-wss/, target/bench-dashboard/, target/bench-socketio/ and target/bench-vs-raw/" >&2

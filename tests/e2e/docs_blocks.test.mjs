@@ -38,11 +38,12 @@ function blocks() {
   return out;
 }
 
-/** Runs herald with only the given HERALD_* variables (and none of Laravel's). */
+/** Runs herald with only the given HERALD_* variables (and none of Laravel's), in a folder that holds the
+ * laravel-echo-server.json the migration page shows, as the reader's would. */
 function herald(args, env = {}) {
   const clean = Object.fromEntries(Object.entries(process.env)
     .filter(([k]) => !k.startsWith('HERALD_') && !LARAVEL_FALLBACKS.includes(k)));
-  return spawnSync(HERALD_BIN, args, { env: { ...clean, ...env }, encoding: 'utf8', timeout: 10000 });
+  return spawnSync(HERALD_BIN, args, { env: { ...clean, ...env }, encoding: 'utf8', timeout: 10000, cwd: TMP });
 }
 
 function parses(command, args, file, text) {
@@ -97,6 +98,8 @@ const ELSEWHERE = {
 
 describe('docs/: every block', () => {
   const all = blocks();
+  const echoServerFile = all.find((b) => b.lang === 'json' && b.text.includes('"authHost"'));
+  if (echoServerFile) fs.writeFileSync(path.join(TMP, 'laravel-echo-server.json'), echoServerFile.text);
   const checked = {};
   const leftOut = [];
   const count = (lang) => { checked[lang] = (checked[lang] ?? 0) + 1; };

@@ -10,8 +10,11 @@ import path from 'node:path';
 import http from 'node:http';
 import {
   e2e, startRedis, startHerald, freePort, waitFor, spawnTracked, stopChild, makeEcho, echoConnected, recorder,
-  echoSubscribed, pusherServer, docsBlock, APP_KEY,
+  echoSubscribed, pusherServer, docsBlock, APP_KEY, Echo, REPO_ROOT,
 } from '../lib/harness.mjs';
+import { createRequire } from 'node:module';
+
+const ioClient = createRequire(path.join(REPO_ROOT, 'tests', 'package.json'))('socket.io-client');
 
 const skip = process.env.HERALD_TEST_MODE === 'embedded' && 'HERALD_TEST_MODE=embedded';
 const TOKEN = 'proxy-test-dashboard-token';
@@ -74,6 +77,27 @@ function behind(name, startProxy) {
       const apps = await request(port, 'GET', '/herald/dashboard/api/apps', undefined, { cookie });
       assert.equal(JSON.parse(apps.body).apps[0].id, 'app-id');
       echo.disconnect();
+    });
+
+    e2e('Echo on socket.io (WebSocket, as the page advises for several nodes) receives through it', async () => {
+      const echo = new Echo({
+        broadcaster: 'socket.io',
+        client: ioClient,
+        host: `http://127.0.0.1:${port}`,
+        transports: ['websocket'],
+        reconnection: false,
+      });
+      try {
+        const rec = recorder();
+        echo.channel('docs-sio').listen('.said', rec.fn);
+        const socket = echo.connector.socket;
+        await waitFor(() => socket.connected, { what: `socket.io through ${name}` });
+        await waitFor(new Promise((resolve) => socket.emit('herald:settled', {}, resolve)), { what: 'the subscribe handled' });
+        await pusherServer(port).trigger('docs-sio', 'said', { via: name });
+        assert.deepEqual(await rec.next(1), { via: name });
+      } finally {
+        echo.disconnect();
+      }
     });
   });
 }

@@ -108,6 +108,18 @@ pub fn fill(flags: &mut Flags, path: &Path) -> Result<Vec<String>, String> {
             &mut flags.default_app.echo_client_keys,
             Some(keys.join(",")),
         );
+        // laravel-echo-server had no Pusher key and secret; pusher-js clients and the Pusher HTTP API need
+        // them: the app id is the key (public anyway), and the client key, already the API's secret, the secret.
+        set(
+            "Pusher key (clients[0].appId)",
+            &mut flags.app_key,
+            Some(first.app_id.clone()),
+        );
+        set(
+            "Pusher secret (clients[0].key)",
+            &mut flags.app_secret,
+            Some(first.key.clone()),
+        );
     }
     let redis = file.database_config.redis.unwrap_or_default();
     if file.database.as_deref().unwrap_or("redis") == "redis" {
@@ -230,6 +242,8 @@ mod tests {
         f.redis_url = None;
         f.redis_prefix = None;
         f.app_id = None;
+        f.app_key = None;
+        f.app_secret = None;
         f.default_app.auth_url = None;
         f.default_app.echo_client_keys = None;
         let said = fill(&mut f, &path).unwrap();
@@ -239,6 +253,8 @@ mod tests {
             Some("http://app.test/broadcasting/auth")
         );
         assert_eq!(f.app_id.as_deref(), Some("2d5b6e2ff1e4b7a0"));
+        assert_eq!(f.app_key.as_deref(), Some("2d5b6e2ff1e4b7a0"));
+        assert_eq!(f.app_secret.as_deref(), Some("8c3bdc8b1f5a2b7de1e4d0c9a7f6e5d4"));
         assert_eq!(
             f.default_app.echo_client_keys.as_deref(),
             Some("8c3bdc8b1f5a2b7de1e4d0c9a7f6e5d4")

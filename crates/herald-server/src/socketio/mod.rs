@@ -91,6 +91,7 @@ impl SocketIo {
             .max_payload(settings.max_message_size as u64 + 1024)
             .ws_max_message_size(settings.max_message_size)
             .ws_max_frame_size(settings.max_message_size)
+            .ws_read_buffer_size(1024)
             .build();
         let handler = Arc::new(Handler::new(context.clone()));
         SocketIo {

@@ -120,7 +120,9 @@ pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::R
         tokio::select! {
             packet = inbox.recv() => match packet {
                 Some(packet) => {
-                    if !client.handle(packet.as_str()).await {
+                    // Boxed: handling (an auth call among it) is large and brief; the idle client's task
+                    // keeps no room for it.
+                    if !Box::pin(client.handle(packet.as_str())).await {
                         break "client left";
                     }
                 }
