@@ -2,7 +2,8 @@
 //! fastwebsockets as the client role. It subscribes (signing private and presence channels like an app's
 //! auth endpoint would), answers `pusher:ping`, and hands every event frame to a callback. With
 //! `--protocol socketio` it is Echo's socket.io connector instead (Engine.IO 4 over WebSocket, public
-//! channels), to measure those clients next to pusher-js ones.
+//! channels), and with `socketio2` that of socket.io 2.x (Engine.IO 3), which laravel-echo-server itself
+//! speaks, to measure those clients next to pusher-js ones and next to laravel-echo-server.
 
 use crate::conn::Conn;
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket};
@@ -19,15 +20,16 @@ pub struct Target {
     pub secret: String,
     /// Connect with TLS (wss://) under this configuration.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
-    /// Speak socket.io (Echo's socket.io broadcaster) instead of the Pusher protocol.
-    pub socketio: bool,
+    /// Speak socket.io (Echo's socket.io broadcaster) over this Engine.IO version (3 or 4) instead of the
+    /// Pusher protocol.
+    pub socketio: Option<u8>,
 }
 
 /// A connected, established client.
 pub struct Client {
     pub ws: WebSocket<Conn>,
     pub socket_id: String,
-    socketio: bool,
+    socketio: Option<u8>,
 }
 
 /// Opens a connection from `source` (an address on lo, to spread past one address's ports) and reads
@@ -47,8 +49,8 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
         .map_err(|e| format!("connect {}: {e}", target.addr))?;
     stream.set_nodelay(true).ok();
     let path = match target.socketio {
-        true => "/socket.io/?EIO=4&transport=websocket".to_owned(),
-        false => format!("/app/{}?protocol=7&client=herald-load&version=1", target.key),
+        Some(eio) => format!("/socket.io/?EIO={eio}&transport=websocket"),
+        None => format!("/app/{}?protocol=7&client=herald-load&version=1", target.key),
     };
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: aGVyYWxkLWxvYWR0ZXN0IQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -110,11 +112,11 @@ pub async fn connect(target: &Target, source: Option<std::net::IpAddr>) -> Resul
 
 /// After the upgrade: the WebSocket, and `connection_established` (socket.io: Engine.IO's open packet,
 /// then joining the default namespace).
-async fn established(conn: Conn, socketio: bool) -> Result<Client, String> {
+async fn established(conn: Conn, socketio: Option<u8>) -> Result<Client, String> {
     let mut ws = WebSocket::after_handshake(conn, Role::Client);
     ws.set_auto_pong(true);
     ws.set_auto_close(true);
-    if socketio {
+    if let Some(eio) = socketio {
         let open = ws.read_frame().await.map_err(|e| e.to_string())?;
         if !open.payload.starts_with(b"0{") {
             return Err(format!(
@@ -127,6 +129,18 @@ async fn established(conn: Conn, socketio: bool) -> Result<Client, String> {
             socket_id: String::new(),
             socketio,
         };
+        if eio == 3 {
+            // socket.io 2.x: joined to "/" unasked; the socket id is the Engine.IO session id.
+            let open: serde_json::Value =
+                serde_json::from_slice(&open.payload[1..]).map_err(|e| format!("open packet: {e}"))?;
+            client.socket_id = open["sid"].as_str().unwrap_or_default().to_owned();
+            loop {
+                let frame = client.ws.read_frame().await.map_err(|e| e.to_string())?;
+                if frame.payload.starts_with(b"40") {
+                    return Ok(client);
+                }
+            }
+        }
         client.send("40").await?;
         let joined = loop {
             let frame = client.ws.read_frame().await.map_err(|e| e.to_string())?;
@@ -167,8 +181,8 @@ fn extract_socket_id(text: &str) -> Option<String> {
 impl Client {
     /// Subscribes and waits for `subscription_succeeded` (frames before it are ignored).
     pub async fn subscribe(&mut self, target: &Target, channel: &str, user_id: Option<&str>) -> Result<(), String> {
-        if self.socketio {
-            return self.subscribe_socketio(channel).await;
+        if let Some(eio) = self.socketio {
+            return self.subscribe_socketio(channel, eio).await;
         }
         let mut data = serde_json::json!({ "channel": channel });
         if channel.starts_with("presence-") {
@@ -203,21 +217,29 @@ impl Client {
         }
     }
 
-    /// socket.io: `subscribe`, then an event with an ack, whose answer comes after the subscription is done
-    /// (the server handles a client's packets in order). Public channels only: no auth URL here.
-    async fn subscribe_socketio(&mut self, channel: &str) -> Result<(), String> {
+    /// socket.io: `subscribe`, then something answered only after it is handled (the server handles a
+    /// client's packets in order): Engine.IO 4, an event with an ack (Herald answers acks); Engine.IO 3, a
+    /// ping, which laravel-echo-server's Engine.IO answers after the subscribe it joined synchronously.
+    /// Public channels only: no auth URL here.
+    async fn subscribe_socketio(&mut self, channel: &str, eio: u8) -> Result<(), String> {
         if channel.starts_with("private-") || channel.starts_with("presence-") {
             return Err("socket.io load clients subscribe to public channels only".into());
         }
         let request = serde_json::json!(["subscribe", { "channel": channel }]);
         self.send(&format!("42{request}")).await?;
-        self.send("421[\"herald:settled\",{}]").await?;
+        let settled: &[u8] = if eio == 3 {
+            self.send("2").await?;
+            b"3"
+        } else {
+            self.send("421[\"herald:settled\",{}]").await?;
+            b"431["
+        };
         loop {
             let frame = self.ws.read_frame().await.map_err(|e| e.to_string())?;
             if frame.opcode != OpCode::Text {
                 continue;
             }
-            if frame.payload.starts_with(b"431[") {
+            if frame.payload.starts_with(settled) {
                 return Ok(());
             }
             if frame.payload.starts_with(b"42[\"subscription_error\"") {
@@ -226,7 +248,7 @@ impl Client {
                     String::from_utf8_lossy(&frame.payload)
                 ));
             }
-            if &frame.payload[..] == b"2" {
+            if eio == 4 && &frame.payload[..] == b"2" {
                 self.send("3").await?;
             }
         }
@@ -249,7 +271,7 @@ impl Client {
             };
             match frame.opcode {
                 OpCode::Text => {
-                    if self.socketio && &frame.payload[..] == b"2" {
+                    if self.socketio == Some(4) && &frame.payload[..] == b"2" {
                         // Engine.IO's heartbeat.
                         let _ = self.send("3").await;
                     } else if frame.payload.starts_with(b"{\"event\":\"pusher:ping\"") {

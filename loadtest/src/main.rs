@@ -50,8 +50,10 @@ struct Cli {
     /// Connect with TLS (wss://, and https:// for the HTTP API), trusting the CA in this PEM file.
     #[arg(long, global = true)]
     tls_ca: Option<PathBuf>,
-    /// The clients' protocol: pusher (pusher-js) or socketio (Echo's socket.io broadcaster, public channels).
-    #[arg(long, default_value = "pusher", global = true, value_parser = ["pusher", "socketio"])]
+    /// The clients' protocol: pusher (pusher-js), socketio (Echo's socket.io broadcaster on socket.io-client
+    /// 4.x) or socketio2 (on socket.io-client 2.x, as laravel-echo-server serves it); socket.io: public
+    /// channels, and socketio2 runs under 25 s (the client sends no heartbeat).
+    #[arg(long, default_value = "pusher", global = true, value_parser = ["pusher", "socketio", "socketio2"])]
     protocol: String,
     #[command(subcommand)]
     scenario: Scenario,
@@ -176,7 +178,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             key: cli.key.clone(),
             secret: cli.secret.clone(),
             tls: tls.clone(),
-            socketio: cli.protocol == "socketio",
+            socketio: match cli.protocol.as_str() {
+                "socketio" => Some(4),
+                "socketio2" => Some(3),
+                _ => None,
+            },
         });
     }
     let common = scenarios::Common {
