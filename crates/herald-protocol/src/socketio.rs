@@ -50,7 +50,9 @@ pub fn parse(text: &str) -> Result<ClientPacket<'_>, PacketError> {
     }
     match kind {
         '0' => Ok(ClientPacket::Connect { namespace }),
-        '1' => Ok(ClientPacket::Disconnect),
+        // Leaving another namespace (which was never joined) is not leaving the connection.
+        '1' if namespace == "/" => Ok(ClientPacket::Disconnect),
+        '1' => Ok(ClientPacket::Unsupported('1')),
         '2' => {
             if namespace != "/" {
                 return Err(PacketError::Namespace(namespace.to_owned()));
@@ -346,6 +348,7 @@ mod tests {
             ClientPacket::Connect { namespace: "/" }
         ));
         assert!(matches!(parse("1").unwrap(), ClientPacket::Disconnect));
+        assert!(matches!(parse("1/admin,").unwrap(), ClientPacket::Unsupported('1')));
         assert!(matches!(parse("3[]").unwrap(), ClientPacket::Unsupported('3')));
     }
 

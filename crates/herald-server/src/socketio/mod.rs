@@ -88,7 +88,8 @@ impl SocketIo {
         let engine = EngineIoConfig::builder()
             .req_path(format!("{}/", config.path))
             .max_buffer_size(settings.outbound_queue)
-            .max_payload(settings.max_message_size as u64 + 1024)
+            // A polling request's body, and a polling answer's batch (more waits for the next poll).
+            .max_payload((settings.max_message_size as u64 + 1024).max(64 * 1024))
             .ws_max_message_size(settings.max_message_size)
             .ws_max_frame_size(settings.max_message_size)
             .ws_read_buffer_size(1024)
