@@ -36,9 +36,10 @@ pub const NODE_REPORT_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ConsoleEvent {
-    /// A client connected (after admission).
+    /// A client connected (after admission), speaking `protocol` (`pusher` or `socketio`).
     Connected {
         socket_id: String,
+        protocol: &'static str,
     },
     /// A client's connection ended, and why.
     Disconnected {
@@ -249,6 +250,14 @@ mod tests {
         );
         let back = ConsoleEntry::json_from_frame(&entry.to_frame()).unwrap();
         assert_eq!(serde_json::from_str::<serde_json::Value>(&back).unwrap(), json);
+        let connected = ConsoleEvent::Connected {
+            socket_id: "aZ_9".into(),
+            protocol: "socketio",
+        };
+        assert_eq!(
+            serde_json::to_value(&connected).unwrap(),
+            serde_json::json!({"kind":"connected","socket_id":"aZ_9","protocol":"socketio"})
+        );
     }
 
     #[test]

@@ -234,6 +234,7 @@ impl Node {
         }
         self.record(app, || ConsoleEvent::Connected {
             socket_id: conn.socket_id.to_string(),
+            protocol: protocol.label(),
         });
         (Arc::new(conn), rx)
     }

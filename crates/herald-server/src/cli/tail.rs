@@ -146,6 +146,7 @@ fn describe(entry: &Value) -> String {
         Some(other) => other.to_string(),
     };
     let mut line = match f("kind").as_str() {
+        "connected" if f("protocol") == "socketio" => format!("connected {} (socket.io)", f("socket_id")),
         "connected" => format!("connected {}", f("socket_id")),
         "disconnected" => format!("disconnected {} ({})", f("socket_id"), f("reason")),
         "connection_refused" => format!("connection refused with {}: {}", f("code"), f("reason")),

@@ -153,7 +153,7 @@ function renderNodes() {
 
 function describe(entry) {
   switch (entry.kind) {
-    case 'connected': return [`connected ${entry.socket_id}`, ''];
+    case 'connected': return [`connected ${entry.socket_id}`, entry.protocol === 'socketio' ? 'socket.io' : ''];
     case 'disconnected': return [`disconnected ${entry.socket_id}`, entry.reason];
     case 'connection_refused': return [`connection refused (${entry.code})`, entry.reason];
     case 'subscribed': return [`subscribed ${entry.socket_id} to ${entry.channel}`, entry.user_id ? `as user ${entry.user_id}` : ''];
