@@ -148,7 +148,7 @@ describe('socket.io clients (Echo broadcaster socket.io)', { skip: !runRedis && 
       const body = await poll.text();
       return poll.status !== 200 || body.includes('not allowed');
     }, { what: 'the foreign page\'s session refused' });
-    const huge = await fetch(`http://127.0.0.1:${port(0)}/socket.io/?EIO=4&transport=polling`, { headers: { 'x-filler': 'a'.repeat(9000) } });
+    const huge = await fetch(`http://127.0.0.1:${port(0)}/socket.io/?EIO=4&transport=polling`, { headers: { 'x-filler': 'a'.repeat(17000) } });
     assert.equal(huge.status, 431);
   });
 
@@ -332,7 +332,7 @@ describe('moving from laravel-echo-server: its laravel-echo-server.json and its 
       subscribers: { http: true, redis: true },
       apiOriginAllow: { allowCors: false, allowOrigin: '', allowMethods: '', allowHeaders: '' },
     }, null, 2));
-    herald = await startHerald({ env: { HERALD_ECHO_SERVER_CONFIG: file, HERALD_APP_ID: '' } });
+    herald = await startHerald({ env: { HERALD_ECHO_SERVER_CONFIG: file, HERALD_APP_ID: undefined } });
   });
 
   after(async () => {

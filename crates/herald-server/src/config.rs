@@ -256,10 +256,10 @@ impl DefaultAppFlags {
 /// laravel-echo-server's client keys: each at least 16 characters (they open the HTTP API).
 fn echo_client_keys<'a>(keys: impl Iterator<Item = &'a str>, at: &str) -> Result<Vec<String>, String> {
     let keys: Vec<String> = keys.map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
-    if let Some(short) = keys.iter().find(|k| k.len() < 16) {
+    if let Some(i) = keys.iter().position(|k| k.chars().count() < 16) {
         return Err(format!(
-            "{at}: the key {}… is shorter than 16 characters; laravel-echo-server client keys open the HTTP API, use `openssl rand -hex 16`",
-            &short[..short.len().min(3)]
+            "{at}: key number {} is shorter than 16 characters; laravel-echo-server client keys open the HTTP API, use `openssl rand -hex 16`",
+            i + 1
         ));
     }
     Ok(keys)
@@ -770,9 +770,6 @@ impl Config {
     }
 
     pub fn from_flags(mut flags: Flags) -> Result<Config, String> {
-        if let Some(path) = flags.echo_server_config.clone() {
-            flags.notes = crate::echo_server_config::fill(&mut flags, &path)?;
-        }
         let file = match &flags.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("config file {}: {e}", path.display()))?;
@@ -780,6 +777,20 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        // laravel-echo-server.json is the lowest layer: it fills what neither flags nor the TOML file give.
+        if let Some(path) = flags.echo_server_config.clone() {
+            let redis = file.redis.as_ref();
+            let given = crate::echo_server_config::GivenElsewhere {
+                host: file.host.is_some(),
+                port: file.port.is_some(),
+                redis_url: redis.is_some_and(|r| r.url.is_some()),
+                redis_prefix: redis.is_some_and(|r| r.prefix.is_some()),
+                tls: file.tls.is_some(),
+                socketio_path: file.socketio_path.is_some(),
+                apps: !file.apps.is_empty(),
+            };
+            flags.notes = crate::echo_server_config::fill(&mut flags, &path, given)?;
+        }
         Config::build(flags, file)
     }
 

@@ -72,6 +72,16 @@ pub async fn call(
     }
 }
 
+/// A channel of the app's own: a valid name, and not one of the cluster's (`#server-to-user-…`), which
+/// laravel-echo-server never had.
+fn app_channel(channel: &str) -> Result<(), ApiError> {
+    validate_name(channel).map_err(|e| ApiError::new(400, e.to_string()))?;
+    if herald_protocol::channel::is_internal(channel) {
+        return Err(ApiError::new(400, format!("{channel:?} is not a channel of the app")));
+    }
+    Ok(())
+}
+
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     tracing::warn!(error = %e, "laravel-echo-server API call could not be answered");
     ApiError::new(503, "Redis is unavailable; retry")
@@ -125,7 +135,7 @@ async fn channels(node: &Arc<Node>, app: &Arc<App>, prefix: Option<&str>) -> Res
 
 /// `{subscription_count, occupied}`, and `user_count` on presence channels.
 async fn channel(node: &Arc<Node>, app: &Arc<App>, channel: &str) -> Result<String, ApiError> {
-    validate_name(channel).map_err(|e| ApiError::new(400, e.to_string()))?;
+    app_channel(channel)?;
     let count = node.subscription_count(app, channel).await.map_err(unavailable)?;
     let mut out = serde_json::json!({ "subscription_count": count, "occupied": count > 0 });
     if channel.starts_with("presence-") {
@@ -180,6 +190,9 @@ async fn events(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<String,
     if channels.len() > 100 {
         return Err(ApiError::new(400, "At most 100 channels per event"));
     }
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::new(400, "The event name must be 1 to 200 characters"));
+    }
     let data = match data {
         serde_json::Value::String(s) => s,
         other => other.to_string(),
@@ -191,7 +204,7 @@ async fn events(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<String,
         ));
     }
     for channel in &channels {
-        validate_name(channel).map_err(|e| ApiError::new(400, e.to_string()))?;
+        app_channel(channel)?;
     }
     let except = event.socket_id.as_deref().and_then(SocketId::parse_any);
     for channel in &channels {

@@ -44,32 +44,54 @@ struct DatabaseConfig {
 struct RedisOptions {
     host: Option<String>,
     port: Option<serde_json::Value>,
-    username: Option<String>,
-    password: Option<String>,
+    username: Option<serde_json::Value>,
+    password: Option<serde_json::Value>,
     db: Option<serde_json::Value>,
     key_prefix: Option<String>,
     tls: Option<serde_json::Value>,
+    path: Option<String>,
 }
 
-/// Reads `path` and fills the settings of `flags` it gives that are not set yet; returns what it set and what
-/// it left out, in words for the start-up log.
-pub fn fill(flags: &mut Flags, path: &Path) -> Result<Vec<String>, String> {
+/// What the TOML file (`HERALD_CONFIG`) gives already: the JSON file only fills what neither the flags, the
+/// environment nor the TOML file set.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct GivenElsewhere {
+    pub host: bool,
+    pub port: bool,
+    pub redis_url: bool,
+    pub redis_prefix: bool,
+    pub tls: bool,
+    pub socketio_path: bool,
+    /// The TOML file describes apps: the JSON file's app (id, keys, auth URL) is left to it.
+    pub apps: bool,
+}
+
+/// Reads `path` and fills the settings of `flags` it gives that nothing else sets; returns what it set and
+/// what it left out, in words for the start-up log (never a value: keys and passwords are in the file).
+pub fn fill(flags: &mut Flags, path: &Path, given: GivenElsewhere) -> Result<Vec<String>, String> {
     let at = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("HERALD_ECHO_SERVER_CONFIG {at}: {e}"))?;
-    let file: EchoServerFile = serde_json::from_str(&text)
-        .map_err(|e| format!("HERALD_ECHO_SERVER_CONFIG {at}: not laravel-echo-server's JSON: {e}"))?;
+    // serde's message may quote a value (a password typed as a number): say where, not what.
+    let file: EchoServerFile = serde_json::from_str(&text).map_err(|e| {
+        format!(
+            "HERALD_ECHO_SERVER_CONFIG {at}: not laravel-echo-server's JSON ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        )
+    })?;
     let mut said = Vec::new();
     let mut left_out = Vec::new();
-    let mut set = |what: &str, slot: &mut Option<String>, value: Option<String>| {
-        let unset = slot.as_deref().is_none_or(str::is_empty);
-        if let (true, Some(value)) = (unset, value.filter(|v| !v.is_empty())) {
+    // A setting given anywhere else, even empty (`HERALD_REDIS_URL=` is embedded on purpose), wins.
+    let mut set = |what: &str, slot: &mut Option<String>, elsewhere: bool, value: Option<String>| {
+        if let (None, false, Some(value)) = (slot.as_ref(), elsewhere, value.filter(|v| !v.is_empty())) {
             said.push(format!("{what} from {at}"));
             *slot = Some(value);
         }
     };
-    set("host", &mut flags.host, file.host.clone());
+    set("host", &mut flags.host, given.host, file.host.clone());
     let mut port = flags.port.map(|p| p.to_string());
-    set("port", &mut port, file.port.as_ref().map(number_or_text));
+    set("port", &mut port, given.port, file.port.as_ref().map(number_or_text));
     flags.port = match port {
         Some(p) => Some(
             p.parse()
@@ -77,73 +99,95 @@ pub fn fill(flags: &mut Flags, path: &Path) -> Result<Vec<String>, String> {
         ),
         None => None,
     };
-    let auth_url = match (&file.auth_host, &file.auth_endpoint) {
-        (None, None) => None,
-        (host, endpoint) => Some(format!(
-            "{}{}",
-            host.as_deref().unwrap_or("http://localhost").trim_end_matches('/'),
-            endpoint.as_deref().unwrap_or("/broadcasting/auth")
-        )),
-    };
-    set(
-        "auth URL (authHost + authEndpoint)",
-        &mut flags.default_app.auth_url,
-        auth_url,
-    );
-    if let Some(first) = file.clients.first() {
-        set(
-            "app id (clients[0].appId)",
-            &mut flags.app_id,
-            Some(first.app_id.clone()),
-        );
-        let id = flags.app_id.clone().unwrap_or_default();
-        let keys: Vec<&str> = file
-            .clients
-            .iter()
-            .filter(|c| c.app_id == id)
-            .map(|c| c.key.as_str())
-            .collect();
-        set(
-            "HTTP API client keys (clients[].key)",
-            &mut flags.default_app.echo_client_keys,
-            Some(keys.join(",")),
-        );
-        // laravel-echo-server had no Pusher key and secret; pusher-js clients and the Pusher HTTP API need
-        // them: the app id is the key (public anyway), and the client key, already the API's secret, the secret.
-        set(
-            "Pusher key (clients[0].appId)",
-            &mut flags.app_key,
-            Some(first.app_id.clone()),
-        );
-        set(
-            "Pusher secret (clients[0].key)",
-            &mut flags.app_secret,
-            Some(first.key.clone()),
-        );
-    }
-    let redis = file.database_config.redis.unwrap_or_default();
-    if file.database.as_deref().unwrap_or("redis") == "redis" {
-        set(
-            "Redis (databaseConfig.redis)",
-            &mut flags.redis_url,
-            Some(redis_url(&redis)),
-        );
-    } else {
+    if given.apps {
         left_out.push(format!(
-            "database {:?} in {at} left out: Herald keeps presence in Redis (HERALD_REDIS_URL) or, alone, in memory",
-            file.database.unwrap_or_default()
+            "the app of {at} (clients, authHost) left out: the TOML file describes the apps; give that app auth_url and echo_client_keys there"
         ));
+    } else {
+        let auth_url = match (&file.auth_host, &file.auth_endpoint) {
+            (None, None) => None,
+            (host, endpoint) => Some(format!(
+                "{}{}",
+                host.as_deref().unwrap_or("http://localhost").trim_end_matches('/'),
+                endpoint.as_deref().unwrap_or("/broadcasting/auth")
+            )),
+        };
+        set(
+            "auth URL (authHost + authEndpoint)",
+            &mut flags.default_app.auth_url,
+            false,
+            auth_url,
+        );
+        if let Some(first) = file.clients.first() {
+            set(
+                "app id (clients[0].appId)",
+                &mut flags.app_id,
+                false,
+                Some(first.app_id.clone()),
+            );
+            let id = flags.app_id.clone().unwrap_or_default();
+            let keys: Vec<&str> = file
+                .clients
+                .iter()
+                .filter(|c| c.app_id == id)
+                .map(|c| c.key.as_str())
+                .collect();
+            set(
+                "HTTP API client keys (clients[].key)",
+                &mut flags.default_app.echo_client_keys,
+                false,
+                Some(keys.join(",")),
+            );
+            // laravel-echo-server had no Pusher key and secret. The app id is public and makes the key; the
+            // secret must not be anything a client of the HTTP API holds, so one no one knows is drawn:
+            // pusher-js clients get public channels, and the Pusher HTTP API stays closed until
+            // HERALD_APP_SECRET is set (the same on every node).
+            if flags.app_key.is_none() && flags.app_secret.is_none() {
+                flags.app_key = Some(id);
+                flags.app_secret = Some(random_secret());
+                left_out.push(
+                    "no Pusher secret: set HERALD_APP_KEY and HERALD_APP_SECRET (the same on every node) for pusher-js private channels and the Pusher HTTP API"
+                        .to_owned(),
+                );
+            }
+        }
     }
-    set(
-        "Laravel's Redis prefix (keyPrefix)",
-        &mut flags.redis_prefix,
-        redis.key_prefix,
-    );
+    match (file.database.as_deref().unwrap_or("redis"), &file.database_config.redis) {
+        ("redis", Some(redis)) => {
+            if redis.path.is_some() {
+                left_out.push(format!(
+                    "the Redis unix socket (path) of {at} left out: set HERALD_REDIS_URL"
+                ));
+            } else {
+                set("Redis (databaseConfig.redis)", &mut flags.redis_url, given.redis_url, Some(redis_url(redis)));
+            }
+            if redis.tls.as_ref().is_some_and(|t| t.is_object()) {
+                left_out.push(format!(
+                    "the TLS options of databaseConfig.redis.tls in {at} left out: a private CA goes in HERALD_REDIS_CA_FILE"
+                ));
+            }
+            set(
+                "Laravel's Redis prefix (keyPrefix)",
+                &mut flags.redis_prefix,
+                given.redis_prefix,
+                redis.key_prefix.clone(),
+            );
+        }
+        ("redis", None) => {}
+        (other, _) => left_out.push(format!(
+            "database {other:?} in {at} left out: Herald keeps presence in Redis (HERALD_REDIS_URL) or, alone, in memory"
+        )),
+    }
     if file.protocol.as_deref() == Some("https") {
         let mut cert = flags.tls_cert_file.as_ref().map(|p| p.display().to_string());
         let mut key = flags.tls_key_file.as_ref().map(|p| p.display().to_string());
-        set("TLS certificate (sslCertPath)", &mut cert, file.ssl_cert_path);
-        set("TLS key (sslKeyPath)", &mut key, file.ssl_key_path);
+        set(
+            "TLS certificate (sslCertPath)",
+            &mut cert,
+            given.tls,
+            file.ssl_cert_path,
+        );
+        set("TLS key (sslKeyPath)", &mut key, given.tls, file.ssl_key_path);
         flags.tls_cert_file = cert.map(Into::into);
         flags.tls_key_file = key.map(Into::into);
         if file.ssl_cert_chain_path.is_some_and(|p| !p.is_empty()) {
@@ -161,6 +205,7 @@ pub fn fill(flags: &mut Flags, path: &Path) -> Result<Vec<String>, String> {
     set(
         "socket.io path (socketio.path)",
         &mut flags.socketio_path,
+        given.socketio_path,
         socketio_path,
     );
     if file.dev_mode == Some(true) {
@@ -170,6 +215,13 @@ pub fn fill(flags: &mut Flags, path: &Path) -> Result<Vec<String>, String> {
     }
     said.extend(left_out);
     Ok(said)
+}
+
+/// 32 random hex digits.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::getrandom(&mut bytes).expect("the system's random source");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn number_or_text(value: &serde_json::Value) -> String {
@@ -187,15 +239,19 @@ fn redis_url(redis: &RedisOptions) -> String {
     } else {
         "redis"
     };
+    let text = |v: &Option<serde_json::Value>| v.as_ref().map(number_or_text).unwrap_or_default();
     let credentials = match (&redis.username, &redis.password) {
         (None, None) => String::new(),
         (user, password) => format!(
             "{}:{}@",
-            utf8_percent_encode(user.as_deref().unwrap_or(""), NON_ALPHANUMERIC),
-            utf8_percent_encode(password.as_deref().unwrap_or(""), NON_ALPHANUMERIC)
+            utf8_percent_encode(&text(user), NON_ALPHANUMERIC),
+            utf8_percent_encode(&text(password), NON_ALPHANUMERIC)
         ),
     };
-    let host = redis.host.as_deref().unwrap_or("127.0.0.1");
+    let host = match redis.host.as_deref().unwrap_or("127.0.0.1") {
+        v6 if v6.contains(':') && !v6.starts_with('[') => format!("[{v6}]"),
+        host => host.to_owned(),
+    };
     let port = redis.port.as_ref().map(number_or_text).unwrap_or_else(|| "6379".into());
     let db = redis.db.as_ref().map(number_or_text).unwrap_or_else(|| "0".into());
     format!("{scheme}://{credentials}{host}:{port}/{db}")
@@ -246,7 +302,7 @@ mod tests {
         f.app_secret = None;
         f.default_app.auth_url = None;
         f.default_app.echo_client_keys = None;
-        let said = fill(&mut f, &path).unwrap();
+        let said = fill(&mut f, &path, GivenElsewhere::default()).unwrap();
         assert_eq!(f.port, Some(6001));
         assert_eq!(
             f.default_app.auth_url.as_deref(),
@@ -254,7 +310,13 @@ mod tests {
         );
         assert_eq!(f.app_id.as_deref(), Some("2d5b6e2ff1e4b7a0"));
         assert_eq!(f.app_key.as_deref(), Some("2d5b6e2ff1e4b7a0"));
-        assert_eq!(f.app_secret.as_deref(), Some("8c3bdc8b1f5a2b7de1e4d0c9a7f6e5d4"));
+        let secret = f.app_secret.clone().unwrap();
+        assert_eq!(secret.len(), 32);
+        assert!(!FILE.contains(&secret), "the Pusher secret is nothing the file holds");
+        assert!(
+            !said.iter().any(|s| s.contains("8c3bdc8b") || s.contains("p@ss")),
+            "no value is said: {said:?}"
+        );
         assert_eq!(
             f.default_app.echo_client_keys.as_deref(),
             Some("8c3bdc8b1f5a2b7de1e4d0c9a7f6e5d4")
@@ -262,11 +324,28 @@ mod tests {
         assert_eq!(f.redis_url.as_deref(), Some("redis://:p%40ss@redis.internal:6380/0"));
         assert_eq!(f.redis_prefix.as_deref(), Some("shop_database_"));
         assert!(said.iter().any(|s| s.starts_with("devMode")), "{said:?}");
-        // what is set already wins
+        // what is set already wins: a flag, or the TOML file
         let mut f = flags();
         f.port = Some(7000);
-        fill(&mut f, &path).unwrap();
+        fill(&mut f, &path, GivenElsewhere::default()).unwrap();
         assert_eq!(f.port, Some(7000));
+        let mut f = flags();
+        f.port = None;
+        f.redis_url = None;
+        f.app_id = None;
+        let toml = GivenElsewhere {
+            port: true,
+            redis_url: true,
+            apps: true,
+            ..GivenElsewhere::default()
+        };
+        fill(&mut f, &path, toml).unwrap();
+        assert_eq!((f.port, f.redis_url, f.app_id), (None, None, None));
+        // an empty value given on purpose (HERALD_REDIS_URL= : embedded) stays
+        let mut f = flags();
+        f.redis_url = Some(String::new());
+        fill(&mut f, &path, GivenElsewhere::default()).unwrap();
+        assert_eq!(f.redis_url.as_deref(), Some(""));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -11,14 +11,24 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
-/// Packets a client may have waiting for its session before it is closed as flooding (a page subscribing
-/// to many private channels waits on the app's auth URL for each, in order).
+/// Packets, and bytes, a client may have waiting for its session before it is closed as flooding (a page
+/// subscribing to many private channels waits on the app's auth URL for each, in order).
 const INBOX: usize = 256;
+const INBOX_BYTES: usize = 256 * 1024;
+
+impl Link {
+    /// The session took a packet of `len` bytes out of the inbox.
+    pub fn taken(&self, len: usize) {
+        self.inbox_bytes.fetch_sub(len, Ordering::Relaxed);
+    }
+}
 
 /// What Engine.IO keeps for each socket: the way to its session.
 #[derive(Debug, Default)]
 pub struct Link {
     inbox: OnceLock<mpsc::Sender<Str>>,
+    /// Bytes of the packets waiting in the inbox.
+    inbox_bytes: AtomicUsize,
     /// Set once the client filled its inbox and is being closed.
     flooded: AtomicBool,
 }
@@ -67,7 +77,14 @@ impl EngineIoHandler for Handler {
 
     fn on_message(self: &Arc<Self>, msg: Str, socket: Arc<Socket<Link>>) {
         let Some(inbox) = socket.data.inbox.get() else { return };
-        if let Err(mpsc::error::TrySendError::Full(_)) = inbox.try_send(msg) {
+        let len = msg.as_str().len();
+        let over = socket.data.inbox_bytes.fetch_add(len, Ordering::Relaxed) + len > INBOX_BYTES;
+        let sent = match over {
+            true => Err(()),
+            false => inbox.try_send(msg).map_err(|_| ()),
+        };
+        if sent.is_err() {
+            socket.data.inbox_bytes.fetch_sub(len, Ordering::Relaxed);
             // Once per client (the rest of a polling batch arrives after the close), once a second at most.
             if !socket.data.flooded.swap(true, Ordering::Relaxed) {
                 static FLOODS_LOGGED: crate::log_every::LogEvery = crate::log_every::LogEvery::new();

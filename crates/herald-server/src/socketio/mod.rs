@@ -57,7 +57,7 @@ pub struct SocketIo {
 /// Request headers an Engine.IO request may carry, in bytes: engineioxide keeps a session's handshake
 /// headers for its life (the cookie Herald passes to the app's auth URL is among them), so an anonymous
 /// client cannot make it hold much.
-const MAX_HEADER_BYTES: usize = 8 * 1024;
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// Whether a page on `origin` may use the socket.io endpoint: one of the app's `allowed_origins`, or, when
 /// it lists none, a page on the same host as the endpoint (any port: Echo's usual `host: hostname + ':6001'`)

@@ -63,7 +63,13 @@ struct Client {
     socket: Arc<Socket<Link>>,
     session: Session,
     shown: Shown,
+    /// The client joined the default namespace.
+    joined: bool,
 }
+
+/// How long a socket.io 4.x client has to join the namespace after its Engine.IO handshake (socket.io's own
+/// connect timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Why a client is being let go on the node's initiative.
 #[derive(Debug, Clone, Copy)]
@@ -101,6 +107,8 @@ pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::R
         socket: socket.clone(),
         session,
         shown,
+        // socket.io 2.x clients are joined unasked.
+        joined: socket.protocol == ProtocolVersion::V3,
     };
     let mut draining = context.connections.draining();
     let mut isolated = context.connections.isolated();
@@ -115,11 +123,13 @@ pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::R
     }
     let mut watching_isolation = true;
     let mut drained = false;
+    let connect_by = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     let reason = loop {
         let wake_at = leave_at.map_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600), |(at, _)| at);
         tokio::select! {
             packet = inbox.recv() => match packet {
                 Some(packet) => {
+                    socket.data.taken(packet.as_str().len());
                     // Boxed: handling (an auth call among it) is large and brief; the idle client's task
                     // keeps no room for it.
                     if !Box::pin(client.handle(packet.as_str())).await {
@@ -137,6 +147,11 @@ pub async fn run(context: Context, socket: Arc<Socket<Link>>, mut inbox: mpsc::R
                 break "closed";
             }
             _ = socket.closed() => break "closed",
+            // A socket.io 4.x client joins the namespace at once; one that never does holds a seat for
+            // nothing (or its transport died before Engine.IO could say so).
+            _ = tokio::time::sleep_until(connect_by), if !client.joined => {
+                break "no namespace join in time";
+            }
             _ = async { drop(draining.wait_for(|d| *d).await) }, if !matches!(leave_at, Some((_, Leaving::Drain))) => {
                 leave_at = Some((tokio::time::Instant::now() + spread, Leaving::Drain));
             }
@@ -250,6 +265,7 @@ impl Client {
         };
         match packet {
             ClientPacket::Connect { namespace: "/" } => {
+                self.joined = true;
                 let conn = self.session.connection();
                 conn.reply(socketio::connected(conn.socket_id.as_str())).await;
             }
@@ -307,6 +323,10 @@ impl Client {
         match kind {
             ChannelKind::Public => self.session.join(channel, None).await,
             ChannelKind::Private | ChannelKind::Presence => {
+                if self.socket.is_closed() {
+                    // Gone already: no call to the app for a subscription nobody will hold.
+                    return;
+                }
                 let asked = self.ask_app(channel, request.auth.unwrap_or_default()).await;
                 if self.socket.is_closed() {
                     // Gone while the app answered: joining now would only announce a member who left.
