@@ -109,8 +109,21 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 
 async fn publish(node: &Arc<Node>, app: &Arc<App>, event: &TriggerEvent) -> Result<(), ApiError> {
     let except = event.socket_id.as_deref().and_then(SocketId::parse);
-    for channel in &event.channels {
-        let frame = frame::encode(&event.name, Some(channel), Data::AsString(&event.data), None);
+    publish_to(node, app, &event.name, &event.channels, &event.data, except).await
+}
+
+/// Publishes one event (its data a string, as Pusher frames carry it) to each of `channels`, encoded once
+/// per channel; 503 when the backbone cannot take it. Also laravel-echo-server's `POST /apps/{id}/events`.
+pub async fn publish_to(
+    node: &Arc<Node>,
+    app: &Arc<App>,
+    name: &str,
+    channels: &[String],
+    data: &str,
+    except: Option<SocketId>,
+) -> Result<(), ApiError> {
+    for channel in channels {
+        let frame = frame::encode(name, Some(channel), Data::AsString(data), None);
         node.trigger(app, channel, frame, except.clone()).await.map_err(|e| {
             tracing::warn!(app = %app.config.id, channel, error = %e, "HTTP API event not published");
             ApiError::new(503, "Redis is unavailable; the event was not sent, retry")

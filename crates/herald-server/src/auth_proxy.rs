@@ -249,6 +249,16 @@ pub async fn ask_app(
     serde_json::from_slice(&answer).map_err(|_| fail(StatusCode::BAD_GATEWAY, "The app's auth answer is not JSON"))
 }
 
+/// The `channel_data` of the app's yes, as text: Laravel's RedisBroadcaster gives an object, the pusher
+/// driver a JSON string.
+pub fn channel_data(granted: &serde_json::Value) -> Option<String> {
+    match granted.get("channel_data") {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
 fn sign_channel(app: &App, socket_id: &str, channel: &str, kind: ChannelKind, granted: serde_json::Value) -> Answer {
     let config = &app.config;
     if granted.get("auth").is_some() {
@@ -262,15 +272,11 @@ fn sign_channel(app: &App, socket_id: &str, channel: &str, kind: ChannelKind, gr
     }
     let mut out = serde_json::Map::new();
     if kind == ChannelKind::Presence {
-        let channel_data = match granted.get("channel_data") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(v @ serde_json::Value::Object(_)) => v.to_string(),
-            _ => {
-                return fail(
-                    StatusCode::BAD_GATEWAY,
-                    "The app granted a presence channel without channel_data",
-                )
-            }
+        let Some(channel_data) = channel_data(&granted) else {
+            return fail(
+                StatusCode::BAD_GATEWAY,
+                "The app granted a presence channel without channel_data",
+            );
         };
         let auth = signature::sign_channel(&config.key, &config.secret, socket_id, channel, Some(&channel_data));
         out.insert("auth".into(), auth.into());

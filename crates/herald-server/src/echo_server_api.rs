@@ -8,7 +8,6 @@ use crate::routes::{Matched, Route};
 use herald_core::{App, Node};
 use herald_protocol::api_event::ApiError;
 use herald_protocol::channel::validate_name;
-use herald_protocol::frame::{self, Data};
 use herald_protocol::SocketId;
 use hyper::{HeaderMap, Method};
 use std::sync::Arc;
@@ -150,7 +149,7 @@ async fn users(node: &Arc<Node>, app: &Arc<App>, channel: &str) -> Result<String
     if !channel.starts_with("presence-") {
         return Err(ApiError::new(400, "User list is only possible for Presence Channels"));
     }
-    validate_name(channel).map_err(|e| ApiError::new(400, e.to_string()))?;
+    app_channel(channel)?;
     let members = node.members(app, channel).await.map_err(unavailable)?;
     let users: Vec<_> = members
         .iter()
@@ -207,13 +206,7 @@ async fn events(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<String,
         app_channel(channel)?;
     }
     let except = event.socket_id.as_deref().and_then(SocketId::parse_any);
-    for channel in &channels {
-        let frame = frame::encode(&name, Some(channel), Data::AsString(&data), None);
-        node.trigger(app, channel, frame, except.clone()).await.map_err(|e| {
-            tracing::warn!(app = %app.config.id, channel, error = %e, "laravel-echo-server API event not published");
-            ApiError::new(503, "Redis is unavailable; the event was not sent, retry")
-        })?;
-    }
+    crate::api::publish_to(node, app, &name, &channels, &data, except).await?;
     Ok(serde_json::json!({ "message": "ok" }).to_string())
 }
 

@@ -421,11 +421,7 @@ impl Client {
 /// or a JSON string as the pusher driver sends it) for a presence channel.
 fn grant(app: &App, channel: &str, granted: serde_json::Value) -> Result<Option<Member>, Refusal> {
     let presence = channel.starts_with("presence-");
-    let channel_data = match granted.get("channel_data") {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(v @ serde_json::Value::Object(_)) => Some(v.to_string()),
-        _ => None,
-    };
+    let channel_data = auth_proxy::channel_data(&granted);
     let yes = granted == serde_json::Value::Bool(true) || granted.get("auth").is_some() || channel_data.is_some();
     if !yes {
         return Err(Refusal::AppRefused(403));
