@@ -1,6 +1,9 @@
 //! `herald`: starts one node. Reads the configuration, picks the backbone (Redis when `HERALD_REDIS_URL` is
 //! set, in memory otherwise), serves HTTP and WebSockets on one port, and drains on SIGTERM.
 
+// The futures the server spawns are deep (hyper, TLS, Redis cluster connections): the trait solver needs room.
+#![recursion_limit = "256"]
+
 mod admin;
 mod api;
 mod app_admin;
