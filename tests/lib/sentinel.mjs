@@ -3,32 +3,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFile } from 'node:child_process';
-import { spawnTracked, stopChild, freePort, waitFor } from './harness.mjs';
+import { waitFor } from './harness.mjs';
+import { cli, redisServer } from './redis_servers.mjs';
 
 export const MASTER = 'mymaster';
-
-function cli(port, ...args) {
-  return new Promise((resolve) => {
-    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 2000 }, (err, stdout) => {
-      resolve(err ? null : stdout.trim());
-    });
-  });
-}
-
-async function redisServer(args, what) {
-  let port;
-  do { port = await freePort(); } while (port === 6379 || port === 26379);
-  let logs = '';
-  const child = spawnTracked('redis-server', [...args(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout.on('data', (d) => { logs += d; });
-  child.stderr.on('data', (d) => { logs += d; });
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`${what} exited: ${logs}`);
-    return (await cli(port, 'ping')) === 'PONG';
-  }, { timeout: 10000, what: `${what} on port ${port}` });
-  return { port, child, logs: () => logs, kill9: () => child.kill('SIGKILL'), stop: () => stopChild(child) };
-}
 
 /** Starts the primary, the replica and three sentinels; resolves once the sentinels see both and each other. */
 export async function startSentinelRedis() {

@@ -10,40 +10,45 @@ use crate::connection::RedisConnection;
 use crate::{endpoint, RedisConfigError, RedisSettings};
 use redis::RedisError;
 
-use crate::keys::{APPS, APPS_VERSION};
-
 /// The apps kept in one Redis.
 #[derive(Clone)]
 pub struct AppStore {
     conn: std::sync::Arc<RedisConnection>,
+    /// The hash of apps and its version key, named for the topology.
+    apps: std::sync::Arc<(String, String)>,
 }
 
 impl AppStore {
     pub fn new(settings: &RedisSettings) -> Result<Self, RedisConfigError> {
+        let conn = RedisConnection::new(endpoint(settings)?);
+        let layout = conn.layout();
         Ok(AppStore {
-            conn: std::sync::Arc::new(RedisConnection::new(endpoint(settings)?)),
+            conn: std::sync::Arc::new(conn),
+            apps: std::sync::Arc::new((layout.apps(), layout.apps_version())),
         })
     }
 
     /// The version of the stored apps (None: no app was ever stored, or Redis lost them).
     pub async fn version(&self) -> Result<Option<String>, RedisError> {
+        let version = &self.apps.1;
         self.conn
             .run("GET", |mut c| async move {
-                redis::cmd("GET").arg(APPS_VERSION).query_async(&mut c).await
+                redis::cmd("GET").arg(version).query_async(&mut c).await
             })
             .await
     }
 
     /// Every app's JSON, by id, with the version it was read at.
     pub async fn all(&self) -> Result<(Option<String>, Vec<(String, String)>), RedisError> {
+        let (apps, version) = (&self.apps.0, &self.apps.1);
         self.conn
             .run("HGETALL", |mut c| async move {
                 let (version, apps): (Option<String>, Vec<(String, String)>) = redis::pipe()
                     .atomic()
                     .cmd("GET")
-                    .arg(APPS_VERSION)
+                    .arg(version)
                     .cmd("HGETALL")
-                    .arg(APPS)
+                    .arg(apps)
                     .query_async(&mut c)
                     .await?;
                 Ok((version, apps))
@@ -54,10 +59,11 @@ impl AppStore {
     /// One app's JSON.
     pub async fn get(&self, id: &str) -> Result<Option<String>, RedisError> {
         let id = id.to_owned();
+        let apps = &self.apps.0;
         self.conn
             .run("HGET", |mut c| {
                 let id = id.clone();
-                async move { redis::cmd("HGET").arg(APPS).arg(id).query_async(&mut c).await }
+                async move { redis::cmd("HGET").arg(apps).arg(id).query_async(&mut c).await }
             })
             .await
     }
@@ -65,15 +71,16 @@ impl AppStore {
     /// Stores an app (new or replaced) and bumps the version, in one transaction.
     pub async fn put(&self, id: &str, json: &str) -> Result<(), RedisError> {
         let (id, json) = (id.to_owned(), json.to_owned());
+        let (apps, version) = (&self.apps.0, &self.apps.1);
         self.conn
             .run_once_only("HSET", |mut c| {
                 let (id, json) = (id.clone(), json.clone());
                 async move {
                     redis::pipe()
                         .atomic()
-                        .hset(APPS, id, json)
+                        .hset(apps, id, json)
                         .ignore()
-                        .set(APPS_VERSION, new_version())
+                        .set(version, new_version())
                         .ignore()
                         .query_async(&mut c)
                         .await
@@ -85,14 +92,15 @@ impl AppStore {
     /// Removes an app; false when there was none of that id.
     pub async fn delete(&self, id: &str) -> Result<bool, RedisError> {
         let id = id.to_owned();
+        let (apps, version) = (&self.apps.0, &self.apps.1);
         self.conn
             .run_once_only("HDEL", |mut c| {
                 let id = id.clone();
                 async move {
                     let (removed,): (u64,) = redis::pipe()
                         .atomic()
-                        .hdel(APPS, id)
-                        .set(APPS_VERSION, new_version())
+                        .hdel(apps, id)
+                        .set(version, new_version())
                         .ignore()
                         .query_async(&mut c)
                         .await?;

@@ -3,12 +3,15 @@
 //! Redis never hangs a client), created on first use so a node starts while Redis is still down, and
 //! measured (`herald_redis_command_duration_seconds`, `herald_redis_errors_total`). Behind Sentinel, a
 //! failure that may mean the primary changed drops the manager, so the next command connects to the
-//! primary the sentinels name then ([`Endpoint`]).
+//! primary the sentinels name then ([`Endpoint`]). On Redis Cluster it is redis-rs's cluster connection
+//! (one multiplexed connection per cluster node, commands routed by their keys' slot), behind the same
+//! [`Conn`] type.
 
 use crate::endpoint::Endpoint;
 use herald_core::metrics::metrics;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::RedisError;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -19,7 +22,7 @@ pub struct RedisConnection {
     endpoint: Endpoint,
     /// The manager, and the endpoint's failover count when it was made: after a failover, a manager made
     /// for the old primary is replaced even if none of its own commands failed (they may have timed out).
-    manager: Mutex<Option<(ConnectionManager, u64)>>,
+    manager: Mutex<Option<(Conn, u64)>>,
     /// One connection attempt at a time.
     connecting: tokio::sync::Mutex<()>,
 }
@@ -33,13 +36,23 @@ impl RedisConnection {
         }
     }
 
+    /// The key layout of the Redis this connection goes to.
+    pub fn layout(&self) -> crate::keys::Layout {
+        self.endpoint.layout()
+    }
+
+    /// The endpoint this connection goes to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
     /// Where this connection goes (`host:port`, never the password), for log lines.
     pub fn address(&self) -> String {
         self.endpoint.address()
     }
 
     /// The manager in use, unless it was made before the last failover.
-    fn current(&self) -> Option<ConnectionManager> {
+    fn current(&self) -> Option<Conn> {
         let mut manager = self.manager.lock().expect("connection lock");
         match &*manager {
             Some((m, made_at)) if *made_at == self.endpoint.failovers() => Some(m.clone()),
@@ -51,13 +64,18 @@ impl RedisConnection {
         }
     }
 
-    async fn get(&self) -> Result<ConnectionManager, RedisError> {
+    async fn get(&self) -> Result<Conn, RedisError> {
         if let Some(manager) = self.current() {
             return Ok(manager);
         }
         let _one = self.connecting.lock().await;
         if let Some(manager) = self.current() {
             return Ok(manager);
+        }
+        if let Some(cluster) = self.endpoint.cluster_nodes() {
+            let conn = Conn::Cluster(cluster.client(None)?.get_async_connection().await?);
+            *self.manager.lock().expect("connection lock") = Some((conn.clone(), 0));
+            return Ok(conn);
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(COMMAND_TIMEOUT)
@@ -67,13 +85,26 @@ impl RedisConnection {
         // Read before asking: if a failover is found meanwhile, this manager counts as older and is replaced.
         let made_at = self.endpoint.failovers();
         let client = self.endpoint.client().await?;
-        let manager = ConnectionManager::new_with_config(client, config).await?;
+        let manager = Conn::Single(ConnectionManager::new_with_config(client, config).await?);
         *self.manager.lock().expect("connection lock") = Some((manager.clone(), made_at));
         Ok(manager)
     }
 
+    /// The cluster connection, for work routed to given cluster nodes (a scan of every primary).
+    pub async fn cluster_connection(&self) -> Result<ClusterConnection, RedisError> {
+        match self.get().await? {
+            Conn::Cluster(c) => Ok(c),
+            Conn::Single(_) => Err(RedisError::from((redis::ErrorKind::ClientError, "not a Redis Cluster"))),
+        }
+    }
+
     /// A command failed: behind Sentinel, a failure that may mean the primary changed drops the manager.
     fn failed(&self, e: &RedisError) {
+        if let Some(cluster) = self.endpoint.cluster_nodes() {
+            if may_have_moved(e) {
+                cluster.failing();
+            }
+        }
         if self.endpoint.failovers_possible() && may_have_moved(e) {
             self.endpoint.failed();
             self.manager.lock().expect("connection lock").take();
@@ -85,7 +116,7 @@ impl RedisConnection {
     /// differently (presence scripts, reaps, count batches) uses [`run_once_only`](Self::run_once_only).
     pub async fn run<T, F, Fut>(&self, command: &'static str, f: F) -> Result<T, RedisError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         self.measured(command, async {
@@ -103,7 +134,7 @@ impl RedisConnection {
     /// Runs work that must not be applied twice, once; the caller decides about retrying.
     pub async fn run_once_only<T, F, Fut>(&self, command: &'static str, f: F) -> Result<T, RedisError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         self.measured(command, self.run_once(&f)).await
@@ -111,7 +142,7 @@ impl RedisConnection {
 
     async fn run_once<T, F, Fut>(&self, f: &F) -> Result<T, RedisError>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         f(self.get().await?).await
@@ -135,6 +166,42 @@ impl RedisConnection {
             m.redis_errors.with_label_values(&[command]).inc();
         }
         result
+    }
+}
+
+/// A connection to Redis as the node's adapters use it: one Redis (or the Sentinel-named primary) through
+/// redis-rs's `ConnectionManager`, or a Redis Cluster through its cluster connection. Cheap to clone.
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
     }
 }
 

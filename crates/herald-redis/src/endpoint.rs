@@ -1,11 +1,14 @@
-//! Where a node's Redis is: one address (`redis://`, `rediss://`), or a primary that Sentinel names
-//! (`redis+sentinel://host1:26379,host2:26379/mymaster[/db]`). Every connection of the node asks its
+//! Where a node's Redis is: one address (`redis://`, `rediss://`), a primary that Sentinel names
+//! (`redis+sentinel://host1:26379,host2:26379/mymaster[/db]`), or a Redis Cluster
+//! (`redis+cluster://host1:7000,host2:7001`, `rediss+cluster://` with TLS). Every connection of the node asks its
 //! endpoint for a client when it connects; with Sentinel the endpoint asks the sentinels for the current
 //! primary (redis-rs's `Sentinel`, which checks that the address it returns answers `ROLE` as a master, so a
 //! node never writes to a replica) and, when a connection to it breaks or Redis answers `READONLY` (the old
 //! primary came back as a replica), forgets it so the next connection asks again. Each switch to a new
 //! primary is a failover: counted, timed, and seen by the lease task, which puts this node's presence
-//! entries and counts back in case the promoted replica had not received the last writes.
+//! entries and counts back in case the promoted replica had not received the last writes. On Redis Cluster,
+//! redis-rs follows the slots (MOVED, ASK, a shard's failover) by itself; the endpoint watches which primary
+//! holds each slot, and a change is a failover too (`crate::cluster_topology`).
 
 use herald_core::metrics::metrics;
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
@@ -21,6 +24,7 @@ pub struct Endpoint(Arc<Inner>);
 enum Inner {
     Direct(redis::Client),
     Sentinel(Box<SentinelPrimary>),
+    Cluster(Box<crate::cluster_topology::ClusterNodes>),
 }
 
 /// A primary found through Sentinel.
@@ -69,24 +73,14 @@ impl SentinelUrl {
     }
 
     fn parse_rest(rest: &str) -> Result<SentinelUrl, String> {
-        let (auth, rest) = match rest.rsplit_once('@') {
-            Some((auth, rest)) => (Some(auth), rest),
-            None => (None, rest),
-        };
+        let (auth, rest) = split_auth(rest);
         let (hosts, path) = rest
             .split_once('/')
             .ok_or("no master name: expected redis+sentinel://host:26379/mymaster")?;
-        let mut sentinels = Vec::new();
-        for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
-            let (name, port) = match host.rsplit_once(':') {
-                Some((name, port)) => (name, port.parse::<u16>().map_err(|_| format!("bad port in {host:?}"))?),
-                None => (host, 26379),
-            };
-            if name.is_empty() {
-                return Err(format!("no host in {host:?}"));
-            }
-            sentinels.push(format!("redis://{name}:{port}"));
-        }
+        let sentinels: Vec<String> = parse_hosts(hosts, 26379)?
+            .into_iter()
+            .map(|h| format!("redis://{h}"))
+            .collect();
         if sentinels.is_empty() {
             return Err("no sentinel host".into());
         }
@@ -96,22 +90,7 @@ impl SentinelUrl {
             Some(db) => db.parse().map_err(|_| format!("bad database number {db:?}"))?,
             None => 0,
         };
-        let decode = |s: &str| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .map(|s| s.into_owned())
-                .map_err(|_| "credentials are not UTF-8".to_string())
-        };
-        let (username, password) = match auth {
-            None => (None, None),
-            Some(auth) => match auth.split_once(':') {
-                Some((user, pass)) => (
-                    (!user.is_empty()).then(|| decode(user)).transpose()?,
-                    Some(decode(pass)?),
-                ),
-                None => (Some(decode(auth)?), None),
-            },
-        };
+        let (username, password) = parse_auth(auth)?;
         Ok(SentinelUrl {
             sentinels,
             master,
@@ -120,6 +99,50 @@ impl SentinelUrl {
             password,
         })
     }
+}
+
+/// Splits `[user:password@]rest` at the last `@` (a password may hold `@`).
+pub(crate) fn split_auth(rest: &str) -> (Option<&str>, &str) {
+    match rest.rsplit_once('@') {
+        Some((auth, rest)) => (Some(auth), rest),
+        None => (None, rest),
+    }
+}
+
+/// `host1:port1,host2,…` as `host:port` each, `default_port` where none is given.
+pub(crate) fn parse_hosts(hosts: &str, default_port: u16) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for host in hosts.split(',').map(str::trim).filter(|h| !h.is_empty()) {
+        let (name, port) = match host.rsplit_once(':') {
+            Some((name, port)) => (name, port.parse::<u16>().map_err(|_| format!("bad port in {host:?}"))?),
+            None => (host, default_port),
+        };
+        if name.is_empty() {
+            return Err(format!("no host in {host:?}"));
+        }
+        out.push(format!("{name}:{port}"));
+    }
+    Ok(out)
+}
+
+/// The user and password of `user:password`, `:password` or `user`, percent-decoded.
+pub(crate) fn parse_auth(auth: Option<&str>) -> Result<(Option<String>, Option<String>), String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .map(|s| s.into_owned())
+            .map_err(|_| "credentials are not UTF-8".to_string())
+    };
+    Ok(match auth {
+        None => (None, None),
+        Some(auth) => match auth.split_once(':') {
+            Some((user, pass)) => (
+                (!user.is_empty()).then(|| decode(user)).transpose()?,
+                Some(decode(pass)?),
+            ),
+            None => (Some(decode(auth)?), None),
+        },
+    })
 }
 
 impl From<redis::Client> for Endpoint {
@@ -155,11 +178,37 @@ impl Endpoint {
         }))))
     }
 
-    /// A client for Redis: the one address, or the primary the sentinels name now.
+    /// A Redis Cluster, reached first through `nodes`.
+    pub fn cluster(nodes: crate::cluster_topology::ClusterNodes) -> Self {
+        Endpoint(Arc::new(Inner::Cluster(Box::new(nodes))))
+    }
+
+    /// A client for Redis: the one address, or the primary the sentinels name now. On Redis Cluster, use
+    /// [`cluster_nodes`](Self::cluster_nodes).
     pub async fn client(&self) -> Result<redis::Client, RedisError> {
         match &*self.0 {
             Inner::Direct(client) => Ok(client.clone()),
             Inner::Sentinel(primary) => primary.client().await,
+            Inner::Cluster(_) => Err(RedisError::from((
+                redis::ErrorKind::ClientError,
+                "a Redis Cluster has no single client",
+            ))),
+        }
+    }
+
+    /// The cluster's nodes, when Redis is a Redis Cluster.
+    pub fn cluster_nodes(&self) -> Option<&crate::cluster_topology::ClusterNodes> {
+        match &*self.0 {
+            Inner::Cluster(nodes) => Some(nodes),
+            _ => None,
+        }
+    }
+
+    /// The key layout for this topology.
+    pub fn layout(&self) -> crate::keys::Layout {
+        match &*self.0 {
+            Inner::Cluster(_) => crate::keys::Layout::Cluster,
+            _ => crate::keys::Layout::Single,
         }
     }
 
@@ -189,6 +238,7 @@ impl Endpoint {
                     None => format!("primary {:?} from sentinels {sentinels}", primary.master),
                 }
             }
+            Inner::Cluster(nodes) => nodes.address(),
         }
     }
 
@@ -197,6 +247,7 @@ impl Endpoint {
         match &*self.0 {
             Inner::Direct(_) => 0,
             Inner::Sentinel(primary) => primary.failovers.load(Ordering::Acquire),
+            Inner::Cluster(nodes) => nodes.failovers(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! [`node`] builds a node on Redis the way `Node::embedded` builds one in memory.
 
 pub mod app_store;
+pub mod cluster_topology;
 pub mod connection;
 pub mod endpoint;
 pub mod envelope;
@@ -17,8 +18,10 @@ pub mod redis_cache;
 pub mod redis_presence;
 pub mod redis_stats;
 pub mod redis_webhook_outbox;
+pub mod subscription_link;
 
 pub use app_store::AppStore;
+pub use cluster_topology::ClusterUrl;
 pub use endpoint::{Endpoint, SentinelUrl};
 pub use redis_backbone::RedisBackbone;
 pub use redis_cache::RedisCache;
@@ -34,7 +37,8 @@ use std::time::Duration;
 /// How a node uses Redis.
 #[derive(Debug, Clone)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/db`, or `rediss://` for TLS.
+    /// `redis://[user:password@]host:port/db`, `rediss://` for TLS, `redis+sentinel://…` or
+    /// `redis+cluster://host1:7000,host2:7001` (`rediss+cluster://` for TLS).
     pub url: String,
     /// How long a node's lease lasts; a node silent longer is reaped (its members leave).
     pub lease: Duration,
@@ -60,10 +64,28 @@ impl RedisTls {
     pub fn is_set(&self) -> bool {
         self.ca.is_some() || self.client_cert.is_some() || self.insecure
     }
+
+    /// The CA bundle and client certificate for redis-rs, when either is set.
+    fn certificates(&self) -> Option<redis::TlsCertificates> {
+        if self.ca.is_none() && self.client_cert.is_none() {
+            return None;
+        }
+        let client_tls = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            _ => None,
+        };
+        Some(redis::TlsCertificates {
+            client_tls,
+            root_cert: self.ca.clone(),
+        })
+    }
 }
 
 /// The forms a Redis URL may take, for error messages.
-const URL_FORMS: &str = "expected redis://[user:password@]host:6379[/db], rediss://… for TLS, or redis+sentinel://host1:26379,host2:26379/mymaster[/db]";
+const URL_FORMS: &str = "expected redis://[user:password@]host:6379[/db], rediss://… for TLS, redis+sentinel://host1:26379,host2:26379/mymaster[/db], or redis+cluster://host1:7000,host2:7001 (rediss+cluster:// for TLS)";
 
 /// Checks a Redis URL's form before anything connects (the scheme, the host, the port); the error shows the
 /// URL with its password masked, says what is wrong, and shows the expected forms.
@@ -75,6 +97,11 @@ pub fn check_url(url: &str) -> Result<(), String> {
         ));
     }
     if let Some(parsed) = SentinelUrl::parse(url) {
+        return parsed
+            .map(|_| ())
+            .map_err(|why| format!("{shown:?}: {why}; {URL_FORMS}"));
+    }
+    if let Some(parsed) = ClusterUrl::parse(url) {
         return parsed
             .map(|_| ())
             .map_err(|why| format!("{shown:?}: {why}; {URL_FORMS}"));
@@ -134,6 +161,21 @@ fn endpoint(settings: &RedisSettings) -> Result<Endpoint, RedisConfigError> {
         }
         return parsed.map(Endpoint::sentinel).map_err(bad);
     }
+    if let Some(parsed) = ClusterUrl::parse(&settings.url) {
+        let url = parsed.map_err(bad)?;
+        let tls = &settings.tls;
+        if !url.tls && tls.is_set() {
+            return Err(bad("the Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need rediss+cluster://".into()));
+        }
+        if tls.insecure {
+            warn_insecure();
+        }
+        let tls = cluster_topology::ClusterTls {
+            certificates: tls.certificates(),
+            insecure: tls.insecure,
+        };
+        return Ok(Endpoint::cluster(cluster_topology::ClusterNodes::new(url, tls)));
+    }
     client(settings).map(Endpoint::direct)
 }
 
@@ -146,26 +188,19 @@ fn client(settings: &RedisSettings) -> Result<redis::Client, RedisConfigError> {
     let tls = &settings.tls;
     let mut url = settings.url.clone();
     if tls.insecure {
-        tracing::warn!("HERALD_REDIS_TLS_INSECURE is on: Redis's certificate is NOT verified; anyone between Herald and Redis can read and change everything");
+        warn_insecure();
         if !url.contains('#') {
             url.push_str("#insecure");
         }
     }
-    if tls.ca.is_none() && tls.client_cert.is_none() {
-        return redis::Client::open(url.as_str()).map_err(|e| bad(e.to_string()));
+    match tls.certificates() {
+        None => redis::Client::open(url.as_str()).map_err(|e| bad(e.to_string())),
+        Some(certs) => redis::Client::build_with_tls(url.as_str(), certs).map_err(|e| bad(e.to_string())),
     }
-    let client_tls = match (&tls.client_cert, &tls.client_key) {
-        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: cert.clone(),
-            client_key: key.clone(),
-        }),
-        _ => None,
-    };
-    let certs = redis::TlsCertificates {
-        client_tls,
-        root_cert: tls.ca.clone(),
-    };
-    redis::Client::build_with_tls(url.as_str(), certs).map_err(|e| bad(e.to_string()))
+}
+
+fn warn_insecure() {
+    tracing::warn!("HERALD_REDIS_TLS_INSECURE is on: Redis's certificate is NOT verified; anyone between Herald and Redis can read and change everything");
 }
 
 /// Why Redis cannot be used as configured.
@@ -187,6 +222,18 @@ pub fn node(
     redis: &RedisSettings,
 ) -> Result<Arc<Node>, RedisConfigError> {
     let client = endpoint(redis)?;
+    if client.layout() == keys::Layout::Cluster {
+        // An app id becomes part of a hash tag on Redis Cluster: a brace in it would move the tag.
+        if let Some(app) = apps.iter().find(|a| a.id.contains(['{', '}'])) {
+            return Err(RedisConfigError {
+                url: redis.url.clone(),
+                reason: format!(
+                    "app id {:?} has a brace, which Redis Cluster's key names cannot carry; rename the app",
+                    app.id
+                ),
+            });
+        }
+    }
     let node_id = format!("{:016x}", redis_backbone::rand_u64());
     let lease = redis.lease;
     tracing::info!(node_id, lease_ms = lease.as_millis() as u64, "cluster mode");
@@ -201,6 +248,22 @@ pub fn node(
 pub async fn probe(settings: &RedisSettings, timeout: Duration) -> Result<String, String> {
     let endpoint = endpoint(settings).map_err(|e| e.to_string())?;
     let address = endpoint.address();
+    if let Some(cluster) = endpoint.cluster_nodes() {
+        let asked = async {
+            let mut conn = cluster.client(None)?.get_async_connection().await?;
+            let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
+            let primaries = cluster.observe(&mut conn).await?;
+            Ok::<_, redis::RedisError>((info, primaries.len()))
+        };
+        return match tokio::time::timeout(timeout, asked).await {
+            Ok(Ok((info, primaries))) => Ok(format!(
+                "{address}: Redis {}, {primaries} primaries",
+                redis_version(&info)
+            )),
+            Ok(Err(e)) => Err(format!("{address}: {e}")),
+            Err(_) => Err(format!("{address}: no answer within {} s", timeout.as_secs())),
+        };
+    }
     let asked = async {
         let client = endpoint.client().await?;
         let mut conn = client.get_multiplexed_async_connection().await?;
@@ -213,12 +276,7 @@ pub async fn probe(settings: &RedisSettings, timeout: Duration) -> Result<String
         Ok(Err(e)) => return Err(format!("{address}: {e}")),
         Err(_) => return Err(format!("{address}: no answer within {} s", timeout.as_secs())),
     };
-    let version = info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
-        .unwrap_or("?")
-        .trim()
-        .to_owned();
+    let version = redis_version(&info);
     let role = match role.first() {
         Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
         Some(redis::Value::SimpleString(s)) => s.clone(),
@@ -230,6 +288,15 @@ pub async fn probe(settings: &RedisSettings, timeout: Duration) -> Result<String
         ));
     }
     Ok(format!("{address}: Redis {version}, primary"))
+}
+
+/// The `redis_version` line of `INFO server`.
+fn redis_version(info: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned()
 }
 
 /// The Redis backends of one node, reporting to `events`.

@@ -1,12 +1,14 @@
 //! The Redis backbone: one pub/sub connection that follows the channels with local subscribers, one
 //! multiplexed connection for publishing, and a heartbeat through Redis that proves the subscription is
-//! alive. Losing Redis turns the node unready; on reconnect every channel is subscribed again.
+//! alive. Losing Redis turns the node unready; on reconnect every channel is subscribed again. On Redis
+//! Cluster, Herald's own channels travel on sharded pub/sub (`SPUBLISH`/`SSUBSCRIBE`), so their traffic is
+//! spread over the shards; Laravel's stay classic ([`crate::subscription_link`]).
 
 use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
 use crate::endpoint::Endpoint;
 use crate::envelope::Envelope;
-use crate::keys;
-use futures_util::StreamExt;
+use crate::keys::{self, Layout};
+use crate::subscription_link::{Arrival, Link, Wanted};
 use herald_core::backbone::{Backbone, BackboneError};
 use herald_core::backend_events::{Events, Inbound};
 use herald_core::metrics::metrics;
@@ -22,6 +24,11 @@ use tokio::sync::{mpsc, oneshot};
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// A subscription that has not seen its own heartbeat for this long is considered dead.
 const HEARTBEAT_DEADLINE: Duration = Duration::from_secs(5);
+/// Redis Cluster: how long the sharded channels of a failed-over shard may stay unsubscribed before the whole
+/// link is connected afresh.
+const REPAIR_DEADLINE: Duration = Duration::from_secs(30);
+/// Redis Cluster: the pause between two attempts to subscribe the sharded channels again.
+const REPAIR_RETRY: Duration = Duration::from_millis(250);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
@@ -53,9 +60,10 @@ struct Route {
     source: Source,
 }
 
-/// The backbone over one Redis server.
+/// The backbone over one Redis server (or one Redis Cluster).
 pub struct RedisBackbone {
     me: Weak<RedisBackbone>,
+    layout: Layout,
     ready: Arc<AtomicBool>,
     commands: mpsc::UnboundedSender<Command>,
     publisher: RedisConnection,
@@ -68,9 +76,11 @@ impl RedisBackbone {
     /// cache-channel patterns every node listens to.
     pub fn start(client: impl Into<Endpoint>, apps: &[AppConfig], node_id: &str, events: Events) -> Arc<Self> {
         let client: Endpoint = client.into();
+        let layout = client.layout();
         let (commands, rx) = mpsc::unbounded_channel();
         let backbone = Arc::new_cyclic(|me| RedisBackbone {
             me: me.clone(),
+            layout,
             ready: Arc::new(AtomicBool::new(false)),
             commands,
             publisher: RedisConnection::new(client.clone()),
@@ -82,12 +92,12 @@ impl RedisBackbone {
             events,
             ready: backbone.ready.clone(),
             reconnects: backbone.reconnects.clone(),
-            heartbeat: keys::heartbeat_channel(node_id),
+            heartbeat: layout.heartbeat_channel(node_id),
             routes: HashMap::new(),
         };
         tokio::spawn(subscriber.run(rx));
         let weak = Arc::downgrade(&backbone);
-        let heartbeat = keys::heartbeat_channel(node_id);
+        let heartbeat = layout.heartbeat_channel(node_id);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
@@ -108,9 +118,14 @@ impl RedisBackbone {
 
     async fn raw_publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BackboneError> {
         let (channel, payload) = (&channel, &payload);
+        // Herald's own channels are sharded on Redis Cluster.
+        let command = match self.layout {
+            Layout::Single => "PUBLISH",
+            Layout::Cluster => "SPUBLISH",
+        };
         self.publisher
             .run("publish", |mut conn| async move {
-                redis::cmd("PUBLISH")
+                redis::cmd(command)
                     .arg(channel)
                     .arg(payload)
                     .query_async::<i64>(&mut conn)
@@ -148,7 +163,7 @@ impl Backbone for RedisBackbone {
         channel: &str,
         broadcast: Broadcast,
     ) -> BoxFuture<'static, Result<(), BackboneError>> {
-        let key = keys::broadcast_channel(&app.id, channel);
+        let key = self.layout.broadcast_channel(&app.id, channel);
         let payload = Envelope::of(&broadcast).encode();
         let this = self.me.upgrade();
         Box::pin(async move {
@@ -194,15 +209,16 @@ struct Subscriber {
 
 impl Subscriber {
     /// Applies a command to the wanted subscriptions; returns the Redis channels to subscribe to or
-    /// unsubscribe from.
-    fn apply(&mut self, command: &Command) -> (Vec<String>, Vec<String>) {
+    /// unsubscribe from, each marked when it is Herald's own.
+    fn apply(&mut self, command: &Command) -> (Vec<Wanted>, Vec<Wanted>) {
+        let layout = self.client.layout();
         let (mut add, mut remove) = (Vec::new(), Vec::new());
         match command {
             Command::Subscribe { app, channel, .. } => {
-                for (redis_channel, source) in redis_channels(app, channel) {
+                for (redis_channel, source) in redis_channels(layout, app, channel) {
                     let routes = self.routes.entry(redis_channel.clone()).or_default();
                     if routes.is_empty() {
-                        add.push(redis_channel);
+                        add.push((redis_channel, source == Source::Herald));
                     }
                     routes.push(Route {
                         app_id: app.id.clone(),
@@ -212,12 +228,12 @@ impl Subscriber {
                 }
             }
             Command::Unsubscribe { app, channel } => {
-                for (redis_channel, _) in redis_channels(app, channel) {
+                for (redis_channel, source) in redis_channels(layout, app, channel) {
                     if let Some(routes) = self.routes.get_mut(&redis_channel) {
                         routes.retain(|r| !(r.app_id == app.id && &r.channel == channel));
                         if routes.is_empty() {
                             self.routes.remove(&redis_channel);
-                            remove.push(redis_channel);
+                            remove.push((redis_channel, source == Source::Herald));
                         }
                     }
                 }
@@ -226,14 +242,30 @@ impl Subscriber {
         (add, remove)
     }
 
+    /// Every Redis channel wanted now, the heartbeat included.
+    fn wanted(&self) -> Vec<Wanted> {
+        let mut all: Vec<Wanted> = self
+            .routes
+            .iter()
+            .map(|(c, routes)| (c.clone(), routes.iter().any(|r| r.source == Source::Herald)))
+            .collect();
+        all.push((self.heartbeat.clone(), true));
+        all
+    }
+
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let mut backoff = BACKOFF_MIN;
         let mut first = true;
         // When the subscription was last known good, while it is down: the start of a loss window.
         let mut down_since: Option<Instant> = None;
+        // A shard's failover leaves its slots unserved for a few seconds: retry soon enough to follow it.
+        let backoff_max = match self.client.layout() {
+            Layout::Single => BACKOFF_MAX,
+            Layout::Cluster => Duration::from_secs(1),
+        };
         loop {
             let endpoint = self.client.clone();
-            let connect = async move { endpoint.client().await?.get_async_pubsub().await };
+            let connect = async move { Link::connect(&endpoint).await };
             tokio::pin!(connect);
             let result = loop {
                 tokio::select! {
@@ -241,23 +273,21 @@ impl Subscriber {
                     Some(command) = commands.recv() => self.apply_offline(command),
                 }
             };
-            let pubsub = match result {
-                Ok(pubsub) => pubsub,
+            let mut link = match result {
+                Ok(link) => link,
                 Err(e) => {
                     self.client.failed();
                     let redis = self.client.address();
                     tracing::warn!(redis, error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot connect to Redis for pub/sub; check HERALD_REDIS_URL and Redis's TLS and ACL settings");
-                    backoff = self.back_off(backoff, &mut commands).await;
+                    backoff = self.back_off(backoff, backoff_max, &mut commands).await;
                     continue;
                 }
             };
-            let (mut sink, mut stream) = pubsub.split();
-            let mut all: Vec<String> = self.routes.keys().cloned().collect();
-            all.push(self.heartbeat.clone());
+            let all = self.wanted();
             let mut ok = true;
             for chunk in all.chunks(1000) {
                 if !matches!(
-                    tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(chunk)).await,
+                    tokio::time::timeout(COMMAND_TIMEOUT, link.subscribe(chunk)).await,
                     Ok(Ok(()))
                 ) {
                     ok = false;
@@ -267,7 +297,7 @@ impl Subscriber {
             let patterns = cache_patterns(&self.apps);
             if ok && !patterns.is_empty() {
                 ok = matches!(
-                    tokio::time::timeout(COMMAND_TIMEOUT, sink.psubscribe(&patterns)).await,
+                    tokio::time::timeout(COMMAND_TIMEOUT, link.psubscribe(&patterns)).await,
                     Ok(Ok(()))
                 );
             }
@@ -276,8 +306,8 @@ impl Subscriber {
                     retry_in_ms = backoff.as_millis() as u64,
                     "Redis subscriber could not resubscribe; reconnecting"
                 );
-                drop((sink, stream));
-                backoff = self.back_off(backoff, &mut commands).await;
+                drop(link);
+                backoff = self.back_off(backoff, backoff_max, &mut commands).await;
                 continue;
             }
             backoff = BACKOFF_MIN;
@@ -301,32 +331,67 @@ impl Subscriber {
             let mut last_check = Instant::now();
             let mut check = tokio::time::interval(HEARTBEAT_EVERY);
             check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // Redis Cluster: sharded subscriptions to subscribe again (a shard's connection closed, a slot
+            // moved, a subscribe failed), since when, and the attempt running.
+            let mut repair_since: Option<Instant> = None;
+            let mut repair: Option<BoxFuture<'static, Result<(), redis::RedisError>>> = None;
             let why = loop {
                 tokio::select! {
                     // Messages first: after a pause (SIGSTOP, a stall) what already sits in the socket is read
                     // before the heartbeat deadline is checked.
                     biased;
-                    msg = stream.next() => match msg {
-                        Some(msg) => {
+                    arrival = link.next() => match arrival {
+                        Arrival::Message { channel, payload, pattern } => {
                             let started = Instant::now();
-                            if msg.get_channel_name() == self.heartbeat {
+                            if channel == self.heartbeat {
                                 last_beat = Instant::now();
-                            } else if msg.from_pattern() {
-                                self.cache_event(msg.get_channel_name(), msg.get_payload_bytes());
+                            } else if pattern {
+                                self.cache_event(&channel, &payload);
                             } else {
-                                self.route(msg.get_channel_name(), msg.get_payload_bytes(), started);
+                                self.route(&channel, &payload, started);
                             }
                         }
-                        None => break "connection closed",
+                        Arrival::Dropped(channel) => {
+                            // Redis Cluster moved the channel's slot to another shard (or confirms an
+                            // unsubscribe): subscribe again where it lives now, if it is still wanted.
+                            if (channel == self.heartbeat || self.routes.contains_key(&channel)) && repair_since.is_none() {
+                                tracing::info!(redis_channel = channel, "Redis Cluster moved a channel's slot; subscribing where it lives now");
+                                repair_since = Some(Instant::now());
+                                repair = self.repair(&link, Duration::ZERO);
+                            }
+                        }
+                        Arrival::ShardLost => {
+                            if repair_since.is_none() {
+                                tracing::warn!("a Redis Cluster node's connection closed; subscribing Herald's channels again where their slots live now");
+                                repair_since = Some(Instant::now());
+                                repair = self.repair(&link, Duration::ZERO);
+                            }
+                        }
+                        Arrival::Nothing => {}
+                        Arrival::Broken(why) => break why,
                     },
+                    done = async { repair.as_mut().expect("guarded").await }, if repair.is_some() => {
+                        repair = None;
+                        match done {
+                            Ok(()) => {
+                                let since = repair_since.take().expect("a repair has a start");
+                                last_beat = Instant::now();
+                                tracing::info!(after_ms = since.elapsed().as_millis() as u64, "Herald's sharded channels subscribed again");
+                            }
+                            Err(e) => {
+                                tracing::debug!(error = %e, "sharded channels not subscribed again yet; retrying");
+                                repair = self.repair(&link, REPAIR_RETRY);
+                            }
+                        }
+                    }
                     Some(command) = commands.recv() => {
                         let (add, remove) = self.apply(&command);
                         let result = async {
                             if !add.is_empty() {
-                                sink.subscribe(&add).await?;
+                                link.subscribe(&add).await?;
                             }
                             if !remove.is_empty() {
-                                sink.unsubscribe(&remove).await?;
+                                link.unsubscribe(&remove).await?;
                             }
                             Ok::<_, redis::RedisError>(())
                         };
@@ -335,7 +400,15 @@ impl Subscriber {
                             let _ = ack.send(());
                         }
                         if !done {
-                            break "SUBSCRIBE failed";
+                            if link.sharded().is_none() {
+                                break "SUBSCRIBE failed";
+                            }
+                            // A shard is failing over: its channels are subscribed again once it answers (a
+                            // broken classic connection ends the link by itself).
+                            repair_since.get_or_insert_with(Instant::now);
+                            if repair.is_none() {
+                                repair = self.repair(&link, REPAIR_RETRY);
+                            }
                         }
                     }
                     _ = check.tick() => {
@@ -348,8 +421,26 @@ impl Subscriber {
                             // the connection and the messages with it.
                             tracing::warn!(paused_ms = since_check.as_millis() as u64, "this process did not run for a while; reading what Redis sent meanwhile");
                             last_beat = Instant::now();
+                        } else if let Some(since) = repair_since {
+                            // The heartbeat's own shard may be the one failing over: its deadline waits for
+                            // the repair, which has its own.
+                            if since.elapsed() > REPAIR_DEADLINE {
+                                break "Herald's sharded channels could not be subscribed again";
+                            }
                         } else if last_beat.elapsed() > HEARTBEAT_DEADLINE {
                             break "no heartbeat through Redis";
+                        }
+                        if let (Some(cluster), Some(mut conn)) = (self.client.cluster_nodes(), link.sharded()) {
+                            // A shard's failover shows as a change of primaries; the lease task handles it
+                            // like a Redis that may have lost writes. A repair waiting on the old primary
+                            // starts again at once towards the new one.
+                            let before = cluster.failovers();
+                            if let Ok(Err(e)) = tokio::time::timeout(COMMAND_TIMEOUT, cluster.observe(&mut conn)).await {
+                                tracing::debug!(error = %e, "Redis Cluster's slots not read");
+                            }
+                            if cluster.failovers() != before && repair_since.is_some() {
+                                repair = self.repair(&link, Duration::ZERO);
+                            }
                         }
                     }
                 }
@@ -358,15 +449,38 @@ impl Subscriber {
             metrics().redis_subscription_up.set(0);
             // Behind Sentinel the primary may have changed: ask again before reconnecting.
             self.client.failed();
+            if let Some(cluster) = self.client.cluster_nodes() {
+                cluster.failing();
+            }
             // The window opens at the last heartbeat seen: what came after it may not have been delivered.
             down_since = Some(last_beat);
             tracing::warn!(reason = why, "Redis subscription lost; reconnecting");
         }
     }
 
+    /// Redis Cluster: subscribes every wanted sharded channel again (those still subscribed are unchanged;
+    /// those of a failed-over shard or a moved slot go where their slot lives now), bounded in time.
+    /// Starts after `delay`.
+    fn repair(&self, link: &Link, delay: Duration) -> Option<BoxFuture<'static, Result<(), redis::RedisError>>> {
+        let conn = link.sharded()?;
+        let channels: Vec<String> = self.wanted().into_iter().filter(|(_, s)| *s).map(|(c, _)| c).collect();
+        Some(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+            tokio::time::timeout(COMMAND_TIMEOUT, crate::subscription_link::ssubscribe(conn, &names))
+                .await
+                .unwrap_or_else(|_| Err(timeout_error()))
+        }))
+    }
+
     /// Waits `backoff` before the next connection attempt, still taking (and acknowledging) subscribe
     /// commands meanwhile; returns the next, doubled backoff.
-    async fn back_off(&mut self, backoff: Duration, commands: &mut mpsc::UnboundedReceiver<Command>) -> Duration {
+    async fn back_off(
+        &mut self,
+        backoff: Duration,
+        max: Duration,
+        commands: &mut mpsc::UnboundedReceiver<Command>,
+    ) -> Duration {
         let sleep = tokio::time::sleep(backoff);
         tokio::pin!(sleep);
         loop {
@@ -375,7 +489,7 @@ impl Subscriber {
                 Some(command) = commands.recv() => self.apply_offline(command),
             }
         }
-        (backoff * 2).min(BACKOFF_MAX)
+        (backoff * 2).min(max)
     }
 
     fn apply_offline(&mut self, command: Command) {
@@ -449,7 +563,7 @@ fn cache_patterns(apps: &[AppConfig]) -> Vec<String> {
     patterns
 }
 
-fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
+fn redis_channels(layout: Layout, app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
     // The cluster's own channels never come from Laravel.
     let laravel = if is_internal(channel) {
         &[][..]
@@ -467,7 +581,7 @@ fn redis_channels(app: &AppConfig, channel: &str) -> Vec<(String, Source)> {
         })
         .map(|(c, _)| (c, Source::Laravel))
         .collect();
-    out.push((keys::broadcast_channel(&app.id, channel), Source::Herald));
+    out.push((layout.broadcast_channel(&app.id, channel), Source::Herald));
     out
 }
 
@@ -498,7 +612,7 @@ mod tests {
         let mut app = AppConfig::new("a", "k", "s");
         app.redis_prefixes = vec!["laravel_database_".into(), String::new()];
         let names = |channel: &str| -> Vec<String> {
-            redis_channels(&app, channel)
+            redis_channels(Layout::Single, &app, channel)
                 .into_iter()
                 .filter(|(_, s)| *s == Source::Laravel)
                 .map(|(c, _)| c)

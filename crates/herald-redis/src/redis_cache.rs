@@ -5,7 +5,7 @@
 
 use crate::connection::RedisConnection;
 use crate::endpoint::Endpoint;
-use crate::keys;
+use crate::keys::Layout;
 use bytes::Bytes;
 use herald_core::cache_store::{CacheError, CacheStore};
 use herald_core::BoxFuture;
@@ -54,20 +54,25 @@ async fn write_in_order(conn: Arc<RedisConnection>, mut rx: mpsc::Receiver<Store
         }
         newest.reverse();
         let stores = &newest;
-        let written = conn
-            .run("cache_set", |mut c| async move {
+        let written = if conn.layout() == Layout::Cluster {
+            // Redis Cluster refuses a pipeline whose keys lie in different slots: one SET each, sent together.
+            let each = stores.iter().map(|s| {
+                conn.run("cache_set", move |mut c| async move {
+                    set(s).query_async::<()>(&mut c).await
+                })
+            });
+            let results = futures_util::future::join_all(each).await;
+            results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
+        } else {
+            conn.run("cache_set", |mut c| async move {
                 let mut pipe = redis::pipe();
                 for s in stores {
-                    pipe.cmd("SET")
-                        .arg(&s.key)
-                        .arg(&s.frame[..])
-                        .arg("PX")
-                        .arg(s.ttl_ms)
-                        .ignore();
+                    pipe.add_command(set(s)).ignore();
                 }
                 pipe.query_async::<()>(&mut c).await
             })
-            .await;
+            .await
+        };
         if let Err(e) = written {
             tracing::warn!(stores = newest.len(), error = %e, "cache channel events not stored in Redis");
         }
@@ -77,7 +82,7 @@ async fn write_in_order(conn: Arc<RedisConnection>, mut rx: mpsc::Receiver<Store
 impl CacheStore for RedisCache {
     fn store(&self, app_id: &str, channel: &str, frame: Bytes, ttl: Duration) {
         let store = Store {
-            key: keys::cache(app_id, channel),
+            key: self.conn.layout().cache(app_id, channel),
             frame,
             ttl_ms: ttl.as_millis().max(1) as u64,
         };
@@ -92,7 +97,7 @@ impl CacheStore for RedisCache {
 
     fn last(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<Option<Bytes>, CacheError>> {
         let conn = self.conn.clone();
-        let key = keys::cache(app_id, channel);
+        let key = self.conn.layout().cache(app_id, channel);
         Box::pin(async move {
             let key = &key;
             let found: Option<Vec<u8>> = conn
@@ -104,4 +109,11 @@ impl CacheStore for RedisCache {
             Ok(found.map(Bytes::from))
         })
     }
+}
+
+/// `SET key frame PX ttl` for one store.
+fn set(s: &Store) -> redis::Cmd {
+    let mut cmd = redis::cmd("SET");
+    cmd.arg(&s.key).arg(&s.frame[..]).arg("PX").arg(s.ttl_ms);
+    cmd
 }

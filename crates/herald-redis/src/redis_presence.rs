@@ -3,9 +3,10 @@
 //! are decided atomically for the whole cluster. The store also remembers the entries this node holds,
 //! to put them back when Redis lost its data or the node's lease was reaped.
 
+use crate::cluster_topology::{on_node, Primary};
 use crate::connection::RedisConnection;
 use crate::endpoint::Endpoint;
-use crate::keys;
+use crate::keys::Layout;
 use crate::member_cache::{stored_member, Change, ListUpdate, MemberCache};
 use dashmap::DashMap;
 use herald_core::backend_events::{ChannelTransition, MemberLeft};
@@ -35,6 +36,8 @@ struct Scripts {
     leave: Script,
     renew: Script,
     reap: Script,
+    reap_channel: Script,
+    reap_counts: Script,
     unmark: Script,
 }
 
@@ -47,6 +50,46 @@ pub struct Reaped {
     pub removed: Vec<MemberLeft>,
     /// Each channel they left with no subscriber anywhere: channel_vacated is due.
     pub vacated: Vec<ChannelTransition>,
+}
+
+impl Reaped {
+    /// Adds what one reap script returned: `removed` as (app, channel, user, version) and `vacated` as
+    /// (app, channel), flat.
+    fn add(&mut self, removed: Vec<String>, vacated: Vec<String>) {
+        self.removed.extend(removed.chunks_exact(4).map(|t| MemberLeft {
+            app_id: t[0].clone(),
+            channel: t[1].clone(),
+            user_id: t[2].clone(),
+            version: t[3].parse().unwrap_or(0),
+            join_announced: true,
+        }));
+        self.vacated.extend(vacated.chunks_exact(2).map(|t| ChannelTransition {
+            app_id: t[0].clone(),
+            channel: t[1].clone(),
+            occupied: false,
+        }));
+    }
+}
+
+/// The keys matching `pattern` on one primary (`SCAN`, 1,000 at a time).
+async fn scan(
+    conn: &mut redis::cluster_async::ClusterConnection,
+    primary: &Primary,
+    pattern: &str,
+) -> Result<Vec<String>, RedisError> {
+    let mut cursor = 0u64;
+    let mut found = Vec::new();
+    loop {
+        let mut cmd = redis::cmd("SCAN");
+        cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+        let reply = on_node(conn, primary, &cmd).await?;
+        let (next, keys): (u64, Vec<String>) = redis::from_redis_value(&reply)?;
+        found.extend(keys);
+        if next == 0 {
+            return Ok(found);
+        }
+        cursor = next;
+    }
 }
 
 /// One presence entry held by this node.
@@ -103,7 +146,18 @@ impl RedisPresence {
                 renew: Script::new(include_str!("lua/renew.lua")),
                 reap: Script::new(concat!(
                     include_str!("lua/member_version.lua"),
+                    include_str!("lua/reap_entries.lua"),
                     include_str!("lua/reap.lua")
+                )),
+                reap_channel: Script::new(concat!(
+                    include_str!("lua/member_version.lua"),
+                    include_str!("lua/reap_entries.lua"),
+                    include_str!("lua/reap_channel.lua")
+                )),
+                reap_counts: Script::new(concat!(
+                    include_str!("lua/member_version.lua"),
+                    include_str!("lua/reap_entries.lua"),
+                    include_str!("lua/reap_counts.lua")
                 )),
                 unmark: Script::new(include_str!("lua/unmark.lua")),
             }),
@@ -156,15 +210,18 @@ impl RedisPresence {
         let script = &self.scripts;
         let node_id = self.node_id.clone();
         let lease_ms = self.lease.as_millis() as u64;
-        let marker = keys::node_reaped(&node_id);
+        let layout = self.conn.layout();
+        let (nodes, epoch) = (layout.nodes(), layout.epoch());
+        let marker = layout.node_reaped(&node_id);
         let (node_id, known, fresh, marker) = (&node_id, &known, &fresh, &marker);
+        let (nodes, epoch) = (&nodes, &epoch);
         let (status, epoch, score, marker): (String, String, String, String) = self
             .conn
             .run("renew", |mut c| async move {
                 script
                     .renew
-                    .key(keys::NODES)
-                    .key(keys::EPOCH)
+                    .key(nodes)
+                    .key(epoch)
                     .key(marker)
                     .arg(node_id)
                     .arg(lease_ms)
@@ -196,43 +253,98 @@ impl RedisPresence {
     async fn run_reap(&self, mode: &str, grace_ms: u64, score: &str) -> Result<Reaped, RedisError> {
         let script = &self.scripts;
         let node_id = &self.node_id;
-        let (nodes, flat, vacated): (Vec<String>, Vec<String>, Vec<String>) = self
+        let layout = self.conn.layout();
+        let (nodes, reaping) = (layout.nodes(), layout.reaping());
+        let marker = layout.node_reaped("%s");
+        let [base, connections, channels] = layout.script_formats();
+        let (node_set, node_counts) = match layout {
+            Layout::Single => (layout.node_presence("%s", "", ""), layout.node_counts("%s", "")),
+            Layout::Cluster => (String::new(), String::new()),
+        };
+        let formats = [marker.as_str(), base, connections, channels, &node_set, &node_counts];
+        let (nodes, reaping, formats) = (&nodes, &reaping, &formats);
+        let (reaped, flat, vacated): (Vec<String>, Vec<String>, Vec<String>) = self
             .conn
             .run_once_only("reap", |mut c| async move {
-                script
-                    .reap
-                    .key(keys::NODES)
-                    .arg(node_id)
-                    .arg(grace_ms)
-                    .arg(mode)
-                    .arg(score)
-                    .invoke_async(&mut c)
-                    .await
+                let mut invocation = script.reap.key(nodes);
+                invocation.key(reaping).arg(node_id).arg(grace_ms).arg(mode).arg(score);
+                for format in formats {
+                    invocation.arg(*format);
+                }
+                invocation.invoke_async(&mut c).await
             })
             .await?;
-        let removed = flat
-            .chunks_exact(4)
-            .map(|t| MemberLeft {
-                app_id: t[0].clone(),
-                channel: t[1].clone(),
-                user_id: t[2].clone(),
-                version: t[3].parse().unwrap_or(0),
-                join_announced: true,
+        let mut taken = Reaped {
+            nodes: reaped,
+            ..Reaped::default()
+        };
+        taken.add(flat, vacated);
+        if layout == Layout::Cluster {
+            self.reap_slot_by_slot(&mut taken).await?;
+        }
+        Ok(taken)
+    }
+
+    /// Redis Cluster: takes back, one slot at a time, the presence entries and count shares of every node in
+    /// the reaping set (reaped now, or earlier by a reaper that stopped half-way). The nodes' keys are found
+    /// by scanning every primary; each is taken back by one atomic script, so a second reaper finds nothing
+    /// left to take. A node leaves the set only once all of it is back.
+    async fn reap_slot_by_slot(&self, taken: &mut Reaped) -> Result<(), RedisError> {
+        let layout = self.conn.layout();
+        let reaping = layout.reaping();
+        let pending: Vec<String> = self
+            .conn
+            .run("reaping", |mut c| {
+                let reaping = &reaping;
+                async move { redis::cmd("SMEMBERS").arg(reaping).query_async(&mut c).await }
             })
-            .collect();
-        let vacated = vacated
-            .chunks_exact(2)
-            .map(|t| ChannelTransition {
-                app_id: t[0].clone(),
-                channel: t[1].clone(),
-                occupied: false,
-            })
-            .collect();
-        Ok(Reaped {
-            nodes,
-            removed,
-            vacated,
-        })
+            .await?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let Some(cluster) = self.conn.endpoint().cluster_nodes() else {
+            return Ok(());
+        };
+        let mut conn = self.conn.cluster_connection().await?;
+        let primaries = cluster.observe(&mut conn).await?;
+        let [base, connections, channels] = layout.script_formats();
+        for node in pending {
+            for pattern in layout.node_scan_patterns(&node) {
+                for primary in &primaries {
+                    for key in scan(&mut conn, primary, &pattern).await? {
+                        if pattern.ends_with(":counts") {
+                            let vacated: Vec<String> = self
+                                .scripts
+                                .reap_counts
+                                .key(&key)
+                                .arg(connections)
+                                .arg(channels)
+                                .invoke_async(&mut conn)
+                                .await?;
+                            taken.add(Vec::new(), vacated);
+                        } else {
+                            let removed: Vec<String> = self
+                                .scripts
+                                .reap_channel
+                                .key(&key)
+                                .arg(base)
+                                .invoke_async(&mut conn)
+                                .await?;
+                            taken.add(removed, Vec::new());
+                        }
+                    }
+                }
+            }
+            let _: i64 = redis::cmd("SREM")
+                .arg(&reaping)
+                .arg(&node)
+                .query_async(&mut conn)
+                .await?;
+            if !taken.nodes.contains(&node) {
+                tracing::info!(node, "finished taking back a reaped node's presence and counts");
+            }
+        }
+        Ok(())
     }
 
     /// Gives up the lease on a clean shutdown: whatever this node still holds in Redis (presence entries
@@ -250,7 +362,7 @@ impl RedisPresence {
     /// This node put its state back after the reap that set `marker`: its renewals may say "ok" again, unless
     /// another reap happened meanwhile.
     pub async fn reaped_handled(&self, marker: &str) -> Result<(), RedisError> {
-        let key = keys::node_reaped(&self.node_id);
+        let key = self.conn.layout().node_reaped(&self.node_id);
         let (key, script) = (&key, &self.scripts);
         self.conn
             .run("reaped_handled", |mut c| async move {
@@ -341,9 +453,10 @@ impl RedisPresence {
         max: usize,
         known: u64,
     ) -> Result<Joined, PresenceError> {
-        let base = keys::presence_base(app_id, channel);
+        let layout = self.conn.layout();
+        let base = layout.presence_base(app_id, channel);
         let entry = Self::entry(app_id, channel, socket_id, &member.user_id);
-        let node_set = keys::node_presence(&self.node_id);
+        let node_set = layout.node_presence(&self.node_id, app_id, channel);
         let info = member.user_info.clone().unwrap_or_else(|| "null".into());
         let script = &self.scripts;
         let (socket, user) = (socket_id.as_str(), member.user_id.as_str());
@@ -394,9 +507,10 @@ impl RedisPresence {
         socket_id: &SocketId,
         user_id: &str,
     ) -> Result<Left, PresenceError> {
-        let base = keys::presence_base(app_id, channel);
+        let layout = self.conn.layout();
+        let base = layout.presence_base(app_id, channel);
         let entry = Self::entry(app_id, channel, socket_id, user_id);
-        let node_set = keys::node_presence(&self.node_id);
+        let node_set = layout.node_presence(&self.node_id, app_id, channel);
         let script = &self.scripts;
         let (socket, user) = (socket_id.as_str(), user_id);
         let (base, node_set, entry) = (&base, &node_set, &entry);
@@ -419,7 +533,7 @@ impl RedisPresence {
     }
 
     async fn members_in_redis(&self, app_id: &str, channel: &str) -> Result<Vec<Member>, PresenceError> {
-        let key = format!("{}:info", keys::presence_base(app_id, channel));
+        let key = format!("{}:info", self.conn.layout().presence_base(app_id, channel));
         let flat: Vec<String> = self
             .conn
             .run("presence_members", |mut c| {

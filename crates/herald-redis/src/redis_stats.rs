@@ -6,12 +6,12 @@
 
 use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
 use crate::endpoint::Endpoint;
-use crate::keys;
+use crate::keys::Layout;
 use herald_core::backend_events::{ChannelTransition, Events};
 use herald_core::cluster_stats::{Admission, ClusterStats, StatsError};
 use herald_core::BoxFuture;
 use redis::Script;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -52,9 +52,10 @@ impl RedisStats {
         let (changes, rx) = mpsc::unbounded_channel();
         let applier = Applier {
             conn: RedisConnection::new(client.clone()),
-            node_key: keys::node_counts(node_id),
+            node_id: node_id.to_owned(),
             events,
             own: HashMap::new(),
+            apps_counted: HashSet::new(),
         };
         tokio::spawn(applier.run(rx));
         Arc::new(RedisStats {
@@ -86,10 +87,12 @@ enum Batch {
 /// The task that applies queued changes in batches.
 struct Applier {
     conn: RedisConnection,
-    node_key: String,
+    node_id: String,
     events: Events,
     /// This node's totals per field, as every change received so far makes them.
     own: HashMap<String, i64>,
+    /// Every app this node has counted anything for: on Redis Cluster a reset sets each one's share.
+    apps_counted: HashSet<String>,
 }
 
 impl Applier {
@@ -182,22 +185,7 @@ impl Applier {
                 seq += 1;
                 Batch::Delta(pending.drain().collect())
             };
-            let (script, node_key, batch_ref) = (&script, &self.node_key, &batch);
-            let result = self
-                .conn
-                .run_once_only("counts", |mut c| async move {
-                    let mut invocation = script.key(node_key);
-                    let (mode, fields) = match batch_ref {
-                        Batch::Delta(f) => ("delta", f),
-                        Batch::Set(f) => ("set", f),
-                    };
-                    invocation.arg(seq).arg(mode);
-                    for (field, value) in fields {
-                        invocation.arg(field).arg(value);
-                    }
-                    invocation.invoke_async::<Vec<String>>(&mut c).await
-                })
-                .await;
+            let result = self.apply(&script, seq, &batch).await;
             release(&mut batch_waiters);
             match result {
                 Ok(transitions) => {
@@ -231,9 +219,53 @@ impl Applier {
 }
 
 impl Applier {
+    /// Runs `count.lua` for a batch: once on one Redis; once per app on Redis Cluster (each app's share and
+    /// totals are one slot), with the same batch number, so a batch retried after a partial failure skips
+    /// the apps it reached. Returns the transitions, flat.
+    async fn apply(&self, script: &Script, seq: u64, batch: &Batch) -> Result<Vec<String>, redis::RedisError> {
+        let layout = self.conn.layout();
+        let (mode, fields) = match batch {
+            Batch::Delta(f) => ("delta", f),
+            Batch::Set(f) => ("set", f),
+        };
+        let mut per_share: HashMap<String, Vec<&(String, i64)>> = HashMap::new();
+        if layout == Layout::Cluster && mode == "set" {
+            for app in &self.apps_counted {
+                per_share.entry(layout.node_counts(&self.node_id, app)).or_default();
+            }
+        }
+        for field in fields {
+            per_share
+                .entry(layout.node_counts(&self.node_id, field_app(&field.0)))
+                .or_default()
+                .push(field);
+        }
+        let [_, connections, channels] = layout.script_formats();
+        let mut transitions = Vec::new();
+        for (key, fields) in &per_share {
+            let more = self
+                .conn
+                .run_once_only("counts", |mut c| async move {
+                    let mut invocation = script.key(key);
+                    invocation.arg(seq).arg(mode).arg(connections).arg(channels);
+                    for (field, value) in fields {
+                        invocation.arg(field).arg(value);
+                    }
+                    invocation.invoke_async::<Vec<String>>(&mut c).await
+                })
+                .await?;
+            transitions.extend(more);
+        }
+        Ok(transitions)
+    }
+
     /// This node's own total of `field` changed by `delta` (an entry at zero goes, so the map holds only what
     /// the node has).
     fn own_changed(&mut self, field: &str, delta: i64) {
+        let app = field_app(field);
+        if !self.apps_counted.contains(app) {
+            self.apps_counted.insert(app.to_owned());
+        }
         let own = self.own.entry(field.to_owned()).or_default();
         *own += delta;
         if *own == 0 {
@@ -260,12 +292,18 @@ impl Applier {
             *pending.entry(field).or_default() += 1;
             return Admission::Unchecked(StatsError("cluster counts unavailable".into()));
         }
-        let node_key = &self.node_key;
+        let layout = self.conn.layout();
+        let (node_key, total) = (
+            layout.node_counts(&self.node_id, app_id),
+            layout.app_connections(app_id),
+        );
+        let (node_key, total) = (&node_key, &total);
         let answer = self
             .conn
             .run_once_only("admit", |mut c| async move {
                 script
                     .key(node_key)
+                    .key(total)
                     .arg(app_id)
                     .arg(limit)
                     .invoke_async::<i64>(&mut c)
@@ -298,6 +336,11 @@ fn release(waiters: &mut Vec<oneshot::Sender<()>>) {
     waiters.drain(..).for_each(|w| {
         let _ = w.send(());
     });
+}
+
+/// The app a count field belongs to (`c|{app}` or `s|{app}|{channel}`).
+fn field_app(field: &str) -> &str {
+    field.split('|').nth(1).unwrap_or("")
 }
 
 /// The field of an app's connections in the count hashes (`count.lua`, `admit.lua`).
@@ -349,7 +392,7 @@ impl ClusterStats for RedisStats {
     }
 
     fn connection_count(&self, app_id: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
-        let (conn, key) = (self.conn.clone(), keys::app_connections(app_id));
+        let (conn, key) = (self.conn.clone(), self.conn.layout().app_connections(app_id));
         Box::pin(async move {
             let key = &key;
             let n: Option<i64> = conn
@@ -363,7 +406,11 @@ impl ClusterStats for RedisStats {
     }
 
     fn subscription_count(&self, app_id: &str, channel: &str) -> BoxFuture<'static, Result<u64, StatsError>> {
-        let (conn, key, channel) = (self.conn.clone(), keys::app_channels(app_id), channel.to_owned());
+        let (conn, key, channel) = (
+            self.conn.clone(),
+            self.conn.layout().app_channels(app_id),
+            channel.to_owned(),
+        );
         Box::pin(async move {
             let (key, channel) = (&key, &channel);
             let n: Option<i64> = conn
@@ -380,7 +427,7 @@ impl ClusterStats for RedisStats {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let (conn, key) = (self.conn.clone(), keys::api_requests(app_id, now));
+        let (conn, key) = (self.conn.clone(), self.conn.layout().api_requests(app_id, now));
         Box::pin(async move {
             let key = &key;
             let (count,): (u64,) = conn
@@ -399,7 +446,7 @@ impl ClusterStats for RedisStats {
     }
 
     fn channels(&self, app_id: &str) -> BoxFuture<'static, Result<Vec<(String, u64)>, StatsError>> {
-        let (conn, key) = (self.conn.clone(), keys::app_channels(app_id));
+        let (conn, key) = (self.conn.clone(), self.conn.layout().app_channels(app_id));
         Box::pin(async move {
             let key = &key;
             let all: HashMap<String, i64> = conn

@@ -11,7 +11,6 @@
 
 use crate::connection::RedisConnection;
 use crate::endpoint::Endpoint;
-use crate::keys;
 use herald_core::metrics::metrics;
 use herald_core::webhook::WebhookEvent;
 use herald_core::webhook_outbox::{Inflow, Intake, Pending, PendingId, WebhookOutbox, BATCH_WINDOW};
@@ -57,7 +56,7 @@ impl RedisWebhookOutbox {
         let conn = Arc::new(RedisConnection::new(client));
         let (inflow, rx) = Inflow::new(QUEUE);
         let stored = Arc::new(Notify::new());
-        let stream: Arc<str> = Arc::from(keys::node_webhooks(node_id));
+        let stream: Arc<str> = Arc::from(conn.layout().node_webhooks(node_id));
         tokio::spawn(store_in_order(
             conn.clone(),
             node_id.to_owned(),
@@ -169,13 +168,17 @@ impl RedisWebhookOutbox {
     }
 
     async fn take_over_into(&self, taken: &mut Vec<Pending>, max: usize) -> Result<(), redis::RedisError> {
+        let layout = self.conn.layout();
+        let (outboxes, nodes, format) = (layout.webhook_outboxes(), layout.nodes(), layout.webhooks_format());
+        let (outboxes, nodes, format) = (&outboxes, &nodes, &format);
         let (orphans, known): (Vec<String>, Vec<String>) = self
             .conn
             .run("outbox_orphans", |mut c| async move {
                 self.orphans
-                    .key(keys::WEBHOOK_OUTBOXES)
-                    .key(keys::NODES)
+                    .key(outboxes)
+                    .key(nodes)
                     .arg(&self.node_id)
+                    .arg(format)
                     .invoke_async(&mut c)
                     .await
             })
@@ -184,7 +187,7 @@ impl RedisWebhookOutbox {
         let own = self.stuck(&self.stream, max).await?;
         taken.extend(own);
         for node in orphans {
-            let stream = keys::node_webhooks(&node);
+            let stream = layout.node_webhooks(&node);
             let before = taken.len();
             let steps = async {
                 let stuck = self.stuck(&stream, max.saturating_sub(taken.len())).await?;
@@ -384,6 +387,7 @@ async fn store_in_order(
 ) {
     let script = Script::new(include_str!("lua/outbox_store.lua"));
     let seq_key = format!("{stream}:seq");
+    let outboxes = conn.layout().webhook_outboxes();
     let mut seq: u64 = 0;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -398,14 +402,11 @@ async fn store_in_order(
         let mut warned = false;
         loop {
             let (script, stream, seq_key, node_id, batch) = (&script, &*stream, &seq_key, &node_id, &batch);
+            let outboxes = &outboxes;
             let result = conn
                 .run_once_only("outbox_store", |mut c| async move {
                     let mut call = script.key(stream);
-                    call.key(seq_key)
-                        .key(keys::WEBHOOK_OUTBOXES)
-                        .arg(node_id)
-                        .arg(seq)
-                        .arg(STREAM_CAP);
+                    call.key(seq_key).key(outboxes).arg(node_id).arg(seq).arg(STREAM_CAP);
                     for (app, event) in batch {
                         call.arg(&**app).arg(event.to_json());
                     }

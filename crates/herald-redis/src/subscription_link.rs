@@ -1,0 +1,204 @@
+//! The connection a node's backbone receives on, for each topology. On one Redis it is redis-rs's pub/sub
+//! connection. On Redis Cluster it is two:
+//! - Herald's own channels are sharded: a cluster connection speaking RESP3, whose pushes arrive on a
+//!   channel, with one `SSUBSCRIBE` per channel (each may live on another shard; a message is carried only
+//!   within the shard that owns the channel's slot);
+//! - Laravel's channels (and the cache channels' patterns) are classic, because Laravel publishes with
+//!   `PUBLISH`, which Redis Cluster carries to every node: one plain pub/sub connection to any one cluster
+//!   node hears them all. Never through the cluster connection, which after a reconnect may subscribe a
+//!   classic channel again on another node, and every message would then arrive twice.
+//!
+//! A link reports what it cannot mend itself: the classic connection closing breaks it (the backbone connects
+//! afresh); a cluster node's connection closing (redis-rs's `Disconnection` push) or Redis taking back a
+//! sharded subscription because its slot moved are reported, and the backbone subscribes those channels again
+//! where they live now.
+
+use crate::endpoint::Endpoint;
+use futures_util::StreamExt;
+use redis::aio::{PubSubSink, PubSubStream};
+use redis::cluster_async::ClusterConnection;
+use redis::{PushInfo, PushKind, RedisError, Value};
+use tokio::sync::mpsc;
+
+/// One Redis channel to subscribe to, and whether it is Herald's own (sharded on Redis Cluster).
+pub type Wanted = (String, bool);
+
+/// What arrived on a link.
+pub enum Arrival {
+    /// A message on a subscribed channel; `pattern` when it came through a pattern subscription.
+    Message {
+        channel: String,
+        payload: Vec<u8>,
+        pattern: bool,
+    },
+    /// Redis ended a sharded subscription by itself (its slot moved): the channel is no longer heard.
+    Dropped(String),
+    /// A cluster node's connection closed: the sharded subscriptions it carried are gone.
+    ShardLost,
+    /// Nothing for the backbone (a subscribe confirmation).
+    Nothing,
+    /// The link is broken, and why.
+    Broken(&'static str),
+}
+
+pub enum Link {
+    Single(PubSubSink, PubSubStream),
+    Cluster {
+        conn: ClusterConnection,
+        pushes: mpsc::UnboundedReceiver<PushInfo>,
+        classic: PubSubSink,
+        classic_stream: PubSubStream,
+    },
+}
+
+impl Link {
+    /// Connects to `endpoint` for receiving.
+    pub async fn connect(endpoint: &Endpoint) -> Result<Link, RedisError> {
+        if let Some(cluster) = endpoint.cluster_nodes() {
+            let (tx, pushes) = mpsc::unbounded_channel();
+            let conn = cluster.client(Some(tx))?.get_async_connection().await?;
+            let (classic, classic_stream) = cluster.any_node_pubsub().await?.split();
+            return Ok(Link::Cluster {
+                conn,
+                pushes,
+                classic,
+                classic_stream,
+            });
+        }
+        let (sink, stream) = endpoint.client().await?.get_async_pubsub().await?.split();
+        Ok(Link::Single(sink, stream))
+    }
+
+    /// Subscribes to `channels`.
+    pub async fn subscribe(&mut self, channels: &[Wanted]) -> Result<(), RedisError> {
+        match self {
+            Link::Single(sink, _) => {
+                let names: Vec<&str> = channels.iter().map(|(c, _)| c.as_str()).collect();
+                sink.subscribe(&names).await
+            }
+            Link::Cluster { conn, classic, .. } => {
+                let names: Vec<&str> = channels.iter().filter(|(_, s)| !s).map(|(c, _)| c.as_str()).collect();
+                if !names.is_empty() {
+                    classic.subscribe(&names).await?;
+                }
+                let sharded: Vec<&str> = channels.iter().filter(|(_, s)| *s).map(|(c, _)| c.as_str()).collect();
+                ssubscribe(conn.clone(), &sharded).await
+            }
+        }
+    }
+
+    /// Unsubscribes from `channels`.
+    pub async fn unsubscribe(&mut self, channels: &[Wanted]) -> Result<(), RedisError> {
+        match self {
+            Link::Single(sink, _) => {
+                let names: Vec<&str> = channels.iter().map(|(c, _)| c.as_str()).collect();
+                sink.unsubscribe(&names).await
+            }
+            Link::Cluster { conn, classic, .. } => {
+                let names: Vec<&str> = channels.iter().filter(|(_, s)| !s).map(|(c, _)| c.as_str()).collect();
+                if !names.is_empty() {
+                    classic.unsubscribe(&names).await?;
+                }
+                for (channel, _) in channels.iter().filter(|(_, s)| *s) {
+                    conn.sunsubscribe(channel.as_str()).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Subscribes to the cache channels' patterns (classic on Redis Cluster: Laravel's channels).
+    pub async fn psubscribe(&mut self, patterns: &[String]) -> Result<(), RedisError> {
+        match self {
+            Link::Single(sink, _) => sink.psubscribe(patterns).await,
+            Link::Cluster { classic, .. } => classic.psubscribe(patterns).await,
+        }
+    }
+
+    /// The next arrival.
+    pub async fn next(&mut self) -> Arrival {
+        match self {
+            Link::Single(_, stream) => message(stream.next().await),
+            Link::Cluster {
+                pushes, classic_stream, ..
+            } => tokio::select! {
+                msg = classic_stream.next() => message(msg),
+                push = pushes.recv() => match push {
+                    Some(push) => arrival(push),
+                    None => Arrival::Broken("connection closed"),
+                },
+            },
+        }
+    }
+
+    /// The cluster connection, for subscribing sharded channels again apart from the backbone's loop.
+    pub fn sharded(&self) -> Option<ClusterConnection> {
+        match self {
+            Link::Cluster { conn, .. } => Some(conn.clone()),
+            Link::Single(..) => None,
+        }
+    }
+}
+
+/// `SSUBSCRIBE`s each of `channels`, one command per channel, sent together.
+pub async fn ssubscribe(conn: ClusterConnection, channels: &[&str]) -> Result<(), RedisError> {
+    let each = channels.iter().map(|c| {
+        let mut conn = conn.clone();
+        async move { conn.ssubscribe(*c).await }
+    });
+    for result in futures_util::future::join_all(each).await {
+        result?;
+    }
+    Ok(())
+}
+
+/// A message from a classic pub/sub connection.
+fn message(msg: Option<redis::Msg>) -> Arrival {
+    match msg {
+        Some(msg) => Arrival::Message {
+            channel: msg.get_channel_name().to_owned(),
+            payload: msg.get_payload_bytes().to_vec(),
+            pattern: msg.from_pattern(),
+        },
+        None => Arrival::Broken("connection closed"),
+    }
+}
+
+/// What one RESP3 push means to the backbone.
+fn arrival(push: PushInfo) -> Arrival {
+    let text = |v: Option<&Value>| match v {
+        Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
+        Some(Value::SimpleString(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let bytes = |v: Option<&Value>| match v {
+        Some(Value::BulkString(b)) => Some(b.clone()),
+        Some(Value::SimpleString(s)) => Some(s.clone().into_bytes()),
+        _ => None,
+    };
+    let data = &push.data;
+    match push.kind {
+        PushKind::SMessage => match (text(data.first()), bytes(data.get(1))) {
+            (Some(channel), Some(payload)) => Arrival::Message {
+                channel,
+                payload,
+                pattern: false,
+            },
+            _ => Arrival::Nothing,
+        },
+        PushKind::PMessage => match (text(data.get(1)), bytes(data.get(2))) {
+            (Some(channel), Some(payload)) => Arrival::Message {
+                channel,
+                payload,
+                pattern: true,
+            },
+            _ => Arrival::Nothing,
+        },
+        PushKind::SUnsubscribe => match text(data.first()) {
+            Some(channel) => Arrival::Dropped(channel),
+            None => Arrival::Nothing,
+        },
+        PushKind::Disconnection => Arrival::ShardLost,
+        _ => Arrival::Nothing,
+    }
+}
