@@ -84,6 +84,33 @@ export async function startRedisCluster() {
       };
       return primaries.find((p) => p.slots.some(holds))?.port ?? null;
     },
+    /**
+     * Moves the slot of `key` to the primary on `toPort` the way `redis-cli --cluster reshard` moves each slot:
+     * IMPORTING on the target, MIGRATING on the source, MIGRATE of the slot's keys in batches, then the new
+     * owner announced to every primary. Resolves to { slot, from, to }.
+     */
+    async moveSlot(key, toPort) {
+      const any = this.anyPort();
+      const slot = Number(await cli(any, 'cluster', 'keyslot', key));
+      const fromPort = await this.ownerOf(key);
+      if (fromPort === toPort) return { slot, from: fromPort, to: toPort };
+      const fromId = await cli(fromPort, 'cluster', 'myid');
+      const toId = await cli(toPort, 'cluster', 'myid');
+      const must = async (port, ...args) => {
+        const out = await cli(port, ...args);
+        if (out === null || /^(ERR|\(error\))/.test(out)) throw new Error(`redis-cli -p ${port} ${args.join(' ')}: ${out}`);
+        return out;
+      };
+      await must(toPort, 'cluster', 'setslot', String(slot), 'importing', fromId);
+      await must(fromPort, 'cluster', 'setslot', String(slot), 'migrating', toId);
+      for (;;) {
+        const keys = (await must(fromPort, 'cluster', 'getkeysinslot', String(slot), '100')).split('\n').filter(Boolean);
+        if (keys.length === 0) break;
+        await must(fromPort, 'migrate', '127.0.0.1', String(toPort), '', '0', '5000', 'KEYS', ...keys);
+      }
+      for (const p of await this.primaries()) await must(p.port, 'cluster', 'setslot', String(slot), 'node', toId);
+      return { slot, from: fromPort, to: toPort };
+    },
     /** kill -9 the node on `port`. */
     kill9(port) {
       const server = servers.find((s) => s.port === port);
