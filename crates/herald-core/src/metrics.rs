@@ -44,8 +44,14 @@ pub struct Metrics {
     pub lease_renewals: IntCounterVec,
     pub ready: IntGauge,
     pub draining: IntGauge,
-    /// Times the node followed a Redis failover to a new primary (Sentinel).
+    /// Times the node followed a Redis failover to a new primary (Sentinel), or saw a slot change primary
+    /// (Redis Cluster).
     pub redis_failovers: IntCounter,
+    /// Redis Cluster: the primaries serving slots, as last read.
+    pub redis_cluster_primaries: IntGauge,
+    /// Redis Cluster: times the sharded channels were subscribed again after a shard failed over or a slot
+    /// moved.
+    pub redis_subscription_repairs: IntCounter,
     /// Seconds from the first failure at the old primary to the first connection to the new one.
     pub redis_failover_gap: Histogram,
     /// 1 while the node is cut off from Redis longer than its isolation timeout.
@@ -252,12 +258,22 @@ impl Metrics {
             redis_failovers: one_counter(
                 &r,
                 "herald_redis_failovers_total",
-                "Times this node followed a Redis failover to a new primary named by Sentinel",
+                "Times this node followed a Redis failover to a new primary named by Sentinel, or saw a Redis Cluster slot change primary",
+            ),
+            redis_cluster_primaries: one_gauge(
+                &r,
+                "herald_redis_cluster_primaries",
+                "Redis Cluster: primaries serving slots, as this node last read them (0 when not on Redis Cluster)",
+            ),
+            redis_subscription_repairs: one_counter(
+                &r,
+                "herald_redis_subscription_repairs_total",
+                "Redis Cluster: times this node subscribed its sharded channels again after a shard failed over or a slot moved",
             ),
             redis_failover_gap: one_histogram(
                 &r,
                 "herald_redis_failover_gap_seconds",
-                "Seconds from the first failure at the old Redis primary to the first connection to the new one (Sentinel)",
+                "Seconds from the first failure at the old Redis primary to the first connection to the new one (Sentinel), or to the new primaries read (Redis Cluster)",
                 exponential_buckets(0.25, 2.0, 10).expect("valid buckets"),
             ),
             isolated: one_gauge(

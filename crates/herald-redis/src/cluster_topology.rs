@@ -242,6 +242,7 @@ impl ClusterNodes {
             Some(_) => {}
         }
         *before = Some(shape);
+        metrics().redis_cluster_primaries.set(primaries.len() as i64);
         *self.known.lock().expect("cluster lock") =
             primaries.iter().map(|p| format!("{}:{}", p.host, p.port)).collect();
         Ok(primaries)

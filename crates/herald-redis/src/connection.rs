@@ -73,8 +73,10 @@ impl RedisConnection {
             return Ok(manager);
         }
         if let Some(cluster) = self.endpoint.cluster_nodes() {
+            // Made again after the cluster changed primaries, so it starts from the cluster's new shape.
+            let made_at = self.endpoint.failovers();
             let conn = Conn::Cluster(cluster.client(None)?.get_async_connection().await?);
-            *self.manager.lock().expect("connection lock") = Some((conn.clone(), 0));
+            *self.manager.lock().expect("connection lock") = Some((conn.clone(), made_at));
             return Ok(conn);
         }
         let config = ConnectionManagerConfig::new()

@@ -341,14 +341,14 @@ impl Subscriber {
                     // before the heartbeat deadline is checked.
                     biased;
                     arrival = link.next() => match arrival {
-                        Arrival::Message { channel, payload, pattern } => {
+                        Arrival::Message(msg) => {
                             let started = Instant::now();
-                            if channel == self.heartbeat {
+                            if msg.channel() == self.heartbeat {
                                 last_beat = Instant::now();
-                            } else if pattern {
-                                self.cache_event(&channel, &payload);
+                            } else if msg.from_pattern() {
+                                self.cache_event(msg.channel(), msg.payload());
                             } else {
-                                self.route(&channel, &payload, started);
+                                self.route(msg.channel(), msg.payload(), started);
                             }
                         }
                         Arrival::Dropped(channel) => {
@@ -376,6 +376,7 @@ impl Subscriber {
                             Ok(()) => {
                                 let since = repair_since.take().expect("a repair has a start");
                                 last_beat = Instant::now();
+                                metrics().redis_subscription_repairs.inc();
                                 tracing::info!(after_ms = since.elapsed().as_millis() as u64, "Herald's sharded channels subscribed again");
                             }
                             Err(e) => {
@@ -461,13 +462,24 @@ impl Subscriber {
     /// Redis Cluster: subscribes every wanted sharded channel again (those still subscribed are unchanged;
     /// those of a failed-over shard or a moved slot go where their slot lives now), bounded in time.
     /// Starts after `delay`.
+    /// Starts after `delay`, and only once every primary the cluster names answers, so that a shard still
+    /// failing over costs one failed `PING`, not one failed `SSUBSCRIBE` per channel.
     fn repair(&self, link: &Link, delay: Duration) -> Option<BoxFuture<'static, Result<(), redis::RedisError>>> {
-        let conn = link.sharded()?;
+        let mut conn = link.sharded()?;
+        let cluster = self.client.clone();
         let channels: Vec<String> = self.wanted().into_iter().filter(|(_, s)| *s).map(|(c, _)| c).collect();
         Some(Box::pin(async move {
             tokio::time::sleep(delay).await;
-            let names: Vec<&str> = channels.iter().map(String::as_str).collect();
-            tokio::time::timeout(COMMAND_TIMEOUT, crate::subscription_link::ssubscribe(conn, &names))
+            let attempt = async {
+                if let Some(cluster) = cluster.cluster_nodes() {
+                    for primary in cluster.observe(&mut conn).await? {
+                        crate::cluster_topology::on_node(&mut conn, &primary, &redis::cmd("PING")).await?;
+                    }
+                }
+                let names: Vec<&str> = channels.iter().map(String::as_str).collect();
+                crate::subscription_link::ssubscribe(conn.clone(), &names).await
+            };
+            tokio::time::timeout(COMMAND_TIMEOUT, attempt)
                 .await
                 .unwrap_or_else(|_| Err(timeout_error()))
         }))

@@ -25,12 +25,8 @@ pub type Wanted = (String, bool);
 
 /// What arrived on a link.
 pub enum Arrival {
-    /// A message on a subscribed channel; `pattern` when it came through a pattern subscription.
-    Message {
-        channel: String,
-        payload: Vec<u8>,
-        pattern: bool,
-    },
+    /// A message on a subscribed channel.
+    Message(Message),
     /// Redis ended a sharded subscription by itself (its slot moved): the channel is no longer heard.
     Dropped(String),
     /// A cluster node's connection closed: the sharded subscriptions it carried are gone.
@@ -39,6 +35,34 @@ pub enum Arrival {
     Nothing,
     /// The link is broken, and why.
     Broken(&'static str),
+}
+
+/// One message, read where it arrived without copying it: from a classic pub/sub connection, or moved out
+/// of a RESP3 push (sharded pub/sub).
+pub enum Message {
+    Classic(redis::Msg),
+    Sharded { channel: String, payload: Vec<u8> },
+}
+
+impl Message {
+    pub fn channel(&self) -> &str {
+        match self {
+            Message::Classic(msg) => msg.get_channel_name(),
+            Message::Sharded { channel, .. } => channel,
+        }
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        match self {
+            Message::Classic(msg) => msg.get_payload_bytes(),
+            Message::Sharded { payload, .. } => payload,
+        }
+    }
+
+    /// True when it came through a pattern subscription (the cache channels').
+    pub fn from_pattern(&self) -> bool {
+        matches!(self, Message::Classic(msg) if msg.from_pattern())
+    }
 }
 
 pub enum Link {
@@ -155,46 +179,25 @@ pub async fn ssubscribe(conn: ClusterConnection, channels: &[&str]) -> Result<()
 /// A message from a classic pub/sub connection.
 fn message(msg: Option<redis::Msg>) -> Arrival {
     match msg {
-        Some(msg) => Arrival::Message {
-            channel: msg.get_channel_name().to_owned(),
-            payload: msg.get_payload_bytes().to_vec(),
-            pattern: msg.from_pattern(),
-        },
+        Some(msg) => Arrival::Message(Message::Classic(msg)),
         None => Arrival::Broken("connection closed"),
     }
 }
 
-/// What one RESP3 push means to the backbone.
+/// What one RESP3 push means to the backbone; a sharded message's bytes are moved out, not copied.
 fn arrival(push: PushInfo) -> Arrival {
-    let text = |v: Option<&Value>| match v {
-        Some(Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into_owned()),
-        Some(Value::SimpleString(s)) => Some(s.clone()),
+    let mut data = push.data.into_iter();
+    let mut bytes = || match data.next() {
+        Some(Value::BulkString(b)) => Some(b),
+        Some(Value::SimpleString(s)) => Some(s.into_bytes()),
         _ => None,
     };
-    let bytes = |v: Option<&Value>| match v {
-        Some(Value::BulkString(b)) => Some(b.clone()),
-        Some(Value::SimpleString(s)) => Some(s.clone().into_bytes()),
-        _ => None,
-    };
-    let data = &push.data;
     match push.kind {
-        PushKind::SMessage => match (text(data.first()), bytes(data.get(1))) {
-            (Some(channel), Some(payload)) => Arrival::Message {
-                channel,
-                payload,
-                pattern: false,
-            },
+        PushKind::SMessage => match (bytes().and_then(|c| String::from_utf8(c).ok()), bytes()) {
+            (Some(channel), Some(payload)) => Arrival::Message(Message::Sharded { channel, payload }),
             _ => Arrival::Nothing,
         },
-        PushKind::PMessage => match (text(data.get(1)), bytes(data.get(2))) {
-            (Some(channel), Some(payload)) => Arrival::Message {
-                channel,
-                payload,
-                pattern: true,
-            },
-            _ => Arrival::Nothing,
-        },
-        PushKind::SUnsubscribe => match text(data.first()) {
+        PushKind::SUnsubscribe => match bytes().and_then(|c| String::from_utf8(c).ok()) {
             Some(channel) => Arrival::Dropped(channel),
             None => Arrival::Nothing,
         },
