@@ -4,6 +4,8 @@
 # spread over the three nodes and CHANNELS channels, 32 HTTP API publishes in flight through node 1 (on Redis
 # Cluster it SPUBLISHes each event to the shard that owns the channel's slot). RUNS rounds, the two setups
 # alternating; prints one line per run and writes the JSON under target/bench/. Loopback only.
+# With a Herald binary from before a change as the first argument, each round also measures it on one Redis
+# (`single-before`), next to the current build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
@@ -14,6 +16,7 @@ OUT=target/bench
 mkdir -p "$OUT"
 cargo build --release -q -p herald-server -p loadtest
 BIN=target/release
+BEFORE=${1:-}
 # shellcheck source=scripts/lib/bench-common.sh
 source scripts/lib/bench-common.sh
 pids=()
@@ -61,12 +64,14 @@ start_cluster() {
   url="redis+cluster://127.0.0.1:${ports[0]},127.0.0.1:${ports[1]},127.0.0.1:${ports[2]}"
 }
 nodes=()
+# start_nodes [BINARY]: three nodes of the current build (or BINARY) on $url.
 start_nodes() {
+  local herald=${1:-$BIN/herald}
   nodes=(); local node_pids=()
   for _ in 1 2 3; do
     local p probes; p=$(free_port); probes=$(free_port)
     HERALD_HOST=127.0.0.1 HERALD_PORT="$p" HERALD_METRICS_PORT="$probes" HERALD_REDIS_URL="$url" RUST_LOG=warn \
-      "$BIN/herald" & pids+=("$!"); node_pids+=("$!")
+      "$herald" & pids+=("$!"); node_pids+=("$!")
     wait_ready "$probes"
     nodes+=("--target" "127.0.0.1:$p" "--server-pid" "${node_pids[-1]}")
   done
@@ -75,12 +80,13 @@ measure() {
   local name=$1 json="$OUT/redis-$1-run$2.json"
   "$BIN/herald-load" "${nodes[@]}" --json "$json" saturate --subscribers "$SUBS" --channels "$CHANNELS" \
     --in-flight 32 --duration "$DURATION" >/dev/null
-  printf '%-8s run %s: %s deliveries/s, %s µs server CPU per delivery (3 nodes), lost %s\n' "$name" "$2" \
+  printf '%-13s run %s: %s deliveries/s, %s µs server CPU per delivery (3 nodes), lost %s\n' "$name" "$2" \
     "$(figure "$json" 'deliveries per second')" "$(figure "$json" 'server CPU per delivery')" "$(figure "$json" lost)"
 }
 
 echo "$SUBS subscribers over $CHANNELS channels on 3 nodes, 32 publishes in flight, ${DURATION} s; $(nproc) cores"
 for run in $(seq "$RUNS"); do
+  if [ -n "$BEFORE" ]; then start_single; start_nodes "$BEFORE"; measure single-before "$run"; cleanup; fi
   start_single; start_nodes; measure single "$run"; cleanup
   start_cluster; start_nodes; measure cluster "$run"; cleanup
 done
