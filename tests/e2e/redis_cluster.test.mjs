@@ -7,9 +7,12 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  e2e, closeClients, rawClient, dataOf, waitFor, pusherServer, startHerald, APP_ID, APP_KEY, APP_SECRET,
+  e2e, closeClients, rawClient, dataOf, waitFor, pusherServer, startHerald, readyzStatus, APP_ID, APP_KEY, APP_SECRET,
+  HERALD_BIN,
 } from '../lib/harness.mjs';
 import { startReceiver } from '../lib/webhook_receiver.mjs';
+import { makePki } from '../lib/tls.mjs';
+import { execFile } from 'node:child_process';
 import { laravelBroadcast } from '../lib/laravel.mjs';
 import { startRedisCluster } from '../lib/redis_cluster.mjs';
 import {
@@ -17,6 +20,13 @@ import {
 } from '../lib/failover.mjs';
 
 const skip = process.env.HERALD_TEST_MODE === 'embedded' && 'HERALD_TEST_MODE=embedded';
+
+/** `herald check` with a running node's settings: its output, whatever its exit code. */
+function cliCheck(node) {
+  return new Promise((resolve) => {
+    execFile(HERALD_BIN, ['check'], { env: node.env, timeout: 15000 }, (err, stdout, stderr) => resolve({ stdout: `${stdout}${stderr}` }));
+  });
+}
 
 /** A channel name, `base` with a number, whose Herald channel lives on the primary on `port`. */
 async function channelOn(redis, port, base) {
@@ -183,4 +193,56 @@ describe('Redis Cluster', { skip }, () => {
       assert.deepEqual(await presenceUsers(node, 'presence-ha'), ['echo', 'u0', 'u1'], `users on :${node.port} after the reap`);
     }
   }, { timeout: 120000 });
+});
+
+describe('Redis Cluster over TLS with an ACL user (rediss+cluster://)', { skip }, () => {
+  const PASSWORD = 'cluster-secret-42';
+  let pki;
+  let redis;
+  const nodes = [];
+  before(async () => {
+    pki = makePki();
+    redis = await startRedisCluster({
+      replicas: 0,
+      tls: { ca: pki.ca.cert, cert: pki.server.cert, key: pki.server.key, user: 'herald', password: PASSWORD },
+    });
+    for (let i = 0; i < 2; i++) {
+      nodes.push(await startHerald({ redisUrl: redis.url, env: { HERALD_REDIS_CA_FILE: pki.ca.cert } }));
+    }
+  });
+  after(async () => {
+    await closeClients();
+    for (const h of nodes) if (h.alive()) await h.stop();
+    await redis?.stop();
+    pki?.remove();
+  });
+
+  e2e('two nodes share presence and broadcasts; Laravel publishes over TLS as the ACL user', async () => {
+    const a = await rawClient(nodes[0].port);
+    const b = await rawClient(nodes[1].port);
+    await a.subscribePresence('presence-tls', 'ann', 'Ann');
+    const joined = await b.subscribePresence('presence-tls', 'bob', 'Bob');
+    assert.deepEqual(Object.keys(JSON.parse(joined.data).presence.hash).sort(), ['ann', 'bob']);
+    await a.next((f) => f.event === 'pusher_internal:member_added' && dataOf(f).user_id === 'bob');
+    await a.subscribeOk('news');
+    await b.subscribeOk('news');
+    await pusherServer(nodes[0].port).trigger('news', 'api', { n: 1 });
+    for (const c of [a, b]) await c.next((f) => f.event === 'api' && dataOf(f).n === 1);
+    await laravelBroadcast(redis.anyPort(), {
+      channels: [{ type: 'public', name: 'news' }],
+      data: { id: 7 },
+      redis: { scheme: 'tls', password: ['herald', PASSWORD], context: { stream: { cafile: pki.ca.cert, peer_name: 'localhost' } } },
+    });
+    for (const c of [a, b]) assert.equal(dataOf(await c.next((f) => f.event === 'App\\Events\\OrderShipped')).id, 7);
+    const { stdout } = await cliCheck(nodes[0]);
+    assert.match(stdout, /Redis Cluster .*: Redis 7[.\d]*, 3 primaries/);
+  });
+
+  e2e('a node given the wrong CA stays unready and says why', async () => {
+    const wrong = await startHerald({ redisUrl: redis.url, env: { HERALD_REDIS_CA_FILE: pki.otherCa.cert }, waitReady: false });
+    await waitFor(() => /cannot connect to Redis for pub\/sub/.test(wrong.logs()), { timeout: 10000, what: 'the connection error in the log' });
+    assert.equal(await readyzStatus(wrong.port), 503);
+    assert.doesNotMatch(wrong.logs(), new RegExp(PASSWORD), 'the password is never logged');
+    await wrong.stop();
+  });
 });

@@ -6,7 +6,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
 import { waitFor } from './harness.mjs';
-import { cli, redisServer, portFree } from './redis_servers.mjs';
+import { cli as plainCli, redisServer, portFree } from './redis_servers.mjs';
+
+/** redis-cli's TLS and ACL arguments for a cluster started with `tls`. */
+function tlsArgs(tls) {
+  return tls ? ['--tls', '--cacert', tls.ca, '--user', tls.user, '--pass', tls.password, '--no-auth-warning'] : [];
+}
 
 function run(args, timeout = 30000) {
   return new Promise((resolve, reject) => {
@@ -29,7 +34,7 @@ async function clusterPort(taken) {
 }
 
 /** The live primaries as one node sees them (`CLUSTER NODES`): [{ id, port, slots: ['0-5460', ...] }]. */
-async function slotsFrom(port) {
+async function slotsFrom(cli, port) {
   const nodes = await cli(port, 'cluster', 'nodes');
   if (!nodes) return null;
   return nodes.split('\n').filter((l) => l.includes('master') && !l.includes('fail')).map((line) => {
@@ -38,23 +43,38 @@ async function slotsFrom(port) {
   });
 }
 
-export async function startRedisCluster() {
+/**
+ * startRedisCluster({ replicas = 1, tls = null }): three primaries, each with `replicas` replicas. With
+ * tls = { ca, cert, key, user, password }, every node speaks TLS only (clients, the cluster bus and
+ * replication), the default user is off and `user` is the one ACL user.
+ */
+export async function startRedisCluster({ replicas = 1, tls = null } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-cluster-'));
   const taken = new Set();
   const servers = [];
-  for (let i = 0; i < 6; i++) {
+  const cli = tls ? (port, ...args) => plainCli(port, ...tlsArgs(tls), ...args) : plainCli;
+  const security = tls ? [
+    '--tls-cluster', 'yes', '--tls-replication', 'yes', '--tls-auth-clients', 'no',
+    '--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca,
+    '--user', 'default', 'off', '--user', tls.user, 'on', `>${tls.password}`, '~*', '&*', '+@all',
+    '--masteruser', tls.user, '--masterauth', tls.password,
+  ] : [];
+  for (let i = 0; i < 3 * (1 + replicas); i++) {
     const port = await clusterPort(taken);
     servers.push(await redisServer((p) => [
-      '--port', String(p), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
+      ...(tls ? ['--port', '0', '--tls-port', String(p)] : ['--port', String(p)]),
+      '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir,
       '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${p}.conf`, '--cluster-node-timeout', '1000',
-    ], 'Redis Cluster node', port));
+      ...security,
+    ], 'Redis Cluster node', port, cli));
   }
-  await run(['--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`), '--cluster-replicas', '1', '--cluster-yes']);
+  await run([...tlsArgs(tls), '--cluster', 'create', ...servers.map((s) => `127.0.0.1:${s.port}`),
+    '--cluster-replicas', String(replicas), '--cluster-yes']);
   await waitFor(async () => {
     for (const s of servers) {
       if (!/cluster_state:ok/.test((await cli(s.port, 'cluster', 'info')) ?? '')) return false;
     }
-    const primaries = await slotsFrom(servers[0].port);
+    const primaries = await slotsFrom(cli, servers[0].port);
     return primaries?.length === 3;
   }, { timeout: 30000, what: 'the Redis Cluster to form (state ok, three primaries)' });
   // Every replica synced with its primary, so a failover finds the data there.
@@ -68,12 +88,12 @@ export async function startRedisCluster() {
   const alive = new Set(servers);
   return {
     servers,
-    url: `redis+cluster://${servers.slice(0, 3).map((s) => `127.0.0.1:${s.port}`).join(',')}`,
+    url: `${tls ? `rediss+cluster://${tls.user}:${tls.password}@` : 'redis+cluster://'}${servers.slice(0, 3).map((s) => `127.0.0.1:${s.port}`).join(',')}`,
     cli,
     /** A live node's port, to run redis-cli or Laravel's broadcaster against. */
     anyPort() { return [...alive][0].port; },
     /** The primaries as a live node sees them: [{ id, port, slots }]. */
-    primaries() { return slotsFrom([...alive][0].port); },
+    primaries() { return slotsFrom(cli, [...alive][0].port); },
     /** The port of the primary holding `key`'s slot now. */
     async ownerOf(key) {
       const slot = Number(await cli(this.anyPort(), 'cluster', 'keyslot', key));

@@ -14,9 +14,9 @@ export function cli(port, ...args) {
 
 /**
  * Starts one redis-server with `args(port)` on `port`, or a free port (never 6379 or 26379); resolves once it
- * answers.
+ * answers `ping` through `ask` (redis-cli by default; a TLS server needs its own).
  */
-export async function redisServer(args, what, port = null) {
+export async function redisServer(args, what, port = null, ask = cli) {
   while (port === null || port === 6379 || port === 26379) port = await freePort();
   let logs = '';
   const child = spawnTracked('redis-server', [...args(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -24,7 +24,7 @@ export async function redisServer(args, what, port = null) {
   child.stderr.on('data', (d) => { logs += d; });
   await waitFor(async () => {
     if (child.exitCode !== null) throw new Error(`${what} exited: ${logs}`);
-    return (await cli(port, 'ping')) === 'PONG';
+    return (await ask(port, 'ping')) === 'PONG';
   }, { timeout: 10000, what: `${what} on port ${port}` });
   return { port, child, logs: () => logs, kill9: () => child.kill('SIGKILL'), stop: () => stopChild(child) };
 }

@@ -203,8 +203,10 @@ impl ClusterNodes {
             .get_or_insert_with(Instant::now);
     }
 
-    /// Reads which primary holds each slot (`CLUSTER SLOTS`); a change since the last read is counted as a
-    /// failover. Returns the primaries.
+    /// Reads which primary holds each slot (`CLUSTER SLOTS`). A new primary since the last read (a replica
+    /// promoted) is a failover: counted, timed and logged, and the lease task then puts this node's state
+    /// back, since the promoted replica may lack the last writes. Slots that merely moved between the same
+    /// primaries (a migration, which loses no write) are only logged. Returns the primaries.
     pub async fn observe(&self, conn: &mut ClusterConnection) -> Result<Vec<Primary>, RedisError> {
         let reply: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(conn).await?;
         let (shape, primaries) = parse_slots(&reply);
@@ -215,13 +217,19 @@ impl ClusterNodes {
             )));
         }
         let mut before = self.shape.lock().expect("cluster lock");
+        let ids = |shape: &[(u16, String)]| {
+            let mut ids: Vec<String> = shape.iter().map(|(_, id)| id.clone()).collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
         match &*before {
             None => tracing::info!(
                 primaries = primaries.len(),
                 "Redis Cluster found: {}",
                 describe(&primaries)
             ),
-            Some(was) if *was != shape => {
+            Some(was) if ids(was) != ids(&shape) => {
                 self.failovers.fetch_add(1, Ordering::AcqRel);
                 metrics().redis_failovers.inc();
                 let gap = self
@@ -235,10 +243,11 @@ impl ClusterNodes {
                 }
                 tracing::warn!(
                     gap_ms = gap.map(|g| g.as_millis() as u64),
-                    "Redis Cluster changed primaries (a failover or a slot migration): now {}",
+                    "Redis Cluster failed over: the primaries are now {}",
                     describe(&primaries)
                 );
             }
+            Some(was) if *was != shape => tracing::info!("Redis Cluster moved slots between its primaries"),
             Some(_) => {}
         }
         *before = Some(shape);

@@ -29,6 +29,16 @@ impl Layout {
         format!("herald:node:{node_id}:heartbeat")
     }
 
+    /// Redis Cluster: a node's second heartbeat channel, on classic pub/sub, which proves the connection
+    /// Laravel's channels arrive on: `herald:node:{node_id}:heartbeat:classic`. None on one Redis, where every
+    /// channel is classic.
+    pub fn classic_heartbeat_channel(self, node_id: &str) -> Option<String> {
+        match self {
+            Layout::Single => None,
+            Layout::Cluster => Some(format!("herald:node:{node_id}:heartbeat:classic")),
+        }
+    }
+
     /// Presence of one channel: `{base}:conns` (socket id -> user id), `{base}:users` (user id -> connection
     /// count), `{base}:info` (user id -> user_info JSON), `{base}:version`, `{base}:log`.
     pub fn presence_base(self, app_id: &str, channel: &str) -> String {
@@ -102,6 +112,12 @@ impl Layout {
     /// only: on one Redis a reap is one script).
     pub fn reaping(self) -> String {
         "herald:{cluster}:reaping".into()
+    }
+
+    /// Redis Cluster: which node is taking back the state of reaped node `node_id` (one at a time), with an
+    /// expiry the worker extends as it goes.
+    pub fn reaping_claim(self, node_id: &str) -> String {
+        format!("herald:{{cluster}}:reaping:{node_id}")
     }
 
     /// A node's webhook outbox, a stream read by the consumer group `deliver`; its last stored batch number
@@ -241,6 +257,7 @@ mod tests {
             c.epoch(),
             c.node_reaped("n1"),
             c.reaping(),
+            c.reaping_claim("n1"),
             c.node_webhooks("n1"),
             format!("{}:seq", c.node_webhooks("n1")),
             c.webhook_outboxes(),

@@ -251,8 +251,14 @@ pub async fn probe(settings: &RedisSettings, timeout: Duration) -> Result<String
     if let Some(cluster) = endpoint.cluster_nodes() {
         let asked = async {
             let mut conn = cluster.client(None)?.get_async_connection().await?;
-            let info: String = redis::cmd("INFO").arg("server").query_async(&mut conn).await?;
             let primaries = cluster.observe(&mut conn).await?;
+            // INFO goes to every node unless routed: one primary answers for the version.
+            let first = primaries
+                .first()
+                .ok_or_else(|| redis::RedisError::from((redis::ErrorKind::ClusterDown, "no primary")))?;
+            let info: String = redis::from_redis_value(
+                &cluster_topology::on_node(&mut conn, first, redis::cmd("INFO").arg("server")).await?,
+            )?;
             Ok::<_, redis::RedisError>((info, primaries.len()))
         };
         return match tokio::time::timeout(timeout, asked).await {

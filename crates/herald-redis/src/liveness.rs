@@ -33,6 +33,8 @@ pub struct Liveness {
 pub struct Running {
     lease: JoinHandle<()>,
     announcer: Mutex<Option<JoinHandle<()>>>,
+    /// Redis Cluster: the sweep taking back reaped nodes' state slot by slot, when one runs.
+    sweeper: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
 
 impl Liveness {
@@ -66,6 +68,8 @@ impl Liveness {
                 report(&events, reaped).await;
             }
         });
+        let sweeper: Arc<Mutex<Option<JoinHandle<()>>>> = Arc::default();
+        let sweeping = sweeper.clone();
         let lease_task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -82,13 +86,35 @@ impl Liveness {
                     if let Ok(reaped) = tokio::time::timeout(lease / 3, self.reap_round()).await {
                         let _ = found.send(reaped);
                     }
+                    if self.presence.sweeps() {
+                        self.sweep(&sweeping, &found);
+                    }
                 }
             }
         });
         Running {
             lease: lease_task,
             announcer: Mutex::new(Some(announcer)),
+            sweeper,
         }
+    }
+
+    /// Redis Cluster: starts a sweep of the reaped nodes' state unless one runs. It is not bounded by the
+    /// lease's round (a scan of every primary may take longer); what each key gives back is announced at once.
+    fn sweep(&self, sweeping: &Mutex<Option<JoinHandle<()>>>, found: &mpsc::UnboundedSender<Reaped>) {
+        let mut running = sweeping.lock().expect("sweeper lock");
+        if running.as_ref().is_some_and(|task| !task.is_finished()) {
+            return;
+        }
+        let (presence, found) = (self.presence.clone(), found.clone());
+        *running = Some(tokio::spawn(async move {
+            let mut report = |reaped: Reaped| {
+                let _ = found.send(reaped);
+            };
+            if let Err(e) = presence.sweep(&mut report).await {
+                tracing::warn!(error = %e, "a reaped node's presence and counts not all taken back yet; continued at the next round");
+            }
+        }));
     }
 
     /// One renewal (and the re-registration it may call for); true when the lease is held.
@@ -181,6 +207,10 @@ impl Liveness {
         // Stop renewing first, or the next renewal would find the lease gone and register the node again.
         running.lease.abort();
         if let Some(task) = self.reregistering.lock().expect("re-registration lock").take() {
+            task.abort();
+        }
+        // The sweep holds a sender of the announcer's queue; what it already found is in the queue.
+        if let Some(task) = running.sweeper.lock().expect("sweeper lock").take() {
             task.abort();
         }
         let announcer = running.announcer.lock().expect("announcer lock").take();

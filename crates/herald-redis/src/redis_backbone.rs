@@ -8,7 +8,7 @@ use crate::connection::{RedisConnection, COMMAND_TIMEOUT};
 use crate::endpoint::Endpoint;
 use crate::envelope::Envelope;
 use crate::keys::{self, Layout};
-use crate::subscription_link::{Arrival, Link, Wanted};
+use crate::subscription_link::{Arrival, Link, LinkError, Wanted};
 use herald_core::backbone::{Backbone, BackboneError};
 use herald_core::backend_events::{Events, Inbound};
 use herald_core::metrics::metrics;
@@ -93,11 +93,13 @@ impl RedisBackbone {
             ready: backbone.ready.clone(),
             reconnects: backbone.reconnects.clone(),
             heartbeat: layout.heartbeat_channel(node_id),
+            classic_heartbeat: layout.classic_heartbeat_channel(node_id),
             routes: HashMap::new(),
         };
         tokio::spawn(subscriber.run(rx));
         let weak = Arc::downgrade(&backbone);
         let heartbeat = layout.heartbeat_channel(node_id);
+        let classic_heartbeat = layout.classic_heartbeat_channel(node_id);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
             loop {
@@ -105,7 +107,10 @@ impl RedisBackbone {
                 let Some(backbone) = weak.upgrade() else {
                     return;
                 };
-                let _ = backbone.raw_publish(heartbeat.clone(), b"1".to_vec()).await;
+                let _ = backbone.raw_publish(heartbeat.clone(), b"1".to_vec(), true).await;
+                if let Some(classic) = &classic_heartbeat {
+                    let _ = backbone.raw_publish(classic.clone(), b"1".to_vec(), false).await;
+                }
             }
         });
         backbone
@@ -116,12 +121,12 @@ impl RedisBackbone {
         self.reconnects.load(Ordering::Relaxed)
     }
 
-    async fn raw_publish(&self, channel: String, payload: Vec<u8>) -> Result<(), BackboneError> {
+    /// Publishes on `channel`; Herald's own channels (`sharded`) are sharded on Redis Cluster.
+    async fn raw_publish(&self, channel: String, payload: Vec<u8>, sharded: bool) -> Result<(), BackboneError> {
         let (channel, payload) = (&channel, &payload);
-        // Herald's own channels are sharded on Redis Cluster.
         let command = match self.layout {
-            Layout::Single => "PUBLISH",
-            Layout::Cluster => "SPUBLISH",
+            Layout::Cluster if sharded => "SPUBLISH",
+            _ => "PUBLISH",
         };
         self.publisher
             .run("publish", |mut conn| async move {
@@ -168,7 +173,7 @@ impl Backbone for RedisBackbone {
         let this = self.me.upgrade();
         Box::pin(async move {
             match this {
-                Some(this) => this.raw_publish(key, payload).await,
+                Some(this) => this.raw_publish(key, payload, true).await,
                 None => Err(BackboneError::ShuttingDown),
             }
         })
@@ -203,6 +208,9 @@ struct Subscriber {
     ready: Arc<AtomicBool>,
     reconnects: Arc<std::sync::atomic::AtomicU64>,
     heartbeat: String,
+    /// Redis Cluster: the heartbeat on classic pub/sub, which proves the connection Laravel's channels arrive
+    /// on (the other heartbeat is sharded).
+    classic_heartbeat: Option<String>,
     /// Redis channel to the app channels it feeds.
     routes: HashMap<String, Vec<Route>>,
 }
@@ -250,6 +258,9 @@ impl Subscriber {
             .map(|(c, routes)| (c.clone(), routes.iter().any(|r| r.source == Source::Herald)))
             .collect();
         all.push((self.heartbeat.clone(), true));
+        if let Some(classic) = &self.classic_heartbeat {
+            all.push((classic.clone(), false));
+        }
         all
     }
 
@@ -335,6 +346,15 @@ impl Subscriber {
             // moved, a subscribe failed), since when, and the attempt running.
             let mut repair_since: Option<Instant> = None;
             let mut repair: Option<BoxFuture<'static, Result<(), redis::RedisError>>> = None;
+            // Whether the attempt running covers every sharded channel (after a lost connection), and the
+            // channels Redis dropped while an attempt ran, for the next one.
+            let mut repairing_all = false;
+            let mut repair_again = false;
+            let mut dropped_meanwhile: Vec<String> = Vec::new();
+            // Redis Cluster: the classic connection's own heartbeat, and the read of the cluster's slots running.
+            let mut last_classic_beat = Instant::now();
+            let mut observing: Option<BoxFuture<'static, ()>> = None;
+            let mut failovers_seen = self.client.failovers();
             let why = loop {
                 tokio::select! {
                     // Messages first: after a pause (SIGSTOP, a stall) what already sits in the socket is read
@@ -345,6 +365,8 @@ impl Subscriber {
                             let started = Instant::now();
                             if msg.channel() == self.heartbeat {
                                 last_beat = Instant::now();
+                            } else if self.classic_heartbeat.as_deref() == Some(msg.channel()) {
+                                last_classic_beat = Instant::now();
                             } else if msg.from_pattern() {
                                 self.cache_event(msg.channel(), msg.payload());
                             } else {
@@ -353,18 +375,26 @@ impl Subscriber {
                         }
                         Arrival::Dropped(channel) => {
                             // Redis Cluster moved the channel's slot to another shard (or confirms an
-                            // unsubscribe): subscribe again where it lives now, if it is still wanted.
-                            if (channel == self.heartbeat || self.routes.contains_key(&channel)) && repair_since.is_none() {
-                                tracing::info!(redis_channel = channel, "Redis Cluster moved a channel's slot; subscribing where it lives now");
-                                repair_since = Some(Instant::now());
-                                repair = self.repair(&link, Duration::ZERO);
+                            // unsubscribe of a channel wanted again since): subscribe it again where it lives
+                            // now, if it is still wanted.
+                            if channel == self.heartbeat || self.routes.contains_key(&channel) {
+                                tracing::debug!(redis_channel = channel, "sharded subscription ended by Redis; subscribing where the slot lives now");
+                                if repair.is_none() {
+                                    repair_since = Some(Instant::now());
+                                    repair = self.repair(&link, Duration::ZERO, Some(vec![channel]));
+                                } else {
+                                    dropped_meanwhile.push(channel);
+                                }
                             }
                         }
                         Arrival::ShardLost => {
-                            if repair_since.is_none() {
+                            if repairing_all {
+                                repair_again = true;
+                            } else {
                                 tracing::warn!("a Redis Cluster node's connection closed; subscribing Herald's channels again where their slots live now");
                                 repair_since = Some(Instant::now());
-                                repair = self.repair(&link, Duration::ZERO);
+                                repairing_all = true;
+                                repair = self.repair(&link, Duration::ZERO, None);
                             }
                         }
                         Arrival::Nothing => {}
@@ -373,42 +403,58 @@ impl Subscriber {
                     done = async { repair.as_mut().expect("guarded").await }, if repair.is_some() => {
                         repair = None;
                         match done {
+                            Ok(()) if std::mem::take(&mut repair_again) => {
+                                // Something broke while it ran: every channel once more, the new ones included.
+                                dropped_meanwhile.clear();
+                                repair = self.repair(&link, Duration::ZERO, None);
+                            }
                             Ok(()) => {
                                 let since = repair_since.take().expect("a repair has a start");
                                 last_beat = Instant::now();
-                                metrics().redis_subscription_repairs.inc();
-                                tracing::info!(after_ms = since.elapsed().as_millis() as u64, "Herald's sharded channels subscribed again");
+                                last_classic_beat = Instant::now();
+                                if std::mem::take(&mut repairing_all) {
+                                    metrics().redis_subscription_repairs.inc();
+                                    tracing::info!(after_ms = since.elapsed().as_millis() as u64, "Herald's sharded channels subscribed again");
+                                }
+                                if !dropped_meanwhile.is_empty() {
+                                    repair_since = Some(Instant::now());
+                                    repair = self.repair(&link, Duration::ZERO, Some(std::mem::take(&mut dropped_meanwhile)));
+                                }
                             }
                             Err(e) => {
                                 tracing::debug!(error = %e, "sharded channels not subscribed again yet; retrying");
-                                repair = self.repair(&link, REPAIR_RETRY);
+                                repairing_all = true;
+                                repair_again = false;
+                                dropped_meanwhile.clear();
+                                repair = self.repair(&link, REPAIR_RETRY, None);
                             }
                         }
                     }
                     Some(command) = commands.recv() => {
                         let (add, remove) = self.apply(&command);
-                        let result = async {
-                            if !add.is_empty() {
-                                link.subscribe(&add).await?;
-                            }
-                            if !remove.is_empty() {
-                                link.unsubscribe(&remove).await?;
-                            }
-                            Ok::<_, redis::RedisError>(())
-                        };
-                        let done = matches!(tokio::time::timeout(COMMAND_TIMEOUT, result).await, Ok(Ok(())));
+                        let mut result = Ok(());
+                        if !add.is_empty() {
+                            result = link.subscribe(&add).await;
+                        }
+                        if result.is_ok() && !remove.is_empty() {
+                            result = link.unsubscribe(&remove).await;
+                        }
                         if let Command::Subscribe { ack, .. } = command {
                             let _ = ack.send(());
                         }
-                        if !done {
-                            if link.sharded().is_none() {
-                                break "SUBSCRIBE failed";
-                            }
-                            // A shard is failing over: its channels are subscribed again once it answers (a
-                            // broken classic connection ends the link by itself).
-                            repair_since.get_or_insert_with(Instant::now);
-                            if repair.is_none() {
-                                repair = self.repair(&link, REPAIR_RETRY);
+                        match result {
+                            Ok(()) => {}
+                            Err(LinkError::Classic(_)) => break "SUBSCRIBE failed",
+                            Err(LinkError::Sharded(e)) => {
+                                // A shard is failing over: its channels are subscribed again once it answers.
+                                tracing::debug!(error = %e, "SSUBSCRIBE failed; subscribing again once the shard answers");
+                                repair_since.get_or_insert_with(Instant::now);
+                                if repairing_all {
+                                    repair_again = true;
+                                } else {
+                                    repairing_all = true;
+                                    repair = self.repair(&link, REPAIR_RETRY, None);
+                                }
                             }
                         }
                     }
@@ -422,27 +468,41 @@ impl Subscriber {
                             // the connection and the messages with it.
                             tracing::warn!(paused_ms = since_check.as_millis() as u64, "this process did not run for a while; reading what Redis sent meanwhile");
                             last_beat = Instant::now();
+                            last_classic_beat = Instant::now();
                         } else if let Some(since) = repair_since {
-                            // The heartbeat's own shard may be the one failing over: its deadline waits for
+                            // The heartbeats' own shard may be the one failing over: their deadlines wait for
                             // the repair, which has its own.
                             if since.elapsed() > REPAIR_DEADLINE {
                                 break "Herald's sharded channels could not be subscribed again";
                             }
                         } else if last_beat.elapsed() > HEARTBEAT_DEADLINE {
                             break "no heartbeat through Redis";
+                        } else if self.classic_heartbeat.is_some() && last_classic_beat.elapsed() > HEARTBEAT_DEADLINE {
+                            break "no heartbeat through Redis Cluster's classic pub/sub (Laravel's channels)";
                         }
-                        if let (Some(cluster), Some(mut conn)) = (self.client.cluster_nodes(), link.sharded()) {
-                            // A shard's failover shows as a change of primaries; the lease task handles it
-                            // like a Redis that may have lost writes. A repair waiting on the old primary
-                            // starts again at once towards the new one.
-                            let before = cluster.failovers();
-                            if let Ok(Err(e)) = tokio::time::timeout(COMMAND_TIMEOUT, cluster.observe(&mut conn)).await {
-                                tracing::debug!(error = %e, "Redis Cluster's slots not read");
-                            }
-                            if cluster.failovers() != before && repair_since.is_some() {
-                                repair = self.repair(&link, Duration::ZERO);
-                            }
+                        if let (Some(_), Some(conn), None) = (self.client.cluster_nodes(), link.sharded(), &observing) {
+                            // A shard's failover shows as a change of primaries (read apart from this loop, so
+                            // a slow answer never holds the messages up).
+                            let endpoint = self.client.clone();
+                            observing = Some(Box::pin(async move {
+                                let mut conn = conn;
+                                let cluster = endpoint.cluster_nodes().expect("a cluster endpoint");
+                                if let Ok(Err(e)) = tokio::time::timeout(COMMAND_TIMEOUT, cluster.observe(&mut conn)).await {
+                                    tracing::debug!(error = %e, "Redis Cluster's slots not read");
+                                }
+                            }));
                         }
+                    }
+                    () = async { observing.as_mut().expect("guarded").await }, if observing.is_some() => {
+                        observing = None;
+                        // The lease task handles a failover like a Redis that may have lost writes; a repair
+                        // waiting on the old primary starts again at once towards the new one.
+                        let failovers = self.client.failovers();
+                        if failovers != failovers_seen && repairing_all {
+                            repair_again = false;
+                            repair = self.repair(&link, Duration::ZERO, None);
+                        }
+                        failovers_seen = failovers;
                     }
                 }
             };
@@ -459,19 +519,26 @@ impl Subscriber {
         }
     }
 
-    /// Redis Cluster: subscribes every wanted sharded channel again (those still subscribed are unchanged;
-    /// those of a failed-over shard or a moved slot go where their slot lives now), bounded in time.
-    /// Starts after `delay`.
-    /// Starts after `delay`, and only once every primary the cluster names answers, so that a shard still
-    /// failing over costs one failed `PING`, not one failed `SSUBSCRIBE` per channel.
-    fn repair(&self, link: &Link, delay: Duration) -> Option<BoxFuture<'static, Result<(), redis::RedisError>>> {
+    /// Redis Cluster: subscribes sharded channels again: `only` those (a slot moved), or every wanted one after
+    /// a lost connection (those still subscribed are unchanged; those of a failed-over shard go where their
+    /// slot lives now). Starts after `delay`, bounded in time. After a lost connection it goes ahead only once
+    /// every primary the cluster names answers, so that a shard still failing over costs one failed `PING`,
+    /// not one failed `SSUBSCRIBE` per channel.
+    fn repair(
+        &self,
+        link: &Link,
+        delay: Duration,
+        only: Option<Vec<String>>,
+    ) -> Option<BoxFuture<'static, Result<(), redis::RedisError>>> {
         let mut conn = link.sharded()?;
         let cluster = self.client.clone();
-        let channels: Vec<String> = self.wanted().into_iter().filter(|(_, s)| *s).map(|(c, _)| c).collect();
+        let after_loss = only.is_none();
+        let channels: Vec<String> =
+            only.unwrap_or_else(|| self.wanted().into_iter().filter(|(_, s)| *s).map(|(c, _)| c).collect());
         Some(Box::pin(async move {
             tokio::time::sleep(delay).await;
             let attempt = async {
-                if let Some(cluster) = cluster.cluster_nodes() {
+                if let Some(cluster) = cluster.cluster_nodes().filter(|_| after_loss) {
                     for primary in cluster.observe(&mut conn).await? {
                         crate::cluster_topology::on_node(&mut conn, &primary, &redis::cmd("PING")).await?;
                     }

@@ -38,8 +38,12 @@ struct Scripts {
     reap: Script,
     reap_channel: Script,
     reap_counts: Script,
+    reap_claim: Script,
     unmark: Script,
 }
+
+/// Redis Cluster: how long a reaper's claim on a reaped node lasts unless extended (after each page of a scan).
+const CLAIM_MS: u64 = 30_000;
 
 /// What reaping dead nodes took back.
 #[derive(Debug, Default)]
@@ -71,25 +75,18 @@ impl Reaped {
     }
 }
 
-/// The keys matching `pattern` on one primary (`SCAN`, 1,000 at a time).
-async fn scan(
+/// One page of the keys matching `pattern` on one primary (`SCAN`, about 1,000 keys looked at), and the
+/// cursor of the next (0 at the end).
+async fn scan_page(
     conn: &mut redis::cluster_async::ClusterConnection,
     primary: &Primary,
     pattern: &str,
-) -> Result<Vec<String>, RedisError> {
-    let mut cursor = 0u64;
-    let mut found = Vec::new();
-    loop {
-        let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
-        let reply = on_node(conn, primary, &cmd).await?;
-        let (next, keys): (u64, Vec<String>) = redis::from_redis_value(&reply)?;
-        found.extend(keys);
-        if next == 0 {
-            return Ok(found);
-        }
-        cursor = next;
-    }
+    cursor: u64,
+) -> Result<(u64, Vec<String>), RedisError> {
+    let mut cmd = redis::cmd("SCAN");
+    cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+    let reply = on_node(conn, primary, &cmd).await?;
+    redis::from_redis_value(&reply)
 }
 
 /// One presence entry held by this node.
@@ -159,6 +156,7 @@ impl RedisPresence {
                     include_str!("lua/reap_entries.lua"),
                     include_str!("lua/reap_counts.lua")
                 )),
+                reap_claim: Script::new(include_str!("lua/reap_claim.lua")),
                 unmark: Script::new(include_str!("lua/unmark.lua")),
             }),
             local: DashMap::new(),
@@ -280,21 +278,22 @@ impl RedisPresence {
             ..Reaped::default()
         };
         taken.add(flat, vacated);
-        if layout == Layout::Cluster {
-            // What was taken back before a failure is reported all the same (its member_removed is due); the
-            // rest stays in the reaping set for the next reap.
-            if let Err(e) = self.reap_slot_by_slot(&mut taken).await {
-                tracing::warn!(error = %e, "a reaped node's presence and counts not all taken back yet; continued at the next reap");
-            }
-        }
         Ok(taken)
     }
 
+    /// True when reaped nodes' state is taken back apart from the reap, by [`sweep`](Self::sweep) (Redis
+    /// Cluster: it lies in every slot).
+    pub fn sweeps(&self) -> bool {
+        self.conn.layout() == Layout::Cluster
+    }
+
     /// Redis Cluster: takes back, one slot at a time, the presence entries and count shares of every node in
-    /// the reaping set (reaped now, or earlier by a reaper that stopped half-way). The nodes' keys are found
-    /// by scanning every primary; each is taken back by one atomic script, so a second reaper finds nothing
-    /// left to take. A node leaves the set only once all of it is back.
-    async fn reap_slot_by_slot(&self, taken: &mut Reaped) -> Result<(), RedisError> {
+    /// the reaping set (reaped just now, or earlier by a reaper that stopped half-way), handing what each key
+    /// gave back to `report` at once (its member_removed and channel_vacated are due whatever happens next).
+    /// One reaper at a time works on a node (`reap_claim.lua`); its keys are found by scanning every primary,
+    /// each taken back by one atomic script. A node leaves the set, and may then put its state back if it is
+    /// alive, only once all of it is back.
+    pub async fn sweep(&self, report: &mut (dyn FnMut(Reaped) + Send)) -> Result<(), RedisError> {
         let layout = self.conn.layout();
         let reaping = layout.reaping();
         let pending: Vec<String> = self
@@ -314,49 +313,97 @@ impl RedisPresence {
         let primaries = cluster.observe(&mut conn).await?;
         let [base, connections, channels] = layout.script_formats();
         for node in pending {
+            if !self.claim(&mut conn, &node, "claim").await? {
+                continue;
+            }
             for pattern in layout.node_scan_patterns(&node) {
                 for primary in &primaries {
-                    for key in scan(&mut conn, primary, &pattern).await? {
-                        if pattern.ends_with(":counts") {
-                            let vacated: Vec<String> = self
-                                .scripts
-                                .reap_counts
-                                .key(&key)
-                                .arg(connections)
-                                .arg(channels)
-                                .invoke_async(&mut conn)
-                                .await?;
-                            taken.add(Vec::new(), vacated);
-                        } else {
-                            let removed: Vec<String> = self
-                                .scripts
-                                .reap_channel
-                                .key(&key)
-                                .arg(base)
-                                .invoke_async(&mut conn)
-                                .await?;
-                            taken.add(removed, Vec::new());
+                    let mut cursor = 0u64;
+                    loop {
+                        let (next, keys) = scan_page(&mut conn, primary, &pattern, cursor).await?;
+                        for key in keys {
+                            let mut taken = Reaped::default();
+                            if pattern.ends_with(":counts") {
+                                let vacated: Vec<String> = self
+                                    .scripts
+                                    .reap_counts
+                                    .key(&key)
+                                    .arg(connections)
+                                    .arg(channels)
+                                    .invoke_async(&mut conn)
+                                    .await?;
+                                taken.add(Vec::new(), vacated);
+                            } else {
+                                let removed: Vec<String> = self
+                                    .scripts
+                                    .reap_channel
+                                    .key(&key)
+                                    .arg(base)
+                                    .invoke_async(&mut conn)
+                                    .await?;
+                                taken.add(removed, Vec::new());
+                            }
+                            if !taken.removed.is_empty() || !taken.vacated.is_empty() {
+                                report(taken);
+                            }
                         }
+                        if !self.claim(&mut conn, &node, "extend").await? {
+                            tracing::warn!(node, "another node took over taking back a reaped node's state");
+                            return Ok(());
+                        }
+                        if next == 0 {
+                            break;
+                        }
+                        cursor = next;
                     }
                 }
             }
-            let _: i64 = redis::cmd("SREM")
-                .arg(&reaping)
-                .arg(&node)
-                .query_async(&mut conn)
-                .await?;
-            if !taken.nodes.contains(&node) {
-                tracing::info!(node, "finished taking back a reaped node's presence and counts");
-            }
+            self.claim(&mut conn, &node, "done").await?;
+            tracing::info!(node, "a reaped node's presence and counts are all taken back");
         }
         Ok(())
+    }
+
+    /// Claims, extends or ends (`mode`) this node's work on reaped node `node`.
+    async fn claim(
+        &self,
+        conn: &mut redis::cluster_async::ClusterConnection,
+        node: &str,
+        mode: &str,
+    ) -> Result<bool, RedisError> {
+        let layout = self.conn.layout();
+        let held: i64 = self
+            .scripts
+            .reap_claim
+            .key(layout.reaping())
+            .key(layout.reaping_claim(node))
+            .arg(node)
+            .arg(&self.node_id)
+            .arg(CLAIM_MS)
+            .arg(mode)
+            .invoke_async(conn)
+            .await?;
+        Ok(held == 1)
     }
 
     /// Gives up the lease on a clean shutdown: whatever this node still holds in Redis (presence entries
     /// whose grace had not run out, counts not yet flushed) is taken back at once, as for a dead node.
     /// Returns the users for whom `member_removed` is due.
     pub async fn retire(&self) -> Result<Reaped, RedisError> {
-        self.run_reap("self", 0, "").await
+        let mut taken = self.run_reap("self", 0, "").await?;
+        if self.sweeps() {
+            // What this node still held lies in every slot: taken back now, or by the others' sweeps.
+            let mut found = Vec::new();
+            let swept = self.sweep(&mut |reaped| found.push(reaped)).await;
+            for reaped in found {
+                taken.removed.extend(reaped.removed);
+                taken.vacated.extend(reaped.vacated);
+            }
+            if let Err(e) = swept {
+                tracing::warn!(error = %e, "this node's presence and counts not all taken back at shutdown; the other nodes finish it");
+            }
+        }
+        Ok(taken)
     }
 
     /// The reaped marker as the last renewal read it, to pass to [`reaped_handled`](Self::reaped_handled).

@@ -185,23 +185,22 @@ impl Applier {
                 seq += 1;
                 Batch::Delta(pending.drain().collect())
             };
-            let result = self.apply(&script, seq, &batch).await;
+            let (transitions, failure) = self.apply(&script, seq, &batch).await;
             release(&mut batch_waiters);
-            match result {
-                Ok(transitions) => {
-                    let transitions = transitions
-                        .chunks_exact(3)
-                        .map(|t| ChannelTransition {
-                            app_id: t[0].clone(),
-                            channel: t[1].clone(),
-                            occupied: t[2] == "occupied",
-                        })
-                        .collect::<Vec<_>>();
-                    if !transitions.is_empty() {
-                        self.events.channels_changed(transitions);
-                    }
-                }
-                Err(e) => {
+            let transitions = transitions
+                .chunks_exact(3)
+                .map(|t| ChannelTransition {
+                    app_id: t[0].clone(),
+                    channel: t[1].clone(),
+                    occupied: t[2] == "occupied",
+                })
+                .collect::<Vec<_>>();
+            if !transitions.is_empty() {
+                self.events.channels_changed(transitions);
+            }
+            match failure {
+                None => {}
+                Some(e) => {
                     let changes = match &batch {
                         Batch::Delta(f) | Batch::Set(f) => f.len(),
                     };
@@ -221,29 +220,38 @@ impl Applier {
 impl Applier {
     /// Runs `count.lua` for a batch: once on one Redis; once per app on Redis Cluster (each app's share and
     /// totals are one slot), with the same batch number, so a batch retried after a partial failure skips
-    /// the apps it reached. Returns the transitions, flat.
-    async fn apply(&self, script: &Script, seq: u64, batch: &Batch) -> Result<Vec<String>, redis::RedisError> {
+    /// the apps it reached. A reset (`set`) always reaches the whole share, even with no field (every count
+    /// the share still holds goes to 0). Returns the transitions, flat, with what failed: those of the apps
+    /// reached before a failure are reported all the same (their webhooks are due; the retry skips them).
+    async fn apply(&self, script: &Script, seq: u64, batch: &Batch) -> (Vec<String>, Option<redis::RedisError>) {
         let layout = self.conn.layout();
         let (mode, fields) = match batch {
             Batch::Delta(f) => ("delta", f),
             Batch::Set(f) => ("set", f),
         };
         let mut per_share: HashMap<String, Vec<&(String, i64)>> = HashMap::new();
-        if layout == Layout::Cluster && mode == "set" {
-            for app in &self.apps_counted {
-                per_share.entry(layout.node_counts(&self.node_id, app)).or_default();
+        match layout {
+            Layout::Single => {
+                per_share.insert(layout.node_counts(&self.node_id, ""), fields.iter().collect());
             }
-        }
-        for field in fields {
-            per_share
-                .entry(layout.node_counts(&self.node_id, field_app(&field.0)))
-                .or_default()
-                .push(field);
+            Layout::Cluster => {
+                if mode == "set" {
+                    for app in &self.apps_counted {
+                        per_share.entry(layout.node_counts(&self.node_id, app)).or_default();
+                    }
+                }
+                for field in fields {
+                    per_share
+                        .entry(layout.node_counts(&self.node_id, field_app(&field.0)))
+                        .or_default()
+                        .push(field);
+                }
+            }
         }
         let [_, connections, channels] = layout.script_formats();
         let mut transitions = Vec::new();
         for (key, fields) in &per_share {
-            let more = self
+            let applied = self
                 .conn
                 .run_once_only("counts", |mut c| async move {
                     let mut invocation = script.key(key);
@@ -253,18 +261,23 @@ impl Applier {
                     }
                     invocation.invoke_async::<Vec<String>>(&mut c).await
                 })
-                .await?;
-            transitions.extend(more);
+                .await;
+            match applied {
+                Ok(more) => transitions.extend(more),
+                Err(e) => return (transitions, Some(e)),
+            }
         }
-        Ok(transitions)
+        (transitions, None)
     }
 
     /// This node's own total of `field` changed by `delta` (an entry at zero goes, so the map holds only what
     /// the node has).
     fn own_changed(&mut self, field: &str, delta: i64) {
-        let app = field_app(field);
-        if !self.apps_counted.contains(app) {
-            self.apps_counted.insert(app.to_owned());
+        if self.conn.layout() == Layout::Cluster {
+            let app = field_app(field);
+            if !self.apps_counted.contains(app) {
+                self.apps_counted.insert(app.to_owned());
+            }
         }
         let own = self.own.entry(field.to_owned()).or_default();
         *own += delta;

@@ -13,6 +13,7 @@
 //! sharded subscription because its slot moved are reported, and the backbone subscribes those channels again
 //! where they live now.
 
+use crate::connection::COMMAND_TIMEOUT;
 use crate::endpoint::Endpoint;
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
@@ -93,42 +94,53 @@ impl Link {
         Ok(Link::Single(sink, stream))
     }
 
-    /// Subscribes to `channels`.
-    pub async fn subscribe(&mut self, channels: &[Wanted]) -> Result<(), RedisError> {
-        match self {
-            Link::Single(sink, _) => {
-                let names: Vec<&str> = channels.iter().map(|(c, _)| c.as_str()).collect();
-                sink.subscribe(&names).await
-            }
-            Link::Cluster { conn, classic, .. } => {
-                let names: Vec<&str> = channels.iter().filter(|(_, s)| !s).map(|(c, _)| c.as_str()).collect();
-                if !names.is_empty() {
-                    classic.subscribe(&names).await?;
-                }
-                let sharded: Vec<&str> = channels.iter().filter(|(_, s)| *s).map(|(c, _)| c.as_str()).collect();
-                ssubscribe(conn.clone(), &sharded).await
-            }
-        }
+    /// Subscribes to `channels`, each part within [`COMMAND_TIMEOUT`]; the error says which part failed.
+    pub async fn subscribe(&mut self, channels: &[Wanted]) -> Result<(), LinkError> {
+        self.change(channels, true).await
     }
 
-    /// Unsubscribes from `channels`.
-    pub async fn unsubscribe(&mut self, channels: &[Wanted]) -> Result<(), RedisError> {
-        match self {
-            Link::Single(sink, _) => {
-                let names: Vec<&str> = channels.iter().map(|(c, _)| c.as_str()).collect();
-                sink.unsubscribe(&names).await
-            }
-            Link::Cluster { conn, classic, .. } => {
-                let names: Vec<&str> = channels.iter().filter(|(_, s)| !s).map(|(c, _)| c.as_str()).collect();
-                if !names.is_empty() {
-                    classic.unsubscribe(&names).await?;
+    /// Unsubscribes from `channels`; the error says which part failed.
+    pub async fn unsubscribe(&mut self, channels: &[Wanted]) -> Result<(), LinkError> {
+        self.change(channels, false).await
+    }
+
+    async fn change(&mut self, channels: &[Wanted], subscribe: bool) -> Result<(), LinkError> {
+        let classic_names: Vec<&str> = channels.iter().filter(|(_, s)| !s).map(|(c, _)| c.as_str()).collect();
+        let sharded_names: Vec<&str> = channels.iter().filter(|(_, s)| *s).map(|(c, _)| c.as_str()).collect();
+        let (sink, conn) = match self {
+            Link::Single(sink, _) => (sink, None),
+            Link::Cluster { conn, classic, .. } => (classic, Some(conn)),
+        };
+        // On one Redis every channel is classic.
+        let classic_part: Vec<&str> = if conn.is_some() {
+            classic_names
+        } else {
+            channels.iter().map(|(c, _)| c.as_str()).collect()
+        };
+        if !classic_part.is_empty() {
+            let done = async {
+                if subscribe {
+                    sink.subscribe(&classic_part).await
+                } else {
+                    sink.unsubscribe(&classic_part).await
                 }
-                for (channel, _) in channels.iter().filter(|(_, s)| *s) {
-                    conn.sunsubscribe(channel.as_str()).await?;
-                }
-                Ok(())
-            }
+            };
+            bounded(done).await.map_err(LinkError::Classic)?;
         }
+        if let Some(conn) = conn.filter(|_| !sharded_names.is_empty()) {
+            let done = async {
+                if subscribe {
+                    ssubscribe(conn.clone(), &sharded_names).await
+                } else {
+                    for name in &sharded_names {
+                        conn.sunsubscribe(*name).await?;
+                    }
+                    Ok(())
+                }
+            };
+            bounded(done).await.map_err(LinkError::Sharded)?;
+        }
+        Ok(())
     }
 
     /// Subscribes to the cache channels' patterns (classic on Redis Cluster: Laravel's channels).
@@ -162,6 +174,21 @@ impl Link {
             Link::Single(..) => None,
         }
     }
+}
+
+/// Why a subscription change failed, by part: a classic failure means the link is broken; a sharded one, that
+/// a shard is failing over (its channels are subscribed again once it answers).
+#[derive(Debug)]
+pub enum LinkError {
+    Classic(RedisError),
+    Sharded(RedisError),
+}
+
+/// `work` within [`COMMAND_TIMEOUT`].
+async fn bounded(work: impl std::future::Future<Output = Result<(), RedisError>>) -> Result<(), RedisError> {
+    tokio::time::timeout(COMMAND_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Err(RedisError::from((redis::ErrorKind::IoError, "timed out"))))
 }
 
 /// `SSUBSCRIBE`s each of `channels`, one command per channel, sent together.

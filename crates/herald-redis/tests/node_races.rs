@@ -149,6 +149,50 @@ async fn counts_are_exact_after_redis_restarts_empty_during_an_outage() {
     assert_eq!(node.connection_count(&app).await.unwrap(), 0);
 }
 
+/// A node that holds no connection any more re-registers (Redis lost data, or a promoted replica lacks the
+/// node's last decrements): its share in Redis still says 2 connections and 2 subscriptions. The reset sets
+/// the whole share from the node's own totals, which are empty, so the cluster counts fall back to 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_with_no_count_left_clears_a_stale_share() {
+    let redis = start_redis();
+    let node = redis_node(&redis.url);
+    ready(&node).await;
+    let app = node.app_by_key(KEY).unwrap().clone();
+    let client = Client::connect(&node).await;
+    client.session.close().await;
+    until("no connection counted", Duration::from_secs(5), async || {
+        node.connection_count(&app).await.ok() == Some(0)
+    })
+    .await;
+    // What a replica promoted before the node's last decrements reached it would hold.
+    let mut conn = redis.connection();
+    let ids: Vec<String> = redis::cmd("ZRANGE")
+        .arg("herald:nodes")
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .unwrap();
+    let share = format!("herald:node:{}:counts", ids[0]);
+    let app_id = &app.config.id;
+    let _: () = redis::pipe()
+        .hset(&share, format!("c|{app_id}"), 2)
+        .hset(&share, format!("s|{app_id}|news"), 2)
+        .set(format!("herald:{app_id}:connections"), 2)
+        .hset(format!("herald:{app_id}:channels"), "news", 2)
+        .del("herald:epoch")
+        .query(&mut conn)
+        .unwrap();
+    until(
+        "the stale share cleared by the reset",
+        Duration::from_secs(10),
+        async || {
+            node.connection_count(&app).await.ok() == Some(0)
+                && node.subscription_count(&app, "news").await.ok() == Some(0)
+        },
+    )
+    .await;
+}
+
 /// A user joins on node B while the first subscriber of the channel on node A is still joining, 30 times:
 /// the one on A always learns of the user, from its member list or from `member_added` after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1009,9 +1009,13 @@ impl Config {
                     .into(),
             );
         }
-        if redis_tls.is_set() && !redis_url.as_deref().is_some_and(|u| u.starts_with("rediss://")) {
+        if redis_tls.is_set()
+            && !redis_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss://") || u.starts_with("rediss+cluster://"))
+        {
             return Err(
-                "Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need a rediss:// HERALD_REDIS_URL, e.g. rediss://user:pass@redis.example:6380/0"
+                "Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need a rediss:// (or rediss+cluster://) HERALD_REDIS_URL, e.g. rediss://user:pass@redis.example:6380/0"
                     .into(),
             );
         }

@@ -82,7 +82,9 @@ fn init_logs(format: LogFormat) {
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // redis-rs logs each failed attempt to reach a Redis Cluster node, hundreds a second while a shard fails
     // over; Herald's own lines say what happened and what it does. Shown when RUST_LOG names redis itself.
-    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("redis::")) {
+    let names_redis =
+        std::env::var("RUST_LOG").is_ok_and(|v| v.split(',').any(|directive| directive.trim().starts_with("redis")));
+    if !names_redis {
         filter = filter.add_directive("redis::cluster_handling=error".parse().expect("a valid directive"));
     }
     use std::io::IsTerminal;
