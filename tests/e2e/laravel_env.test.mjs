@@ -97,7 +97,7 @@ describe('Laravel\'s own settings', { skip }, () => {
     const cases = [
       [{ HERALD_PORT: 'abc' }, 'herald: configuration error: HERALD_PORT="abc" is not valid: invalid digit found in string; see herald --help for HERALD_PORT'],
       [{ REVERB_SERVER_PORT: 'eighty' }, 'herald: configuration error: REVERB_SERVER_PORT="eighty" is not a port number; for example REVERB_SERVER_PORT=8080'],
-      [{ HERALD_REDIS_URL: 'localhost:6379' }, 'herald: configuration error: HERALD_REDIS_URL: "localhost:6379" has no scheme; expected redis://[user:password@]host:6379[/db], rediss://… for TLS, redis+sentinel://host1:26379,host2:26379/mymaster[/db], or redis+cluster://host1:7000,host2:7001 (rediss+cluster:// for TLS)'],
+      [{ HERALD_REDIS_URL: 'localhost:6379' }, 'herald: configuration error: HERALD_REDIS_URL: "localhost:6379" has no scheme; expected redis://[user:password@]host:6379[/db], rediss://… for TLS, redis+sentinel://host1:26379,host2:26379/mymaster[/db], or redis+cluster://host1:7000,host2:7001 (rediss+sentinel:// and rediss+cluster:// for TLS)'],
       [{ HERALD_REDIS_URL: 'http://app:hunter2@redis:6379' }, 'herald: configuration error: HERALD_REDIS_URL: "http://app:***@redis:6379": http:// is not a Redis scheme; expected redis://'],
       [{ REDIS_URL: 'redis://redis:63a9' }, 'herald: configuration error: REDIS_URL: "redis://redis:63a9": the port "63a9" is not a number; expected redis://'],
       [{ REDIS_HOST: 'redis', REDIS_PORT: 'six' }, 'herald: configuration error: REDIS_PORT="six" is not a port number; for example REDIS_PORT=6379'],

@@ -8,31 +8,46 @@ import { cli, redisServer } from './redis_servers.mjs';
 
 export const MASTER = 'mymaster';
 
-/** Starts the primary, the replica and three sentinels; resolves once the sentinels see both and each other. */
-export async function startSentinelRedis() {
+/**
+ * Starts the primary, the replica and three sentinels; resolves once the sentinels see both and each other.
+ * With tls = { ca, cert, key, password, sentinelPassword }, every server speaks TLS only, the primary and
+ * the replica ask for `password`, and the sentinels for `sentinelPassword`.
+ */
+export async function startSentinelRedis({ tls = null } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'herald-sentinel-'));
-  const base = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
-  const primary = await redisServer((p) => ['--port', String(p), ...base], 'Redis primary');
-  const replica = await redisServer((p) => ['--port', String(p), ...base, '--replicaof', '127.0.0.1', String(primary.port)], 'Redis replica');
-  await waitFor(async () => /master_link_status:up/.test((await cli(replica.port, 'info', 'replication')) ?? ''),
+  const tlsFiles = tls ? ['--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca,
+    '--tls-auth-clients', 'no', '--tls-replication', 'yes'] : [];
+  const listen = (p) => (tls ? ['--port', '0', '--tls-port', String(p)] : ['--port', String(p)]);
+  const ask = (password) => (tls ? (port, ...args) => cli(port, '--tls', '--cacert', tls.ca, '-a', password, '--no-auth-warning', ...args) : cli);
+  const data = ask(tls?.password);
+  const base = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...tlsFiles,
+    ...(tls ? ['--requirepass', tls.password, '--masterauth', tls.password] : [])];
+  const primary = await redisServer((p) => [...listen(p), ...base], 'Redis primary', null, data);
+  const replica = await redisServer((p) => [...listen(p), ...base, '--replicaof', '127.0.0.1', String(primary.port)], 'Redis replica', null, data);
+  await waitFor(async () => /master_link_status:up/.test((await data(replica.port, 'info', 'replication')) ?? ''),
     { timeout: 10000, what: 'the replica to sync' });
+  const sentinelCli = ask(tls?.sentinelPassword);
   const sentinels = [];
   for (let i = 0; i < 3; i++) {
     sentinels.push(await redisServer((p) => {
       const conf = path.join(dir, `sentinel-${p}.conf`);
       fs.writeFileSync(conf, [
-        `port ${p}`, 'bind 127.0.0.1', `dir ${dir}`,
+        ...(tls ? ['port 0', `tls-port ${p}`, `tls-cert-file ${tls.cert}`, `tls-key-file ${tls.key}`,
+          `tls-ca-cert-file ${tls.ca}`, 'tls-auth-clients no', 'tls-replication yes',
+          `requirepass ${tls.sentinelPassword}`] : [`port ${p}`]),
+        'bind 127.0.0.1', `dir ${dir}`,
         `sentinel monitor ${MASTER} 127.0.0.1 ${primary.port} 2`,
+        ...(tls ? [`sentinel auth-pass ${MASTER} ${tls.password}`, `sentinel sentinel-pass ${tls.sentinelPassword}`] : []),
         `sentinel down-after-milliseconds ${MASTER} 1000`,
         `sentinel failover-timeout ${MASTER} 5000`,
         `sentinel parallel-syncs ${MASTER} 1`, '',
       ].join('\n'));
       return [conf, '--sentinel'];
-    }, 'Redis sentinel'));
+    }, 'Redis sentinel', null, sentinelCli));
   }
   await waitFor(async () => {
     for (const s of sentinels) {
-      const info = (await cli(s.port, 'sentinel', 'master', MASTER)) ?? '';
+      const info = (await sentinelCli(s.port, 'sentinel', 'master', MASTER)) ?? '';
       const field = (name) => { const lines = info.split('\n'); const i = lines.indexOf(name); return i >= 0 ? lines[i + 1] : null; };
       if (field('num-slaves') !== '1' || field('num-other-sentinels') !== '2') return false;
     }
@@ -41,10 +56,12 @@ export async function startSentinelRedis() {
   const servers = { primary, replica };
   return {
     sentinels,
-    url: `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${MASTER}`,
+    url: tls
+      ? `rediss+sentinel://:${tls.password}@${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${MASTER}?sentinel_password=${tls.sentinelPassword}`
+      : `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${MASTER}`,
     /** The port the sentinels name as primary now. */
     async primaryPort() {
-      const out = await cli(sentinels[0].port, 'sentinel', 'get-master-addr-by-name', MASTER);
+      const out = await sentinelCli(sentinels[0].port, 'sentinel', 'get-master-addr-by-name', MASTER);
       return out ? Number(out.split('\n')[1]) : null;
     },
     get primary() { return servers.primary; },

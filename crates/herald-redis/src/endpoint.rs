@@ -11,8 +11,8 @@
 //! holds each slot, and a change is a failover too (`crate::cluster_topology`).
 
 use herald_core::metrics::metrics;
-use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{RedisConnectionInfo, RedisError};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{ConnectionAddr, RedisError, TlsMode};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -31,8 +31,10 @@ enum Inner {
 pub struct SentinelPrimary {
     sentinels: Vec<String>,
     master: String,
-    /// What the node sends to the primary: database, user and password.
-    node: SentinelNodeConnectionInfo,
+    url: SentinelUrl,
+    /// The CA bundle and client certificate, for `rediss+sentinel://`.
+    certificates: Option<redis::TlsCertificates>,
+    insecure: bool,
     /// The primary in use, when known, and when it was first found failing.
     current: Mutex<Current>,
     /// One question to the sentinels at a time; the others wait for its answer.
@@ -57,30 +59,52 @@ const ASK_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(25
 /// A `redis+sentinel://` URL taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentinelUrl {
+    /// `host:port` of each sentinel.
     pub sentinels: Vec<String>,
     pub master: String,
     pub db: i64,
+    /// The primary's user and password.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `rediss+sentinel://`: TLS to the sentinels and to the primary.
+    pub tls: bool,
+    /// The sentinels' own user and password (`?sentinel_username=…&sentinel_password=…`), when they ask for
+    /// one.
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
 }
 
 impl SentinelUrl {
-    /// Parses `redis+sentinel://[user:password@]host1:26379[,host2:26379...]/master[/db]`; None when the
-    /// URL is not a Sentinel URL, an error naming what is wrong when it is one but malformed.
+    /// Parses `redis+sentinel://[user:password@]host1:26379[,host2:26379...]/master[/db][?sentinel_password=…]`
+    /// (`rediss+sentinel://` for TLS); None when the URL is not a Sentinel URL, an error naming what is wrong
+    /// when it is one but malformed.
     pub fn parse(url: &str) -> Option<Result<SentinelUrl, String>> {
-        let rest = url.strip_prefix("redis+sentinel://")?;
-        Some(Self::parse_rest(rest))
+        let (tls, rest) = match url.strip_prefix("redis+sentinel://") {
+            Some(rest) => (false, rest),
+            None => (true, url.strip_prefix("rediss+sentinel://")?),
+        };
+        Some(Self::parse_rest(rest).map(|parsed| SentinelUrl { tls, ..parsed }))
     }
 
     fn parse_rest(rest: &str) -> Result<SentinelUrl, String> {
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (mut sentinel_username, mut sentinel_password) = (None, None);
+        for (name, value) in form_urlencoded_pairs(query) {
+            match name.as_str() {
+                "sentinel_username" => sentinel_username = Some(value),
+                "sentinel_password" => sentinel_password = Some(value),
+                other => {
+                    return Err(format!(
+                        "unknown parameter {other:?}: expected sentinel_username or sentinel_password"
+                    ))
+                }
+            }
+        }
         let (auth, rest) = split_auth(rest);
         let (hosts, path) = rest
             .split_once('/')
             .ok_or("no master name: expected redis+sentinel://host:26379/mymaster")?;
-        let sentinels: Vec<String> = parse_hosts(hosts, 26379)?
-            .into_iter()
-            .map(|h| format!("redis://{h}"))
-            .collect();
+        let sentinels = parse_hosts(hosts, 26379)?;
         if sentinels.is_empty() {
             return Err("no sentinel host".into());
         }
@@ -97,8 +121,24 @@ impl SentinelUrl {
             db,
             username,
             password,
+            tls: false,
+            sentinel_username,
+            sentinel_password,
         })
     }
+}
+
+/// The `name=value` pairs of a URL query, percent-decoded.
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+            (decode(name), decode(value))
+        })
+        .collect()
 }
 
 /// Splits `[user:password@]rest` at the last `@` (a password may hold `@`).
@@ -157,21 +197,15 @@ impl Endpoint {
         Endpoint(Arc::new(Inner::Direct(client)))
     }
 
-    /// The primary the sentinels of `url` name.
-    pub fn sentinel(url: SentinelUrl) -> Self {
-        let node = SentinelNodeConnectionInfo {
-            tls_mode: None,
-            redis_connection_info: Some(RedisConnectionInfo {
-                db: url.db,
-                username: url.username,
-                password: url.password,
-                ..Default::default()
-            }),
-        };
+    /// The primary the sentinels of `url` name; with TLS (`rediss+sentinel://`), `certificates` and
+    /// `insecure` apply to the sentinels and to the primary.
+    pub fn sentinel(url: SentinelUrl, certificates: Option<redis::TlsCertificates>, insecure: bool) -> Self {
         Endpoint(Arc::new(Inner::Sentinel(Box::new(SentinelPrimary {
-            sentinels: url.sentinels,
-            master: url.master,
-            node,
+            sentinels: url.sentinels.clone(),
+            master: url.master.clone(),
+            url,
+            certificates,
+            insecure,
             current: Mutex::default(),
             asking: tokio::sync::Mutex::new(()),
             failovers: AtomicU64::new(0),
@@ -232,7 +266,7 @@ impl Endpoint {
             Inner::Direct(client) => client.get_connection_info().addr.to_string(),
             Inner::Sentinel(primary) => {
                 let current = primary.current.lock().expect("endpoint lock");
-                let sentinels = primary.sentinels.join(",").replace("redis://", "");
+                let sentinels = primary.sentinels.join(",");
                 match &current.address {
                     Some(address) => format!("{address} (primary {:?} from sentinels {sentinels})", primary.master),
                     None => format!("primary {:?} from sentinels {sentinels}", primary.master),
@@ -261,13 +295,19 @@ impl SentinelPrimary {
         if let Some(client) = self.known()? {
             return Ok(client);
         }
-        let mut sentinel = Sentinel::build(self.sentinels.clone())?;
+        let mut sentinel = self.sentinel_client()?;
         // redis-rs puts no timeout on the sentinels' answer nor on the ROLE check of the primary they name (a
         // frozen host would hold every connection of the node here): bounded like any command.
-        let asked = tokio::time::timeout(
-            crate::connection::COMMAND_TIMEOUT,
-            sentinel.async_master_for(&self.master, Some(&self.node)),
-        )
+        let asked = tokio::time::timeout(crate::connection::COMMAND_TIMEOUT, async {
+            let client = sentinel.async_get_client().await?;
+            // The client redis-rs returns has the primary's address but not the CA bundle.
+            match (&self.certificates, self.url.tls) {
+                (Some(certificates), true) => {
+                    redis::Client::build_with_tls(client.get_connection_info().clone(), certificates.clone())
+                }
+                _ => Ok(client),
+            }
+        })
         .await
         .unwrap_or_else(|_| {
             Err(RedisError::from((
@@ -316,6 +356,55 @@ impl SentinelPrimary {
         Ok(client)
     }
 
+    /// A client of the sentinels, with what the node sends them and the primary: TLS, credentials, database.
+    fn sentinel_client(&self) -> Result<SentinelClient, RedisError> {
+        let url = &self.url;
+        let tls_mode = if self.insecure {
+            TlsMode::Insecure
+        } else {
+            TlsMode::Secure
+        };
+        let sentinels = url.sentinels.iter().map(|s| {
+            let (host, port) = s.rsplit_once(':').unwrap_or((s, "26379"));
+            let (host, port) = (host.to_owned(), port.parse().unwrap_or(26379));
+            if url.tls {
+                ConnectionAddr::TcpTls {
+                    host,
+                    port,
+                    insecure: self.insecure,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(host, port)
+            }
+        });
+        let mut builder = SentinelClientBuilder::new(sentinels, url.master.clone(), SentinelServerType::Master)?
+            .set_client_to_redis_db(url.db);
+        if let Some(user) = &url.username {
+            builder = builder.set_client_to_redis_username(user.clone());
+        }
+        if let Some(password) = &url.password {
+            builder = builder.set_client_to_redis_password(password.clone());
+        }
+        if let Some(user) = &url.sentinel_username {
+            builder = builder.set_client_to_sentinel_username(user.clone());
+        }
+        if let Some(password) = &url.sentinel_password {
+            builder = builder.set_client_to_sentinel_password(password.clone());
+        }
+        if url.tls {
+            builder = builder
+                .set_client_to_redis_tls_mode(tls_mode)
+                .set_client_to_sentinel_tls_mode(tls_mode);
+            if let Some(certificates) = &self.certificates {
+                builder = builder
+                    .set_client_to_redis_certificates(certificates.clone())
+                    .set_client_to_sentinel_certificates(certificates.clone());
+            }
+        }
+        builder.build()
+    }
+
     /// The primary in use, if known; an error when the sentinels were asked moments ago without an answer.
     fn known(&self) -> Result<Option<redis::Client>, RedisError> {
         let current = self.current.lock().expect("endpoint lock");
@@ -348,16 +437,26 @@ mod tests {
         let url = SentinelUrl::parse("redis+sentinel://app:s%40cret@10.0.0.1:26379,sentinel-2,  /mymaster/2")
             .unwrap()
             .unwrap();
-        assert_eq!(
-            url.sentinels,
-            vec!["redis://10.0.0.1:26379", "redis://sentinel-2:26379"]
-        );
+        assert_eq!(url.sentinels, vec!["10.0.0.1:26379", "sentinel-2:26379"]);
         assert_eq!(url.master, "mymaster");
         assert_eq!(url.db, 2);
         assert_eq!(url.username.as_deref(), Some("app"));
         assert_eq!(url.password.as_deref(), Some("s@cret"));
         let plain = SentinelUrl::parse("redis+sentinel://h:1/m").unwrap().unwrap();
-        assert_eq!((plain.db, plain.username, plain.password), (0, None, None));
+        assert_eq!(
+            (plain.db, plain.username, plain.password, plain.tls),
+            (0, None, None, false)
+        );
+        let tls = SentinelUrl::parse("rediss+sentinel://:pw@h:1/m/0?sentinel_password=s%26cret&sentinel_username=ops")
+            .unwrap()
+            .unwrap();
+        assert!(tls.tls);
+        assert_eq!(tls.password.as_deref(), Some("pw"));
+        assert_eq!(tls.sentinel_password.as_deref(), Some("s&cret"));
+        assert_eq!(tls.sentinel_username.as_deref(), Some("ops"));
+        assert!(SentinelUrl::parse("redis+sentinel://h:1/m?password=x")
+            .unwrap()
+            .is_err());
         assert!(SentinelUrl::parse("redis://h:6379").is_none());
         for bad in [
             "redis+sentinel://h:1",

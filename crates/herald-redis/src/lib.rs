@@ -85,17 +85,12 @@ impl RedisTls {
 }
 
 /// The forms a Redis URL may take, for error messages.
-const URL_FORMS: &str = "expected redis://[user:password@]host:6379[/db], rediss://… for TLS, redis+sentinel://host1:26379,host2:26379/mymaster[/db], or redis+cluster://host1:7000,host2:7001 (rediss+cluster:// for TLS)";
+const URL_FORMS: &str = "expected redis://[user:password@]host:6379[/db], rediss://… for TLS, redis+sentinel://host1:26379,host2:26379/mymaster[/db], or redis+cluster://host1:7000,host2:7001 (rediss+sentinel:// and rediss+cluster:// for TLS)";
 
 /// Checks a Redis URL's form before anything connects (the scheme, the host, the port); the error shows the
 /// URL with its password masked, says what is wrong, and shows the expected forms.
 pub fn check_url(url: &str) -> Result<(), String> {
     let shown = masked(url);
-    if url.starts_with("rediss+sentinel://") {
-        return Err(format!(
-            "{shown:?}: TLS through Sentinel is not supported yet; {URL_FORMS}"
-        ));
-    }
     if let Some(parsed) = SentinelUrl::parse(url) {
         return parsed
             .map(|_| ())
@@ -152,14 +147,16 @@ fn endpoint(settings: &RedisSettings) -> Result<Endpoint, RedisConfigError> {
         url: settings.url.clone(),
         reason,
     };
-    if settings.url.starts_with("rediss+sentinel://") {
-        return Err(bad("TLS through Sentinel is not supported yet; use redis+sentinel:// on a private network, or rediss:// to one address".into()));
-    }
     if let Some(parsed) = SentinelUrl::parse(&settings.url) {
-        if settings.tls.is_set() {
-            return Err(bad("the Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) do not apply to redis+sentinel://".into()));
+        let url = parsed.map_err(bad)?;
+        let tls = &settings.tls;
+        if !url.tls && tls.is_set() {
+            return Err(bad("the Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need rediss+sentinel://".into()));
         }
-        return parsed.map(Endpoint::sentinel).map_err(bad);
+        if tls.insecure {
+            warn_insecure();
+        }
+        return Ok(Endpoint::sentinel(url, tls.certificates(), tls.insecure));
     }
     if let Some(parsed) = ClusterUrl::parse(&settings.url) {
         let url = parsed.map_err(bad)?;
@@ -348,6 +345,7 @@ mod tests {
             "rediss://u:p@redis.example:6380",
             "redis://[::1]:6379",
             "redis+sentinel://h:26379/m",
+            "rediss+sentinel://h:26379/m?sentinel_password=x",
         ] {
             assert_eq!(check_url(good), Ok(()), "{good}");
         }
@@ -356,7 +354,6 @@ mod tests {
             ("http://127.0.0.1:6379", "http:// is not a Redis scheme"),
             ("redis://127.0.0.1:abc", "the port \"abc\" is not a number"),
             ("redis://:secret@:6379", "names no host"),
-            ("rediss+sentinel://h/m", "TLS through Sentinel"),
             ("redis+sentinel://h:1", "no master name"),
         ];
         for (url, why) in cases {

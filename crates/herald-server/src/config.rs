@@ -1010,12 +1010,14 @@ impl Config {
             );
         }
         if redis_tls.is_set()
-            && !redis_url
-                .as_deref()
-                .is_some_and(|u| u.starts_with("rediss://") || u.starts_with("rediss+cluster://"))
+            && !redis_url.as_deref().is_some_and(|u| {
+                ["rediss://", "rediss+sentinel://", "rediss+cluster://"]
+                    .iter()
+                    .any(|s| u.starts_with(s))
+            })
         {
             return Err(
-                "Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need a rediss:// (or rediss+cluster://) HERALD_REDIS_URL, e.g. rediss://user:pass@redis.example:6380/0"
+                "Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need a rediss:// (or rediss+sentinel://, rediss+cluster://) HERALD_REDIS_URL, e.g. rediss://user:pass@redis.example:6380/0"
                     .into(),
             );
         }
