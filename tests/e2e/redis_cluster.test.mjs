@@ -7,8 +7,8 @@
 import { describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  e2e, closeClients, rawClient, dataOf, waitFor, pusherServer, startHerald, readyzStatus, APP_ID, APP_KEY, APP_SECRET,
-  HERALD_BIN,
+  e2e, closeClients, rawClient, dataOf, waitFor, pusherServer, startHerald, readyzStatus, httpGet, APP_ID, APP_KEY,
+  APP_SECRET, HERALD_BIN,
 } from '../lib/harness.mjs';
 import { startReceiver } from '../lib/webhook_receiver.mjs';
 import { makePki } from '../lib/tls.mjs';
@@ -188,6 +188,13 @@ describe('Redis Cluster', { skip }, () => {
     await laravelBroadcast(redis.anyPort(), { channels: [{ type: 'public', name: scene.channel }], data: { phase: 'after' } });
     for (const w of scene.watchers) await w.next((f) => f.event === 'App\\Events\\OrderShipped' && dataOf(f).phase === 'after');
     await assertSceneIntact(nodes, scene);
+    // What an SRE's dashboard shows: the failover seen, and which primaries the node writes to.
+    const { body: metrics } = await httpGet(nodes[0].port, '/metrics');
+    assert.match(metrics, /^herald_redis_failovers_total [1-9]/m);
+    assert.match(metrics, new RegExp(`^herald_redis_primary\\{address="127\\.0\\.0\\.1:${oldOwner}"\\} 0$`, 'm'), 'the killed primary marked 0');
+    assert.equal((metrics.match(/^herald_redis_primary\{[^}]*\} 1$/gm) ?? []).length, 3, 'three primaries in use');
+    assert.match(metrics, /^herald_redis_cluster_primaries 3$/m);
+    assert.match(metrics, /^herald_redis_subscription_repairs_total [1-9]/m);
     await assertDeadNodeReaped(nodes, scene);
     for (const node of nodes.slice(0, 2)) {
       assert.deepEqual(await presenceUsers(node, 'presence-ha'), ['echo', 'u0', 'u1'], `users on :${node.port} after the reap`);

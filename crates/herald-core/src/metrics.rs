@@ -49,6 +49,9 @@ pub struct Metrics {
     pub redis_failovers: IntCounter,
     /// Redis Cluster: the primaries serving slots, as last read.
     pub redis_cluster_primaries: IntGauge,
+    /// Each Redis endpoint the node writes to, by `address`: 1 while in use (the one address, the primary
+    /// Sentinel names, each Redis Cluster primary), 0 once it no longer is (a failover away from it).
+    pub redis_primary: IntGaugeVec,
     /// Redis Cluster: times the sharded channels were subscribed again after a shard failed over or a slot
     /// moved.
     pub redis_subscription_repairs: IntCounter,
@@ -264,6 +267,12 @@ impl Metrics {
                 &r,
                 "herald_redis_cluster_primaries",
                 "Redis Cluster: primaries serving slots, as this node last read them (0 when not on Redis Cluster)",
+            ),
+            redis_primary: gauge(
+                &r,
+                "herald_redis_primary",
+                "Redis endpoints this node writes to, by address: 1 while in use, 0 after a failover away from it",
+                &["address"],
             ),
             redis_subscription_repairs: one_counter(
                 &r,

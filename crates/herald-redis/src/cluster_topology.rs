@@ -252,8 +252,15 @@ impl ClusterNodes {
         }
         *before = Some(shape);
         metrics().redis_cluster_primaries.set(primaries.len() as i64);
-        *self.known.lock().expect("cluster lock") =
-            primaries.iter().map(|p| format!("{}:{}", p.host, p.port)).collect();
+        let now: Vec<String> = primaries.iter().map(|p| format!("{}:{}", p.host, p.port)).collect();
+        let mut known = self.known.lock().expect("cluster lock");
+        for gone in known.iter().filter(|a| !now.contains(a)) {
+            metrics().redis_primary.with_label_values(&[gone]).set(0);
+        }
+        for address in &now {
+            metrics().redis_primary.with_label_values(&[address]).set(1);
+        }
+        *known = now;
         Ok(primaries)
     }
 }

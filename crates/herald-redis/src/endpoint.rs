@@ -194,6 +194,8 @@ impl From<redis::Client> for Endpoint {
 impl Endpoint {
     /// One Redis at one address.
     pub fn direct(client: redis::Client) -> Self {
+        let address = client.get_connection_info().addr.to_string();
+        metrics().redis_primary.with_label_values(&[&address]).set(1);
         Endpoint(Arc::new(Inner::Direct(client)))
     }
 
@@ -330,7 +332,9 @@ impl SentinelPrimary {
         let mut current = self.current.lock().expect("endpoint lock");
         current.unanswered = None;
         if current.address.as_deref() != Some(address.as_str()) {
+            metrics().redis_primary.with_label_values(&[&address]).set(1);
             if let Some(old) = current.address.replace(address.clone()) {
+                metrics().redis_primary.with_label_values(&[&old]).set(0);
                 self.failovers.fetch_add(1, Ordering::AcqRel);
                 metrics().redis_failovers.inc();
                 let gap = current.failing_since.take().map(|t| t.elapsed());
