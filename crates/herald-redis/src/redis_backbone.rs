@@ -413,8 +413,12 @@ impl Subscriber {
                                 last_beat = Instant::now();
                                 last_classic_beat = Instant::now();
                                 if std::mem::take(&mut repairing_all) {
+                                    // A window in which broadcasts on the failed shard's channels did not reach
+                                    // this node, counted as any loss of the subscription is.
+                                    let gap = since.elapsed();
                                     metrics().redis_subscription_repairs.inc();
-                                    tracing::info!(after_ms = since.elapsed().as_millis() as u64, "Herald's sharded channels subscribed again");
+                                    metrics().redis_subscription_gaps.observe(gap.as_secs_f64());
+                                    tracing::warn!(gap_ms = gap.as_millis() as u64, "Herald's sharded channels subscribed again: broadcasts published on the failed shard in that window did not reach this node's clients (Redis pub/sub does not replay them)");
                                 }
                                 if !dropped_meanwhile.is_empty() {
                                     repair_since = Some(Instant::now());
