@@ -16,7 +16,7 @@ import { execFile } from 'node:child_process';
 import { laravelBroadcast } from '../lib/laravel.mjs';
 import { startRedisCluster } from '../lib/redis_cluster.mjs';
 import {
-  presenceScene, failoverUnderTraffic, assertSceneIntact, assertDeadNodeReaped, presenceUsers,
+  presenceScene, failoverUnderTraffic, trafficThrough, assertSceneIntact, assertDeadNodeReaped, presenceUsers,
 } from '../lib/failover.mjs';
 
 const skip = process.env.HERALD_TEST_MODE === 'embedded' && 'HERALD_TEST_MODE=embedded';
@@ -127,15 +127,9 @@ describe('Redis Cluster', { skip }, () => {
 
   e2e('a slot migration during delivery: the channel and the presence keys move shard, delivery and presence follow', async () => {
     const scene = await presenceScene(nodes, 'moving');
-    const accepted = [];
-    let seq = 0;
-    const flow = setInterval(() => {
-      const n = ++seq;
-      pusherServer(nodes[n % 3].port).trigger(scene.channel, 'tick', { n }).then(() => accepted.push(n), () => {});
-    }, 100);
     let moved;
-    try {
-      await waitFor(() => accepted.length >= 10, { timeout: 5000, what: 'events flowing' });
+    let took;
+    const { accepted, refused, firstAfter, lost } = await trafficThrough(nodes, scene, 'the migration', async () => {
       const channelKey = `herald:${APP_ID}:c:${scene.channel}`;
       const presenceKey = `herald:{${APP_ID}:presence-ha}:presence:users`;
       const primaries = (await redis.primaries()).map((p) => p.port);
@@ -143,23 +137,12 @@ describe('Redis Cluster', { skip }, () => {
       const to = primaries.find((p) => p !== from);
       const started = Date.now();
       moved = [await redis.moveSlot(channelKey, to), await redis.moveSlot(presenceKey, primaries.find((p) => p !== to && p !== from) ?? to)];
-      const movedAt = Date.now();
-      const firstAfter = seq + 1;
-      await waitFor(() => accepted.filter((n) => n >= firstAfter).length >= 20, { timeout: 15000, what: 'events accepted after the migration' });
-      clearInterval(flow);
-      const last = Math.max(...accepted);
-      for (const w of scene.watchers) await w.next((f) => f.event === 'tick' && dataOf(f).n === last, 10000);
-      const lost = scene.watchers.map((w) => {
-        const got = new Set(w.all('tick').map((f) => dataOf(f).n));
-        return accepted.filter((n) => !got.has(n));
-      });
-      console.log(`# slot migration (slots ${moved.map((m) => `${m.slot} :${m.from}->:${m.to}`).join(', ')}) took ${movedAt - started} ms; `
-        + `accepted ${accepted.length} events, lost per watcher ${lost.map((l) => l.length).join('/')}; refused (not 200) ${seq - accepted.length}`);
-      // Only in the moment between the slot's move and the nodes' new SSUBSCRIBE (Redis tells them at once).
-      for (const l of lost) assert.deepEqual(l.filter((n) => n >= firstAfter + 10), [], 'nothing lost a second after the move');
-    } finally {
-      clearInterval(flow);
-    }
+      took = Date.now() - started;
+    });
+    console.log(`# slot migration (slots ${moved.map((m) => `${m.slot} :${m.from}->:${m.to}`).join(', ')}) took ${took} ms; `
+      + `accepted ${accepted.length} events, lost per watcher ${lost.map((l) => l.length).join('/')}; refused (not 200) ${refused}`);
+    // Only in the moment between the slot's move and the nodes' new SSUBSCRIBE (Redis tells them at once).
+    for (const l of lost) assert.deepEqual(l.filter((n) => n >= firstAfter + 10), [], 'nothing lost a second after the move');
     await assertSceneIntact(nodes, scene);
     // The moved presence channel still decides first and last connections for the whole cluster.
     const late = await rawClient(nodes[2].port);

@@ -36,11 +36,12 @@ export async function presenceScene(nodes, channel) {
 }
 
 /**
- * Streams HTTP API events on the scene's channel through every node, ten a second, while `failover()` breaks
- * Redis and resolves once Redis has promoted a replica; then waits for every node to be ready, prints the gap
- * and the events lost in it, and asserts that nothing accepted after that was lost.
+ * Streams HTTP API events on the scene's channel through every node, ten a second; once they flow, runs
+ * `disrupt()`, then waits for 20 events accepted after it and for every watcher to receive the last one.
+ * Resolves to { accepted, refused, firstAfter, lost }: `firstAfter` is the first event sent after `disrupt()`
+ * resolved, and `lost` holds, per watcher, the accepted events it never received.
  */
-export async function failoverUnderTraffic(nodes, scene, label, failover) {
+export async function trafficThrough(nodes, scene, what, disrupt) {
   const accepted = [];
   let seq = 0;
   const flow = setInterval(() => {
@@ -49,14 +50,9 @@ export async function failoverUnderTraffic(nodes, scene, label, failover) {
   }, 100);
   try {
     await waitFor(() => accepted.length >= 10, { timeout: 5000, what: 'events flowing' });
-    const killed = Date.now();
-    await failover();
-    const promotedAt = Date.now();
-    await waitFor(async () => (await Promise.all(nodes.map((n) => readyzStatus(n.port)))).every((s) => s === 200),
-      { timeout: 30000, what: 'every node ready after the failover' });
-    const readyAt = Date.now();
+    await disrupt();
     const firstAfter = seq + 1;
-    await waitFor(() => accepted.filter((n) => n >= firstAfter).length >= 20, { timeout: 15000, what: 'events accepted after the failover' });
+    await waitFor(() => accepted.filter((n) => n >= firstAfter).length >= 20, { timeout: 15000, what: `events accepted after ${what}` });
     clearInterval(flow);
     const last = Math.max(...accepted);
     for (const w of scene.watchers) await w.next((f) => f.event === 'tick' && dataOf(f).n === last, 10000);
@@ -64,12 +60,32 @@ export async function failoverUnderTraffic(nodes, scene, label, failover) {
       const got = new Set(w.all('tick').map((f) => dataOf(f).n));
       return accepted.filter((n) => !got.has(n));
     });
-    console.log(`# ${label}: replica promoted ${promotedAt - killed} ms after the kill, nodes ready at ${readyAt - killed} ms; `
-      + `accepted ${accepted.length} events, lost per watcher ${lost.map((l) => l.length).join('/')}; refused (not 200) ${seq - accepted.length}`);
-    for (const l of lost) assert.deepEqual(l.filter((n) => n >= firstAfter), [], 'nothing accepted after the failover is lost');
+    return { accepted, refused: seq - accepted.length, firstAfter, lost };
   } finally {
     clearInterval(flow);
   }
+}
+
+/**
+ * Events flow (`trafficThrough`) while `failover()` breaks Redis and resolves once Redis has promoted a
+ * replica; then waits for every node to be ready, prints the gap and the events lost in it, and asserts that
+ * nothing accepted after that was lost.
+ */
+export async function failoverUnderTraffic(nodes, scene, label, failover) {
+  let killed;
+  let promotedAt;
+  let readyAt;
+  const { accepted, refused, firstAfter, lost } = await trafficThrough(nodes, scene, 'the failover', async () => {
+    killed = Date.now();
+    await failover();
+    promotedAt = Date.now();
+    await waitFor(async () => (await Promise.all(nodes.map((n) => readyzStatus(n.port)))).every((s) => s === 200),
+      { timeout: 30000, what: 'every node ready after the failover' });
+    readyAt = Date.now();
+  });
+  console.log(`# ${label}: replica promoted ${promotedAt - killed} ms after the kill, nodes ready at ${readyAt - killed} ms; `
+    + `accepted ${accepted.length} events, lost per watcher ${lost.map((l) => l.length).join('/')}; refused (not 200) ${refused}`);
+  for (const l of lost) assert.deepEqual(l.filter((n) => n >= firstAfter), [], 'nothing accepted after the failover is lost');
 }
 
 /** Everyone stayed connected, every node lists the same members, and nobody heard a member event. */

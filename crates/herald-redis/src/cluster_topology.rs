@@ -5,7 +5,7 @@
 //! once a second by the backbone, so that a shard's failover is seen (counted, logged, and handled by the
 //! lease task like a Redis that may have lost writes), and the list of primaries the reaper scans.
 
-use crate::endpoint::{parse_auth, parse_hosts, split_auth};
+use crate::endpoint::{parse_auth, parse_hosts, split_auth, TlsParams};
 use herald_core::metrics::metrics;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -56,17 +56,10 @@ impl ClusterUrl {
     }
 }
 
-/// The TLS settings of every connection to the cluster.
-#[derive(Clone, Default)]
-pub struct ClusterTls {
-    pub certificates: Option<redis::TlsCertificates>,
-    pub insecure: bool,
-}
-
 /// A Redis Cluster, shared by all connections of a node.
 pub struct ClusterNodes {
     url: ClusterUrl,
-    tls: ClusterTls,
+    tls: TlsParams,
     /// The primaries as last read (`host:port`), tried before the seeds for a plain connection.
     known: Mutex<Vec<String>>,
     /// Slot ranges and the id of the primary holding each, as last read; a change after the first read is a
@@ -86,7 +79,7 @@ pub struct Primary {
 }
 
 impl ClusterNodes {
-    pub fn new(url: ClusterUrl, tls: ClusterTls) -> Self {
+    pub fn new(url: ClusterUrl, tls: TlsParams) -> Self {
         ClusterNodes {
             url,
             tls,
@@ -103,9 +96,9 @@ impl ClusterNodes {
         &self,
         push: Option<tokio::sync::mpsc::UnboundedSender<redis::PushInfo>>,
     ) -> Result<ClusterClient, RedisError> {
-        let scheme = if self.url.tls { "rediss" } else { "redis" };
+        let scheme = if self.tls.on { "rediss" } else { "redis" };
         let mut seeds: Vec<String> = self.url.seeds.iter().map(|s| format!("{scheme}://{s}")).collect();
-        if self.url.tls && self.tls.insecure {
+        if self.tls.on && self.tls.insecure {
             seeds.iter_mut().for_each(|s| s.push_str("/#insecure"));
         }
         let mut builder = ClusterClientBuilder::new(seeds)
@@ -118,12 +111,8 @@ impl ClusterNodes {
         if let Some(password) = &self.url.password {
             builder = builder.password(password.clone());
         }
-        if self.url.tls {
-            builder = builder.tls(if self.tls.insecure {
-                redis::TlsMode::Insecure
-            } else {
-                redis::TlsMode::Secure
-            });
+        if self.tls.on {
+            builder = builder.tls(self.tls.mode());
             if let Some(certificates) = &self.tls.certificates {
                 builder = builder.certs(certificates.clone());
             }
@@ -148,32 +137,15 @@ impl ClusterNodes {
         candidates.rotate_left(start);
         let mut last = None;
         for candidate in candidates {
-            let Some((host, port)) = candidate.rsplit_once(':') else {
-                continue;
-            };
-            let port = port.parse().unwrap_or(6379);
-            let addr = if self.url.tls {
-                redis::ConnectionAddr::TcpTls {
-                    host: host.to_owned(),
-                    port,
-                    insecure: self.tls.insecure,
-                    tls_params: None,
-                }
-            } else {
-                redis::ConnectionAddr::Tcp(host.to_owned(), port)
-            };
             let info = redis::ConnectionInfo {
-                addr,
+                addr: self.tls.addr(&candidate, 6379),
                 redis: redis::RedisConnectionInfo {
                     username: self.url.username.clone(),
                     password: self.url.password.clone(),
                     ..Default::default()
                 },
             };
-            let client = match &self.tls.certificates {
-                Some(certificates) if self.url.tls => redis::Client::build_with_tls(info, certificates.clone()),
-                _ => redis::Client::open(info),
-            };
+            let client = self.tls.apply(info);
             let connected = async { client?.get_async_pubsub().await };
             match tokio::time::timeout(crate::connection::COMMAND_TIMEOUT, connected).await {
                 Ok(Ok(pubsub)) => return Ok(pubsub),

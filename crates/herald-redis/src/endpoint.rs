@@ -27,14 +27,62 @@ enum Inner {
     Cluster(Box<crate::cluster_topology::ClusterNodes>),
 }
 
+/// What TLS every connection of a Sentinel- or Cluster-reached Redis uses, from `rediss+sentinel://` or
+/// `rediss+cluster://` and the Redis TLS settings.
+#[derive(Clone, Default)]
+pub struct TlsParams {
+    /// The URL asked for TLS.
+    pub on: bool,
+    /// The CA bundle and client certificate, when set.
+    pub certificates: Option<redis::TlsCertificates>,
+    /// Accept any certificate (`HERALD_REDIS_TLS_INSECURE`).
+    pub insecure: bool,
+}
+
+impl TlsParams {
+    /// How redis-rs checks the server's certificate.
+    pub fn mode(&self) -> TlsMode {
+        if self.insecure {
+            TlsMode::Insecure
+        } else {
+            TlsMode::Secure
+        }
+    }
+
+    /// The address of `host:port` (`default_port` when none is given), over TLS when it is on.
+    pub fn addr(&self, host_port: &str, default_port: u16) -> ConnectionAddr {
+        let (host, port) = match host_port.rsplit_once(':') {
+            Some((host, port)) => (host.to_owned(), port.parse().unwrap_or(default_port)),
+            None => (host_port.to_owned(), default_port),
+        };
+        if self.on {
+            ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: self.insecure,
+                tls_params: None,
+            }
+        } else {
+            ConnectionAddr::Tcp(host, port)
+        }
+    }
+
+    /// `client` with the CA bundle and client certificate added, when TLS is on and they are set (redis-rs's
+    /// clients made from an address alone trust the system's roots).
+    pub fn apply(&self, info: redis::ConnectionInfo) -> Result<redis::Client, RedisError> {
+        match &self.certificates {
+            Some(certificates) if self.on => redis::Client::build_with_tls(info, certificates.clone()),
+            _ => redis::Client::open(info),
+        }
+    }
+}
+
 /// A primary found through Sentinel.
 pub struct SentinelPrimary {
     sentinels: Vec<String>,
     master: String,
     url: SentinelUrl,
-    /// The CA bundle and client certificate, for `rediss+sentinel://`.
-    certificates: Option<redis::TlsCertificates>,
-    insecure: bool,
+    tls: TlsParams,
     /// The primary in use, when known, and when it was first found failing.
     current: Mutex<Current>,
     /// One question to the sentinels at a time; the others wait for its answer.
@@ -199,15 +247,13 @@ impl Endpoint {
         Endpoint(Arc::new(Inner::Direct(client)))
     }
 
-    /// The primary the sentinels of `url` name; with TLS (`rediss+sentinel://`), `certificates` and
-    /// `insecure` apply to the sentinels and to the primary.
-    pub fn sentinel(url: SentinelUrl, certificates: Option<redis::TlsCertificates>, insecure: bool) -> Self {
+    /// The primary the sentinels of `url` name, with `tls` for the sentinels and the primary.
+    pub fn sentinel(url: SentinelUrl, tls: TlsParams) -> Self {
         Endpoint(Arc::new(Inner::Sentinel(Box::new(SentinelPrimary {
             sentinels: url.sentinels.clone(),
             master: url.master.clone(),
             url,
-            certificates,
-            insecure,
+            tls,
             current: Mutex::default(),
             asking: tokio::sync::Mutex::new(()),
             failovers: AtomicU64::new(0),
@@ -303,12 +349,7 @@ impl SentinelPrimary {
         let asked = tokio::time::timeout(crate::connection::COMMAND_TIMEOUT, async {
             let client = sentinel.async_get_client().await?;
             // The client redis-rs returns has the primary's address but not the CA bundle.
-            match (&self.certificates, self.url.tls) {
-                (Some(certificates), true) => {
-                    redis::Client::build_with_tls(client.get_connection_info().clone(), certificates.clone())
-                }
-                _ => Ok(client),
-            }
+            self.tls.apply(client.get_connection_info().clone())
         })
         .await
         .unwrap_or_else(|_| {
@@ -363,25 +404,7 @@ impl SentinelPrimary {
     /// A client of the sentinels, with what the node sends them and the primary: TLS, credentials, database.
     fn sentinel_client(&self) -> Result<SentinelClient, RedisError> {
         let url = &self.url;
-        let tls_mode = if self.insecure {
-            TlsMode::Insecure
-        } else {
-            TlsMode::Secure
-        };
-        let sentinels = url.sentinels.iter().map(|s| {
-            let (host, port) = s.rsplit_once(':').unwrap_or((s, "26379"));
-            let (host, port) = (host.to_owned(), port.parse().unwrap_or(26379));
-            if url.tls {
-                ConnectionAddr::TcpTls {
-                    host,
-                    port,
-                    insecure: self.insecure,
-                    tls_params: None,
-                }
-            } else {
-                ConnectionAddr::Tcp(host, port)
-            }
-        });
+        let sentinels = url.sentinels.iter().map(|s| self.tls.addr(s, 26379));
         let mut builder = SentinelClientBuilder::new(sentinels, url.master.clone(), SentinelServerType::Master)?
             .set_client_to_redis_db(url.db);
         if let Some(user) = &url.username {
@@ -396,11 +419,11 @@ impl SentinelPrimary {
         if let Some(password) = &url.sentinel_password {
             builder = builder.set_client_to_sentinel_password(password.clone());
         }
-        if url.tls {
+        if self.tls.on {
             builder = builder
-                .set_client_to_redis_tls_mode(tls_mode)
-                .set_client_to_sentinel_tls_mode(tls_mode);
-            if let Some(certificates) = &self.certificates {
+                .set_client_to_redis_tls_mode(self.tls.mode())
+                .set_client_to_sentinel_tls_mode(self.tls.mode());
+            if let Some(certificates) = &self.tls.certificates {
                 builder = builder
                     .set_client_to_redis_certificates(certificates.clone())
                     .set_client_to_sentinel_certificates(certificates.clone());

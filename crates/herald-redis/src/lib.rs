@@ -22,7 +22,7 @@ pub mod subscription_link;
 
 pub use app_store::AppStore;
 pub use cluster_topology::ClusterUrl;
-pub use endpoint::{Endpoint, SentinelUrl};
+pub use endpoint::{Endpoint, SentinelUrl, TlsParams};
 pub use redis_backbone::RedisBackbone;
 pub use redis_cache::RedisCache;
 pub use redis_presence::RedisPresence;
@@ -147,30 +147,29 @@ fn endpoint(settings: &RedisSettings) -> Result<Endpoint, RedisConfigError> {
         url: settings.url.clone(),
         reason,
     };
-    if let Some(parsed) = SentinelUrl::parse(&settings.url) {
-        let url = parsed.map_err(bad)?;
+    // TLS for the Sentinel and Cluster forms: on with their `rediss+` scheme, which the TLS settings need.
+    let tls_params = |on: bool, scheme: &str| {
         let tls = &settings.tls;
-        if !url.tls && tls.is_set() {
-            return Err(bad("the Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need rediss+sentinel://".into()));
+        if !on && tls.is_set() {
+            return Err(bad(format!("the Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need {scheme}")));
         }
         if tls.insecure {
             warn_insecure();
         }
-        return Ok(Endpoint::sentinel(url, tls.certificates(), tls.insecure));
+        Ok(TlsParams {
+            on,
+            certificates: tls.certificates(),
+            insecure: tls.insecure,
+        })
+    };
+    if let Some(parsed) = SentinelUrl::parse(&settings.url) {
+        let url = parsed.map_err(bad)?;
+        let tls = tls_params(url.tls, "rediss+sentinel://")?;
+        return Ok(Endpoint::sentinel(url, tls));
     }
     if let Some(parsed) = ClusterUrl::parse(&settings.url) {
         let url = parsed.map_err(bad)?;
-        let tls = &settings.tls;
-        if !url.tls && tls.is_set() {
-            return Err(bad("the Redis TLS settings (HERALD_REDIS_CA_FILE, HERALD_REDIS_CLIENT_CERT_FILE, HERALD_REDIS_TLS_INSECURE) need rediss+cluster://".into()));
-        }
-        if tls.insecure {
-            warn_insecure();
-        }
-        let tls = cluster_topology::ClusterTls {
-            certificates: tls.certificates(),
-            insecure: tls.insecure,
-        };
+        let tls = tls_params(url.tls, "rediss+cluster://")?;
         return Ok(Endpoint::cluster(cluster_topology::ClusterNodes::new(url, tls)));
     }
     client(settings).map(Endpoint::direct)

@@ -266,7 +266,10 @@ impl RedisPresence {
             .conn
             .run_once_only("reap", |mut c| async move {
                 let mut invocation = script.reap.key(nodes);
-                invocation.key(reaping).arg(node_id).arg(grace_ms).arg(mode).arg(score);
+                if layout == Layout::Cluster {
+                    invocation.key(reaping);
+                }
+                invocation.arg(node_id).arg(grace_ms).arg(mode).arg(score);
                 for format in formats {
                     invocation.arg(*format);
                 }

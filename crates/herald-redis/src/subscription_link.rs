@@ -105,18 +105,18 @@ impl Link {
     }
 
     async fn change(&mut self, channels: &[Wanted], subscribe: bool) -> Result<(), LinkError> {
-        let classic_names: Vec<&str> = channels.iter().filter(|(_, s)| !s).map(|(c, _)| c.as_str()).collect();
-        let sharded_names: Vec<&str> = channels.iter().filter(|(_, s)| *s).map(|(c, _)| c.as_str()).collect();
         let (sink, conn) = match self {
             Link::Single(sink, _) => (sink, None),
             Link::Cluster { conn, classic, .. } => (classic, Some(conn)),
         };
-        // On one Redis every channel is classic.
-        let classic_part: Vec<&str> = if conn.is_some() {
-            classic_names
-        } else {
-            channels.iter().map(|(c, _)| c.as_str()).collect()
-        };
+        // Herald's own channels are sharded on Redis Cluster; on one Redis every channel is classic.
+        let sharded = |(_, own): &&Wanted| *own && conn.is_some();
+        let classic_part: Vec<&str> = channels
+            .iter()
+            .filter(|w| !sharded(w))
+            .map(|(c, _)| c.as_str())
+            .collect();
+        let sharded_names: Vec<&str> = channels.iter().filter(sharded).map(|(c, _)| c.as_str()).collect();
         if !classic_part.is_empty() {
             let done = async {
                 if subscribe {
