@@ -336,8 +336,7 @@ impl Subscriber {
                 );
             }
             tracing::info!(channels = all.len() - 1, "Redis subscription live");
-            self.ready.store(true, Ordering::Release);
-            metrics().redis_subscription_up.set(1);
+            self.set_live(true);
             let mut last_beat = Instant::now();
             let mut last_check = Instant::now();
             let mut check = tokio::time::interval(HEARTBEAT_EVERY);
@@ -394,6 +393,7 @@ impl Subscriber {
                                 tracing::warn!("a Redis Cluster node's connection closed; subscribing Herald's channels again where their slots live now");
                                 repair_since = Some(Instant::now());
                                 repairing_all = true;
+                                self.set_live(false);
                                 repair = self.repair(&link, Duration::ZERO, None);
                             }
                         }
@@ -413,6 +413,7 @@ impl Subscriber {
                                 last_beat = Instant::now();
                                 last_classic_beat = Instant::now();
                                 if std::mem::take(&mut repairing_all) {
+                                    self.set_live(true);
                                     // A window in which broadcasts on the failed shard's channels did not reach
                                     // this node, counted as any loss of the subscription is.
                                     let gap = since.elapsed();
@@ -428,6 +429,7 @@ impl Subscriber {
                             Err(e) => {
                                 tracing::debug!(error = %e, "sharded channels not subscribed again yet; retrying");
                                 repairing_all = true;
+                                self.set_live(false);
                                 repair_again = false;
                                 dropped_meanwhile.clear();
                                 repair = self.repair(&link, REPAIR_RETRY, None);
@@ -457,6 +459,7 @@ impl Subscriber {
                                     repair_again = true;
                                 } else {
                                     repairing_all = true;
+                                    self.set_live(false);
                                     repair = self.repair(&link, REPAIR_RETRY, None);
                                 }
                             }
@@ -510,8 +513,7 @@ impl Subscriber {
                     }
                 }
             };
-            self.ready.store(false, Ordering::Release);
-            metrics().redis_subscription_up.set(0);
+            self.set_live(false);
             // Behind Sentinel the primary may have changed: ask again before reconnecting.
             self.client.failed();
             if let Some(cluster) = self.client.cluster_nodes() {
@@ -521,6 +523,14 @@ impl Subscriber {
             down_since = Some(last_beat);
             tracing::warn!(reason = why, "Redis subscription lost; reconnecting");
         }
+    }
+
+    /// Whether every wanted channel is subscribed: the node's readiness and `herald_redis_subscription_up`.
+    /// On Redis Cluster it is false while the sharded channels of a lost shard are being subscribed again, as
+    /// it is on one Redis while the subscription reconnects: broadcasts on those channels would not arrive.
+    fn set_live(&self, live: bool) {
+        self.ready.store(live, Ordering::Release);
+        metrics().redis_subscription_up.set(i64::from(live));
     }
 
     /// Redis Cluster: subscribes sharded channels again: `only` those (a slot moved), or every wanted one after
