@@ -349,8 +349,14 @@ pub struct AppMetrics {
     pub bytes_sent: IntCounter,
     pub slow_client_disconnects: IntCounter,
     pub client_events: IntCounter,
+    /// `herald_broadcasts_total` for each source of [`BROADCAST_SOURCES`], resolved on first use (a source
+    /// that never broadcasts shows no series).
+    broadcasts: [OnceLock<IntCounter>; BROADCAST_SOURCES.len()],
     app: String,
 }
+
+/// The `source` labels of `herald_broadcasts_total` (the node's `Source`s).
+pub const BROADCAST_SOURCES: [&str; 4] = ["api", "client_event", "presence", "laravel"];
 
 impl AppMetrics {
     pub fn new(app: &str) -> Self {
@@ -367,6 +373,7 @@ impl AppMetrics {
             bytes_sent: m.bytes_sent.with_label_values(l),
             slow_client_disconnects: m.slow_client_disconnects.with_label_values(l),
             client_events: m.client_events.with_label_values(l),
+            broadcasts: Default::default(),
             app: app.to_owned(),
         }
     }
@@ -396,7 +403,11 @@ impl AppMetrics {
 
     /// Counts a broadcast entering through this node.
     pub fn broadcast(&self, source: &str) {
-        metrics().broadcasts.with_label_values(&[&self.app, source]).inc();
+        let resolve = || metrics().broadcasts.with_label_values(&[&self.app, source]);
+        match BROADCAST_SOURCES.iter().position(|s| *s == source) {
+            Some(slot) => self.broadcasts[slot].get_or_init(resolve).inc(),
+            None => resolve().inc(),
+        }
     }
 
     /// Counts a broadcast refused before fan-out.

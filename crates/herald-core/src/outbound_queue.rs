@@ -3,18 +3,19 @@
 //! idle connection carried 1.8 KiB of queue it was not using. Here one waiting frame (the usual case: a
 //! broadcast now and then, taken by the writer at once) sits in a slot inside the queue itself; more grow a
 //! deque that is given back once the writer has emptied it. One producer side (the connection's handle), one
-//! consumer (its writer); pushing is a short uncontended lock per connection, never a global one.
+//! consumer (its writer); pushing is a short uncontended lock per connection, never a global one, and the
+//! writer's waker lives under that same lock, so a frame costs one lock on each side and at most one wake.
 
 use crate::connection::Outbound;
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use tokio::sync::Notify;
 
 struct Shared {
     state: Mutex<State>,
     capacity: usize,
-    /// Wakes the writer when something was queued or the sender went away.
-    ready: Notify,
     /// Wakes a sender waiting for room.
     room: Notify,
 }
@@ -24,6 +25,8 @@ struct State {
     /// The oldest item, when the queue holds one; `rest` holds those behind it.
     first: Option<Outbound>,
     rest: VecDeque<Outbound>,
+    /// The writer, when it found the queue empty and waits: woken by the next push or by the sender going.
+    waiting: Option<Waker>,
     sender_gone: bool,
     receiver_gone: bool,
 }
@@ -66,7 +69,6 @@ pub fn channel(capacity: usize) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),
         capacity: capacity.max(1),
-        ready: Notify::new(),
         room: Notify::new(),
     });
     (Sender(shared.clone()), Receiver(shared))
@@ -113,11 +115,11 @@ impl Sender {
         } else {
             state.rest.push_back(item);
         }
+        // The writer only waits on an empty queue; once something is queued it drains all of it.
+        let waiting = state.waiting.take();
         drop(state);
-        let was_empty = len == 0;
-        if was_empty {
-            // The writer only waits on an empty queue; once something is queued it drains all of it.
-            self.0.ready.notify_one();
+        if let Some(writer) = waiting {
+            writer.wake();
         }
         Ok(())
     }
@@ -125,27 +127,35 @@ impl Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        self.0.lock().sender_gone = true;
-        self.0.ready.notify_one();
+        let mut state = self.0.lock();
+        state.sender_gone = true;
+        let waiting = state.waiting.take();
+        drop(state);
+        if let Some(writer) = waiting {
+            writer.wake();
+        }
     }
 }
 
 impl Receiver {
-    /// The next item, waiting for one; None once the sender is gone and the queue is empty.
+    /// The next item, waiting for one; None once the sender is gone and the queue is empty. Cancel-safe: a
+    /// dropped wait leaves at most a spare wake-up behind.
     pub async fn recv(&mut self) -> Option<Outbound> {
-        loop {
-            let ready = self.0.ready.notified();
-            {
-                let mut state = self.0.lock();
-                if let Some(item) = self.pop(&mut state) {
-                    return Some(item);
-                }
-                if state.sender_gone {
-                    return None;
-                }
+        poll_fn(|cx| {
+            let mut state = self.0.lock();
+            if let Some(item) = self.pop(&mut state) {
+                return Poll::Ready(Some(item));
             }
-            ready.await;
-        }
+            if state.sender_gone {
+                return Poll::Ready(None);
+            }
+            match &state.waiting {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => state.waiting = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// The next item if one is queued.
@@ -175,7 +185,10 @@ impl Drop for Receiver {
         state.receiver_gone = true;
         state.first = None;
         state.rest = VecDeque::new();
+        // The waker holds the writer's task: let it go with the writer rather than with the handle.
+        let waiting = state.waiting.take();
         drop(state);
+        drop(waiting);
         self.0.room.notify_waiters();
     }
 }

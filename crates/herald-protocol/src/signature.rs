@@ -4,6 +4,7 @@
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
+use std::borrow::Cow;
 use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -78,25 +79,62 @@ pub fn body_md5(body: &[u8]) -> String {
     hex::encode(Md5::digest(body))
 }
 
-/// The HTTP API string to sign: `METHOD\nPATH\nsorted_query`, where the query is every parameter except
-/// `auth_signature`, keys lower-cased and sorted, values as decoded, joined with `&`.
+/// The body's hex MD5 is `given` (what `body_md5` says), checked without building a string.
+pub fn body_md5_is(body: &[u8], given: &str) -> bool {
+    let mut hex = [0u8; 32];
+    hex::encode_to_slice(Md5::digest(body), &mut hex).expect("an MD5 is 16 bytes, 32 hex digits");
+    hex == given.as_bytes()
+}
+
+/// Feeds the HTTP API string to sign to `out`, piece by piece: `METHOD\nPATH\nsorted_query`, where the
+/// query is every parameter except `auth_signature`, keys lower-cased and sorted, values as decoded, joined
+/// with `&`. Pieces, so that a request's check builds no string.
+fn feed_api_string<'a>(
+    method: &str,
+    path: &str,
+    params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    mut out: impl FnMut(&[u8]),
+) {
+    let lower = |s: &'a str| -> Cow<'a, str> {
+        if s.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(s.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(s)
+        }
+    };
+    let mut pairs: Vec<(Cow<'a, str>, &'a str)> = params
+        .into_iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("auth_signature"))
+        .map(|(k, v)| (lower(k), v))
+        .collect();
+    pairs.sort_unstable();
+    if method.bytes().any(|b| b.is_ascii_lowercase()) {
+        out(method.to_ascii_uppercase().as_bytes());
+    } else {
+        out(method.as_bytes());
+    }
+    out(b"\n");
+    out(path.as_bytes());
+    out(b"\n");
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out(b"&");
+        }
+        out(k.as_bytes());
+        out(b"=");
+        out(v.as_bytes());
+    }
+}
+
+/// The HTTP API string to sign (see `feed_api_string`).
 pub fn api_string_to_sign<'a>(
     method: &str,
     path: &str,
     params: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> String {
-    let mut pairs: Vec<(String, &str)> = params
-        .into_iter()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case("auth_signature"))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
-    pairs.sort();
-    let query = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    format!("{}\n{}\n{}", method.to_ascii_uppercase(), path, query)
+    let mut bytes = Vec::new();
+    feed_api_string(method, path, params, |piece| bytes.extend_from_slice(piece));
+    String::from_utf8(bytes).expect("pieces of strings joined with ASCII are UTF-8")
 }
 
 /// Signs an HTTP API request (what the SDKs do; used by tests and the load generator).
@@ -117,8 +155,11 @@ pub fn verify_api<'a>(
     params: impl IntoIterator<Item = (&'a str, &'a str)>,
     signature: &str,
 ) -> bool {
-    let expected = sign_api(secret, method, path, params);
-    bool::from(expected.as_bytes().ct_eq(signature.as_bytes()))
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    feed_api_string(method, path, params, |piece| mac.update(piece));
+    let mut expected = [0u8; 64];
+    hex::encode_to_slice(mac.finalize().into_bytes(), &mut expected).expect("a SHA-256 is 32 bytes, 64 hex digits");
+    bool::from(expected.as_slice().ct_eq(signature.as_bytes()))
 }
 
 #[cfg(test)]

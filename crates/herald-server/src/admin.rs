@@ -33,8 +33,9 @@ pub async fn handle(server: Server, req: Request<Incoming>, matched: &Matched) -
     let Some((admin, token)) = server.admin.as_ref().and_then(|a| Some((a, a.admin_token()?))) else {
         return error(404, "Not found");
     };
-    let path = req.uri().path().to_owned();
-    let query = crate::api::parse_query(req.uri().query().unwrap_or(""));
+    let uri = req.uri().clone();
+    let path = uri.path();
+    let query = crate::api::parse_query(uri.query().unwrap_or(""));
     let method = req.method().clone();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -43,9 +44,9 @@ pub async fn handle(server: Server, req: Request<Incoming>, matched: &Matched) -
     let fresh = get("auth_timestamp")
         .and_then(|t| t.parse::<i64>().ok())
         .is_some_and(|t| (now - t).abs() <= crate::api::TIMESTAMP_WINDOW_SECS);
-    let params = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let params = query.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
     let signed =
-        get("auth_signature").is_some_and(|sig| signature::verify_api(token, method.as_str(), &path, params, sig));
+        get("auth_signature").is_some_and(|sig| signature::verify_api(token, method.as_str(), path, params, sig));
     if !fresh || !signed {
         tracing::info!(
             path,

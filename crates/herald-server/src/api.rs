@@ -9,32 +9,49 @@ use herald_protocol::api_event::{
 };
 use herald_protocol::frame::{self, Data};
 use herald_protocol::{signature, SocketId};
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// How far a request's `auth_timestamp` may be from the server clock, in seconds.
 pub const TIMESTAMP_WINDOW_SECS: i64 = 600;
 
+/// One decoded query parameter, borrowed from the request unless decoding changed it.
+pub type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
 /// A decoded query string (or form body), in order: `+` is a space here, as HTML forms and the Pusher
-/// SDKs encode it.
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+/// SDKs encode it. Parts that need no decoding (all a Pusher SDK sends) are borrowed, not decoded: on the
+/// HTTP API's path a query is read on every request.
+pub fn parse_query(query: &str) -> Vec<Pair<'_>> {
+    fn decoded(part: &str) -> Cow<'_, str> {
+        if !part.bytes().any(|b| b == b'%' || b == b'+') {
+            return Cow::Borrowed(part);
+        }
+        let spaced = part.replace('+', " ");
+        Cow::Owned(
+            percent_encoding::percent_decode_str(&spaced)
+                .decode_utf8_lossy()
+                .into_owned(),
+        )
+    }
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decoded(name), decoded(value))
+        })
+        .collect()
 }
 
 /// The first value of the query parameter `name`.
-pub fn param<'q>(query: &'q [(String, String)], name: &str) -> Option<&'q str> {
-    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+pub fn param<'q>(query: &'q [Pair<'_>], name: &str) -> Option<&'q str> {
+    query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref())
 }
 
 /// Everything that can be checked before the body is read: the key is the app's, the timestamp is fresh, and
 /// the signature, which covers the method, the path and the query (`body_md5` included), is the app secret's.
 /// So an anonymous caller never gets a body read.
-pub fn check_request(
-    app: &App,
-    method: &str,
-    path: &str,
-    query: &[(String, String)],
-    now_secs: i64,
-) -> Result<(), ApiError> {
+pub fn check_request(app: &App, method: &str, path: &str, query: &[Pair<'_>], now_secs: i64) -> Result<(), ApiError> {
     let get = |name: &str| param(query, name);
     let unauthorized = |m: &str| Err(ApiError::new(401, m));
     let Some(key) = get("auth_key") else {
@@ -52,7 +69,7 @@ pub fn check_request(
     let Some(sig) = get("auth_signature") else {
         return unauthorized("Missing auth_signature");
     };
-    let params = || query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let params = || query.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
     let signed = app
         .config
         .secrets()
@@ -67,12 +84,12 @@ pub fn check_request(
 }
 
 /// The body is the one the signature's `body_md5` names.
-pub fn check_body(query: &[(String, String)], body: &[u8]) -> Result<(), ApiError> {
+pub fn check_body(query: &[Pair<'_>], body: &[u8]) -> Result<(), ApiError> {
     if body.is_empty() {
         return Ok(());
     }
     match param(query, "body_md5") {
-        Some(md5) if md5 == signature::body_md5(body) => Ok(()),
+        Some(md5) if signature::body_md5_is(body, md5) => Ok(()),
         _ => Err(ApiError::new(401, "body_md5 does not match the body")),
     }
 }
@@ -83,7 +100,7 @@ pub async fn call(
     app: &Arc<App>,
     method: &hyper::Method,
     matched: &Matched,
-    query: &[(String, String)],
+    query: &[Pair<'_>],
     body: &[u8],
 ) -> Result<String, ApiError> {
     let get = |name: &str| param(query, name);
@@ -272,7 +289,7 @@ mod tests {
         app: &App,
         method: &str,
         path: &str,
-        query: &[(String, String)],
+        query: &[Pair<'_>],
         body: &[u8],
         now_secs: i64,
     ) -> Result<(), ApiError> {
@@ -288,6 +305,17 @@ mod tests {
         assert_eq!(q[3].1, " ");
         assert_eq!(q[4], ("e".into(), "".into()));
         assert_eq!(parse_query("a=%")[0].1, "%");
+        assert_eq!(parse_query("&a=1&&b=%E2%82%AC+x&"), parse_query("a=1&b=€ x"));
+        assert_eq!(parse_query("k%3D=v=w")[0], ("k=".into(), "v=w".into()));
+        assert_eq!(parse_query("bad=%FF")[0].1, "\u{FFFD}");
+        for query in ["a=1&b=x%20y&c=%2Fp&d=+&e", "&&x==%41+%zz&%C3%A9=%e2%82", "a+b=c%2Bd"] {
+            let reference: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+            let ours: Vec<(String, String)> = parse_query(query)
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(ours, reference, "{query}");
+        }
     }
 
     #[test]

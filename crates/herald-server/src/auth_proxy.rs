@@ -74,7 +74,7 @@ pub fn parse_request(content_type: &str, body: &[u8]) -> Result<AuthRequest, Str
             if key != "socket_id" && key != "channel_name" {
                 return Err(format!("ambiguous field {key:?}"));
             }
-            if slot.replace(value).is_some() {
+            if slot.replace(value.into_owned()).is_some() {
                 return Err(format!("repeated field {key:?}"));
             }
         }

@@ -13,12 +13,12 @@ use hyper::{HeaderMap, Method};
 use std::sync::Arc;
 
 /// True for a request meant for laravel-echo-server's API rather than Pusher's.
-pub fn addressed(query: &[(String, String)], headers: &HeaderMap) -> bool {
+pub fn addressed(query: &[crate::api::Pair<'_>], headers: &HeaderMap) -> bool {
     let signed = crate::api::param(query, "auth_signature").is_some();
     !signed && client_key(query, headers).is_some()
 }
 
-fn client_key<'a>(query: &'a [(String, String)], headers: &'a HeaderMap) -> Option<&'a str> {
+fn client_key<'a>(query: &'a [crate::api::Pair<'_>], headers: &'a HeaderMap) -> Option<&'a str> {
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -27,7 +27,7 @@ fn client_key<'a>(query: &'a [(String, String)], headers: &'a HeaderMap) -> Opti
 }
 
 /// The key is one of the app's laravel-echo-server client keys (403 otherwise, as laravel-echo-server answered).
-pub fn check(app: &App, query: &[(String, String)], headers: &HeaderMap) -> Result<(), ApiError> {
+pub fn check(app: &App, query: &[crate::api::Pair<'_>], headers: &HeaderMap) -> Result<(), ApiError> {
     use subtle::ConstantTimeEq;
     let given = client_key(query, headers).unwrap_or("");
     let known = app
@@ -55,7 +55,7 @@ pub async fn call(
     app: &Arc<App>,
     method: &Method,
     matched: &Matched,
-    query: &[(String, String)],
+    query: &[crate::api::Pair<'_>],
     body: &[u8],
 ) -> Result<String, ApiError> {
     match (method, matched.route) {
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn only_unsigned_calls_with_a_client_key_are_laravel_echo_servers() {
-        let q = |s: &str| crate::api::parse_query(s);
+        let q = crate::api::parse_query;
         assert!(addressed(&q("auth_key=abc"), &headers(None)));
         assert!(addressed(&q(""), &headers(Some("abc"))));
         assert!(!addressed(&q("auth_key=abc&auth_signature=x"), &headers(None)));

@@ -56,11 +56,15 @@ pub struct Server {
 }
 
 pub fn json(status: StatusCode, body: String) -> HttpResponse {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(full(body))
-        .expect("static response parts are valid")
+    // Built in place rather than through `Response::builder()`, whose checks this fixed header never needs:
+    // every HTTP API call ends here.
+    let mut response = Response::new(full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 pub fn text(status: StatusCode, body: &'static str) -> HttpResponse {
@@ -301,11 +305,11 @@ impl Server {
         req: Request<Incoming>,
         matched: &Matched,
         app: Arc<herald_core::App>,
-        query: Vec<(String, String)>,
+        query: &[api::Pair<'_>],
     ) -> HttpResponse {
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
-        if let Err(e) = crate::echo_server_api::check(&app, &query, req.headers()) {
+        if let Err(e) = crate::echo_server_api::check(&app, query, req.headers()) {
             tracing::info!(app = %app.config.id, path, reason = e.message, "laravel-echo-server API call refused");
             return error(e.status, &e.message);
         }
@@ -316,7 +320,7 @@ impl Server {
         if let Some(over) = self.over_api_rate(&app).await {
             return over;
         }
-        match crate::echo_server_api::call(&self.node, &app, &method, matched, &query, &body).await {
+        match crate::echo_server_api::call(&self.node, &app, &method, matched, query, &body).await {
             Ok(body) => json(StatusCode::OK, body),
             Err(e) => {
                 tracing::info!(app = %app.config.id, path, status = e.status, reason = e.message, "laravel-echo-server API call failed");
@@ -326,8 +330,10 @@ impl Server {
     }
 
     async fn api(self, req: Request<Incoming>, matched: &Matched) -> HttpResponse {
-        let path = req.uri().path().to_owned();
-        let query = api::parse_query(req.uri().query().unwrap_or(""));
+        // The URI shares its bytes: the path and the query are read from it without copies.
+        let uri = req.uri().clone();
+        let path = uri.path();
+        let query = api::parse_query(uri.query().unwrap_or(""));
         let method = req.method().clone();
         let app_id = matched.param("app_id");
         let Some(app) = self.node.app_by_id(app_id) else {
@@ -335,14 +341,14 @@ impl Server {
             return error(404, &format!("Unknown app id {app_id:?}"));
         };
         if crate::echo_server_api::addressed(&query, req.headers()) {
-            return Box::pin(self.echo_server_api(req, matched, app, query)).await;
+            return Box::pin(self.echo_server_api(req, matched, app, &query)).await;
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
         // The signature is checked before the body is read: an anonymous caller never gets a body read.
-        if let Err(e) = api::check_request(&app, method.as_str(), &path, &query, now) {
+        if let Err(e) = api::check_request(&app, method.as_str(), path, &query, now) {
             tracing::info!(app = %app.config.id, path, reason = e.message, "HTTP API call refused");
             return error(e.status, &e.message);
         }

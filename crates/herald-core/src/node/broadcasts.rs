@@ -19,7 +19,8 @@ use herald_protocol::laravel::LaravelBroadcast;
 use herald_protocol::SocketId;
 use std::time::Instant;
 
-/// Where a broadcast came from (the `source` label of `herald_broadcasts_total`).
+/// Where a broadcast came from (the `source` label of `herald_broadcasts_total`, in the order of
+/// [`crate::metrics::BROADCAST_SOURCES`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// The Pusher HTTP API.
@@ -34,12 +35,8 @@ pub enum Source {
 
 impl Source {
     pub fn label(self) -> &'static str {
-        match self {
-            Source::Api => "api",
-            Source::ClientEvent => "client_event",
-            Source::Presence => "presence",
-            Source::Laravel => "laravel",
-        }
+        // The variants are declared in the order of the labels.
+        crate::metrics::BROADCAST_SOURCES[self as usize]
     }
 }
 
@@ -213,4 +210,15 @@ fn laravel_broadcast(app: &App, channel: &str, payload: &[u8]) -> Option<Broadca
     };
     let except = parsed.socket.as_deref().and_then(SocketId::parse_any);
     Some(Broadcast::new(frame, except))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Source;
+
+    #[test]
+    fn each_source_has_its_own_label() {
+        let labels = [Source::Api, Source::ClientEvent, Source::Presence, Source::Laravel].map(Source::label);
+        assert_eq!(labels, ["api", "client_event", "presence", "laravel"]);
+    }
 }
