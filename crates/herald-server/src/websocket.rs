@@ -325,22 +325,15 @@ async fn write_loop(
     timeouts: Timeouts,
 ) {
     let mut pinged_at: Option<Instant> = None;
-    // One timer for the connection's life, moved only when its deadline moves (the client was heard from, a
-    // ping went out): a frame going out costs no timer registration.
-    let timer = tokio::time::sleep_until((activity.last_seen() + timeouts.activity).into());
-    tokio::pin!(timer);
     loop {
         let seen = activity.last_seen();
         if pinged_at.is_some_and(|at| seen > at) {
             pinged_at = None;
         }
-        let deadline = tokio::time::Instant::from(match pinged_at {
+        let deadline = match pinged_at {
             Some(at) => at + timeouts.pong,
             None => seen + timeouts.activity,
-        });
-        if timer.deadline() != deadline {
-            timer.as_mut().reset(deadline);
-        }
+        };
         // A connection marked as overflowed has something queued (it overflowed on a full queue), so the wait
         // below returns at once, and the connection is closed without writing its backlog.
         let first = tokio::select! {
@@ -349,7 +342,7 @@ async fn write_loop(
                 Some(message) => message,
                 None => return,
             },
-            _ = &mut timer => {
+            _ = tokio::time::sleep_until(deadline.into()) => {
                 if activity.last_seen() > seen {
                     continue;
                 }
