@@ -77,10 +77,7 @@ impl ConnectionHandle {
         match self.tx.try_send(Outbound::Frame(frame)) {
             Ok(()) => true,
             Err(PushError::Full) => {
-                if !self.overflowed.swap(true, Ordering::AcqRel) {
-                    tracing::debug!(socket_id = %self.socket_id, "outbound queue full; closing the slow client");
-                    self.closed.notify_one();
-                }
+                self.mark_overflowed();
                 false
             }
             Err(PushError::Closed) => false,
@@ -107,8 +104,19 @@ impl ConnectionHandle {
     /// Queues a close after what is already queued.
     pub fn close(&self, code: u16, reason: &str) {
         if self.tx.try_send(Outbound::Close(code, reason.to_owned())).is_err() {
-            self.overflowed.store(true, Ordering::Release);
+            self.mark_overflowed();
+        }
+    }
+
+    /// The client is not keeping up: the connection is to be closed at once. Its writer may have emptied the
+    /// queue between the refused push and this mark, and would then wait for a frame that never comes, so
+    /// a close is queued past the bound (once per connection) to wake it; it closes on seeing the mark.
+    fn mark_overflowed(&self) {
+        if !self.overflowed.swap(true, Ordering::AcqRel) {
+            tracing::debug!(socket_id = %self.socket_id, "outbound queue full; closing the slow client");
             self.closed.notify_one();
+            self.tx
+                .push_past_bound(Outbound::Close(Self::OVERFLOW_CODE, OVERFLOW_REASON.into()));
         }
     }
 
@@ -128,6 +136,9 @@ impl ConnectionHandle {
     pub const OVERFLOW_CODE: u16 = close_code::OVER_CAPACITY;
 }
 
+/// The close reason for a connection that overflowed.
+pub const OVERFLOW_REASON: &str = "Client too slow: outbound queue full";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +153,28 @@ mod tests {
         assert!(conn.overflowed());
         conn.overflow().await;
         assert!(matches!(rx.recv().await, Some(Outbound::Frame(b)) if &b[..] == b"a"));
+    }
+
+    /// A writer that emptied the queue before the connection was marked still hears of it: it does not wait
+    /// for a next frame, or for the activity timeout, to close the slow client.
+    #[tokio::test]
+    async fn an_overflow_wakes_a_writer_that_emptied_the_queue() {
+        let (conn, mut rx) = ConnectionHandle::new(SocketId::new(1, 1), 1);
+        assert!(conn.send(Bytes::from_static(b"a")));
+        assert!(!conn.send(Bytes::from_static(b"b")));
+        assert!(
+            !conn.send(Bytes::from_static(b"c")),
+            "still full: the close went past the bound"
+        );
+        assert!(matches!(rx.recv().await, Some(Outbound::Frame(b)) if &b[..] == b"a"));
+        let next = tokio::time::timeout(std::time::Duration::from_secs(2), rx.recv()).await;
+        assert!(
+            matches!(next, Ok(Some(Outbound::Close(ConnectionHandle::OVERFLOW_CODE, _)))),
+            "the writer is woken with the overflow's close: {next:?}"
+        );
+        assert!(
+            rx.try_recv().is_none(),
+            "one close past the bound, not one per refused frame"
+        );
     }
 }

@@ -100,14 +100,24 @@ impl Sender {
         }
     }
 
+    /// Queues one item even when the queue is full (dropped when the writer is gone): for the close that
+    /// ends a connection which overflowed, so that its writer wakes even if it had emptied the queue.
+    pub fn push_past_bound(&self, item: Outbound) {
+        let _ = self.push_within(item, usize::MAX);
+    }
+
     /// Queues the item, or hands it back with the reason it was not queued.
     fn push(&self, item: Outbound) -> Result<(), (PushError, Outbound)> {
+        self.push_within(item, self.0.capacity)
+    }
+
+    fn push_within(&self, item: Outbound, capacity: usize) -> Result<(), (PushError, Outbound)> {
         let mut state = self.0.lock();
         if state.receiver_gone {
             return Err((PushError::Closed, item));
         }
         let len = state.len();
-        if len >= self.0.capacity {
+        if len >= capacity {
             return Err((PushError::Full, item));
         }
         if len == 0 {

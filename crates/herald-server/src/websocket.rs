@@ -6,7 +6,7 @@ use crate::frame_writer::{self, FrameWriter};
 use crate::log_every::LogEvery;
 use bytes::Bytes;
 use fastwebsockets::{Frame, Payload, WebSocket};
-use herald_core::connection::{ConnectionHandle, Outbound};
+use herald_core::connection::{ConnectionHandle, Outbound, OVERFLOW_REASON};
 use herald_core::{App, Node, Seat};
 use herald_protocol::{close_code, frame};
 use herald_server::frame_reader::{FrameReader, Message, ReadError};
@@ -334,8 +334,8 @@ async fn write_loop(
             Some(at) => at + timeouts.pong,
             None => seen + timeouts.activity,
         };
-        // A connection marked as overflowed has something queued (it overflowed on a full queue), so the wait
-        // below returns at once, and the connection is closed without writing its backlog.
+        // A connection marked as overflowed always has something queued (the mark queues a close past the
+        // bound), so the wait below returns at once, and the connection is closed without writing its backlog.
         let first = tokio::select! {
             biased;
             message = rx.recv() => match message {
@@ -357,10 +357,7 @@ async fn write_loop(
             }
         };
         let first = match conn.overflowed() {
-            true => Outbound::Close(
-                ConnectionHandle::OVERFLOW_CODE,
-                "Client too slow: outbound queue full".into(),
-            ),
+            true => Outbound::Close(ConnectionHandle::OVERFLOW_CODE, OVERFLOW_REASON.into()),
             false => first,
         };
         // A frame alone in the queue goes out straight from its shared bytes.
@@ -398,10 +395,7 @@ async fn write_loop(
             }
         }
         if conn.overflowed() && closing.is_none() {
-            closing = Some((
-                ConnectionHandle::OVERFLOW_CODE,
-                "Client too slow: outbound queue full".into(),
-            ));
+            closing = Some((ConnectionHandle::OVERFLOW_CODE, OVERFLOW_REASON.into()));
         }
         if let Some((code, reason)) = &closing {
             write.close(*code, reason);
