@@ -5,6 +5,7 @@
 //! deque that is given back once the writer has emptied it. One producer side (the connection's handle), one
 //! consumer (its writer); pushing is a short uncontended lock per connection, never a global one, and the
 //! writer's waker lives under that same lock, so a frame costs one lock on each side and at most one wake.
+//! A connection that overflows gets one item past the bound, the close that wakes its writer.
 
 use crate::connection::Outbound;
 use std::collections::VecDeque;
@@ -40,7 +41,7 @@ impl State {
 /// Why a push failed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PushError {
-    /// The queue holds `capacity` items.
+    /// The queue holds `capacity` items or more.
     Full,
     /// The writer is gone.
     Closed,
@@ -64,7 +65,8 @@ impl std::fmt::Debug for Receiver {
     }
 }
 
-/// A queue of at most `capacity` items (at least one).
+/// A queue of at most `capacity` items (at least one), and one more: the close queued past the bound when
+/// the connection overflows ([`Sender::push_past_bound`]).
 pub fn channel(capacity: usize) -> (Sender, Receiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State::default()),

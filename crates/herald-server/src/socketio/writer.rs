@@ -33,9 +33,12 @@ pub async fn write(
     shown: Shown,
 ) -> Stopped {
     loop {
+        // The overflow first: a connection marked as overflowed also has a close queued, which must not be
+        // taken for the node's own close.
         let out = tokio::select! {
-            out = rx.recv() => out,
+            biased;
             _ = conn.overflow() => return Stopped::TooSlow,
+            out = rx.recv() => out,
             _ = socket.closed() => return Stopped::Closed,
         };
         let sent = match out {
