@@ -101,8 +101,9 @@ impl ConnectionHandle {
         let _ = self.tx.try_send(Outbound::Pong(payload));
     }
 
-    /// Queues a close after what is already queued. On a full queue the client is not keeping up, and it is closed at once with
-    /// [`close_code::OVER_CAPACITY`] instead. When the writer is gone there is nobody left to close.
+    /// Queues a close after what is already queued. On a full queue the client is not keeping up, and it is
+    /// closed at once with [`close_code::OVER_CAPACITY`] instead. When the writer is gone there is nobody left
+    /// to close.
     pub fn close(&self, code: u16, reason: &str) {
         if let Err(PushError::Full) = self.tx.try_send(Outbound::Close(code, reason.to_owned())) {
             self.mark_overflowed();

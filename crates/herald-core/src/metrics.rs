@@ -402,12 +402,10 @@ impl AppMetrics {
     }
 
     /// Counts a broadcast entering through this node.
-    pub fn broadcast(&self, source: &str) {
-        let resolve = || metrics().broadcasts.with_label_values(&[&self.app, source]);
-        match BROADCAST_SOURCES.iter().position(|s| *s == source) {
-            Some(slot) => self.broadcasts[slot].get_or_init(resolve).inc(),
-            None => resolve().inc(),
-        }
+    pub fn broadcast(&self, source: crate::Source) {
+        self.broadcasts[source as usize]
+            .get_or_init(|| metrics().broadcasts.with_label_values(&[&self.app, source.label()]))
+            .inc();
     }
 
     /// Counts a broadcast refused before fan-out.

@@ -49,7 +49,7 @@ impl Node {
         broadcast: Broadcast,
         source: Source,
     ) -> Result<(), BackboneError> {
-        app.metrics.broadcast(source.label());
+        app.metrics.broadcast(source);
         self.record(app, || broadcast_entry(source, channel, &broadcast.frame, None));
         self.backbone.publish(&app.config, channel, broadcast).await
     }
@@ -130,7 +130,7 @@ impl Node {
                 let Some(broadcast) = laravel_broadcast(app, channel, payload) else {
                     return;
                 };
-                app.metrics.broadcast(Source::Laravel.label());
+                app.metrics.broadcast(Source::Laravel);
                 let delivery = app.fan_out(channel, &broadcast, received);
                 self.record(app, || {
                     broadcast_entry(Source::Laravel, channel, &broadcast.frame, Some(delivery.sent))
