@@ -99,13 +99,16 @@ impl AppConfig {
     /// Every secret a signature may be made with now: the current one, then retired ones still in their
     /// overlap.
     pub fn secrets(&self) -> impl Iterator<Item = &str> {
-        let now = std::time::Instant::now();
-        std::iter::once(self.secret.as_str()).chain(
-            self.retired_secrets
-                .iter()
-                .filter(move |(_, until)| now < *until)
-                .map(|(s, _)| s.as_str()),
-        )
+        std::iter::once(self.secret.as_str()).chain(self.retired_secrets_in_overlap())
+    }
+
+    /// The retired secrets a signature may still be made with (their overlap has not ended).
+    pub fn retired_secrets_in_overlap(&self) -> impl Iterator<Item = &str> {
+        let now = (!self.retired_secrets.is_empty()).then(std::time::Instant::now);
+        self.retired_secrets
+            .iter()
+            .filter(move |(_, until)| now.is_some_and(|now| now < *until))
+            .map(|(s, _)| s.as_str())
     }
 
     /// True when `origin` may connect. No list: every origin. Otherwise an entry matches when it is:
@@ -203,6 +206,8 @@ pub struct App {
     pub console: Arc<crate::console::ConsoleGate>,
     /// True once the app is disabled or removed: every connection to it closes (4003).
     disabled: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The current secret, ready to check HTTP API signatures (every API request checks one).
+    pub api_key: herald_protocol::signature::SigningKey,
 }
 
 impl App {
@@ -210,6 +215,7 @@ impl App {
         let metrics = AppMetrics::new(&config.id);
         let disabled = Arc::new(tokio::sync::watch::Sender::new(!config.enabled));
         App {
+            api_key: herald_protocol::signature::SigningKey::new(&config.secret),
             config,
             channels: Default::default(),
             metrics,
@@ -222,6 +228,7 @@ impl App {
     /// hear of a change of `enabled` from [`App::apply_enabled`], once the new settings are in place.
     pub fn reconfigured(&self, config: AppConfig) -> Self {
         App {
+            api_key: herald_protocol::signature::SigningKey::new(&config.secret),
             config,
             channels: self.channels.clone(),
             metrics: self.metrics.clone(),

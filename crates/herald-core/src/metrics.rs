@@ -4,9 +4,9 @@
 
 use crate::connection::Protocol;
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    exponential_buckets, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
+pub use prometheus::{Histogram, IntCounter};
 use std::sync::OnceLock;
 
 /// Every metric family of the node.

@@ -84,11 +84,14 @@ pub enum Data<'a> {
 
 /// Encodes a server frame `{"event","channel"?,"data","user_id"?}`.
 pub fn encode(event: &str, channel: Option<&str>, data: Data<'_>, user_id: Option<&str>) -> Vec<u8> {
+    // Room for the frame without growing it: the fixed parts (`{"event":"","channel":"","data":}` is 33
+    // bytes), the names, and a string's escapes (JSON in `data` escapes every quote: one byte in four).
     let data_len = match data {
-        Data::AsString(s) => s.len() + s.len() / 8 + 2,
+        Data::AsString(s) => s.len() + s.len() / 4 + 2,
         Data::Raw(s) => s.len(),
     };
-    let mut out = Vec::with_capacity(32 + event.len() + channel.map_or(0, str::len) + data_len);
+    let names = event.len() + channel.map_or(0, str::len) + user_id.map_or(0, |u| u.len() + 14);
+    let mut out = Vec::with_capacity(40 + names + data_len);
     out.extend_from_slice(b"{\"event\":");
     push_json_string(&mut out, event);
     if let Some(channel) = channel {

@@ -29,7 +29,7 @@ fn answer(result: Result<Value, AdminError>, created: bool) -> HttpResponse {
     }
 }
 
-pub async fn handle(server: Server, req: Request<Incoming>, matched: &Matched) -> HttpResponse {
+pub async fn handle(server: &Server, req: Request<Incoming>, matched: &Matched) -> HttpResponse {
     let Some((admin, token)) = server.admin.as_ref().and_then(|a| Some((a, a.admin_token()?))) else {
         return error(404, "Not found");
     };

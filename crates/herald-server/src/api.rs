@@ -33,14 +33,30 @@ pub fn parse_query(query: &str) -> Vec<Pair<'_>> {
                 .into_owned(),
         )
     }
-    query
-        .split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (decoded(name), decoded(value))
-        })
-        .collect()
+    // One look at the whole query decides whether any part needs decoding (none does from a Pusher SDK), and
+    // the pairs are split on bytes: both separators are ASCII, so every piece is still valid UTF-8.
+    let needs_decoding = query.bytes().any(|b| b == b'%' || b == b'+');
+    let mut pairs = Vec::with_capacity(query.bytes().filter(|&b| b == b'&').count() + 1);
+    let mut rest = query;
+    while !rest.is_empty() {
+        let (pair, next) = match rest.bytes().position(|b| b == b'&') {
+            Some(at) => (&rest[..at], &rest[at + 1..]),
+            None => (rest, ""),
+        };
+        rest = next;
+        if pair.is_empty() {
+            continue;
+        }
+        let (name, value) = match pair.bytes().position(|b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, ""),
+        };
+        pairs.push(match needs_decoding {
+            true => (decoded(name), decoded(value)),
+            false => (Cow::Borrowed(name), Cow::Borrowed(value)),
+        });
+    }
+    pairs
 }
 
 /// The first value of the query parameter `name`.
@@ -70,10 +86,12 @@ pub fn check_request(app: &App, method: &str, path: &str, query: &[Pair<'_>], no
         return unauthorized("Missing auth_signature");
     };
     let params = || query.iter().map(|(k, v)| (k.as_ref(), v.as_ref()));
-    let signed = app
-        .config
-        .secrets()
-        .any(|secret| signature::verify_api(secret, method, path, params(), sig));
+    // The current secret first, kept hashed; then any retired one still in its overlap.
+    let signed = app.api_key.verify_api(method, path, params(), sig)
+        || app
+            .config
+            .retired_secrets_in_overlap()
+            .any(|secret| signature::verify_api(secret, method, path, params(), sig));
     if !signed {
         return unauthorized("Invalid signature: check the app secret");
     }

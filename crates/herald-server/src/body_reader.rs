@@ -61,13 +61,9 @@ impl BodyReader {
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(BodyError::TooLarge(limit));
         }
-        let _slot = self
-            .in_flight
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| BodyError::Busy)?;
+        let _slot = self.in_flight.try_acquire().map_err(|_| BodyError::Busy)?;
         let collect = Limited::new(req.into_body(), limit).collect();
-        match tokio::time::timeout(self.timeout, collect).await {
+        match crate::deadline::within(self.timeout, collect).await {
             Ok(Ok(body)) => Ok(body.to_bytes()),
             Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
                 Err(BodyError::TooLarge(limit))

@@ -9,11 +9,12 @@ use crate::shutdown::Shutdown;
 use crate::websocket;
 use bytes::Bytes;
 use herald_core::metrics::metrics;
+use herald_core::metrics::{Histogram, IntCounter};
 use herald_core::Node;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Largest HTTP API body read, in bytes (event data is limited separately, per app).
 const MAX_BODY: usize = 256 * 1024;
@@ -84,7 +85,7 @@ impl Server {
     /// Routes one request. The futures of the rare, large handlers (HTTP API, auth, dashboard, admin) are
     /// boxed: the connection's task keeps room for the largest one it may run, and after a WebSocket upgrade
     /// that task lives as long as the socket (measured: 1.4 KiB per idle connection, docs/benchmarks.md).
-    pub async fn handle(self, req: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
+    pub async fn handle(&self, req: Request<Incoming>) -> Result<HttpResponse, std::convert::Infallible> {
         let started = std::time::Instant::now();
         if let Some(dashboard) = self.dashboard.clone().filter(|_| self.serves_clients) {
             if let Some(rest) = dashboard.under(req.uri().path()).map(str::to_owned) {
@@ -128,7 +129,27 @@ impl Server {
             }
             _ => error(405, &format!("{method} is not allowed here")),
         };
-        Ok(Self::measured(route.label(), started, response))
+        Ok(Self::measured_route(route, started, response))
+    }
+
+    /// Counts a request of a known route. Its successful requests' counter and histogram are resolved once
+    /// (not looked up by label on every request): every HTTP API call ends here.
+    fn measured_route(route: Route, started: std::time::Instant, response: HttpResponse) -> HttpResponse {
+        static OK: [OnceLock<(IntCounter, Histogram)>; Route::COUNT] = [const { OnceLock::new() }; Route::COUNT];
+        if response.status() != StatusCode::OK {
+            return Self::measured(route.label(), started, response);
+        }
+        let (requests, duration) = OK[route as usize].get_or_init(|| {
+            let m = metrics();
+            (
+                m.http_requests
+                    .with_label_values(&[route.label(), StatusCode::OK.as_str()]),
+                m.http_duration.with_label_values(&[route.label()]),
+            )
+        });
+        requests.inc();
+        duration.observe(started.elapsed().as_secs_f64());
+        response
     }
 
     /// Counts a request in the HTTP metrics.
@@ -170,7 +191,7 @@ impl Server {
             .expect("static response parts are valid")
     }
 
-    async fn upgrade(self, mut req: Request<Incoming>, key: &str) -> HttpResponse {
+    async fn upgrade(&self, mut req: Request<Incoming>, key: &str) -> HttpResponse {
         if !fastwebsockets::upgrade::is_upgrade_request(&req) {
             return error(400, "Expected a WebSocket upgrade");
         }
@@ -238,7 +259,7 @@ impl Server {
     }
 
     /// `POST /herald/auth/{key}` and `/herald/user-auth/{key}` (and their CORS preflight).
-    async fn auth(self, req: Request<Incoming>, key: &str, kind: auth_proxy::Kind) -> HttpResponse {
+    async fn auth(&self, req: Request<Incoming>, key: &str, kind: auth_proxy::Kind) -> HttpResponse {
         let Some(app) = self.node.app_by_key(key) else {
             return error(404, &format!("Unknown app key {key:?}"));
         };
@@ -301,7 +322,7 @@ impl Server {
     /// A call to laravel-echo-server's HTTP API (a client key, no Pusher signature): the key is checked
     /// before the body is read.
     async fn echo_server_api(
-        self,
+        &self,
         req: Request<Incoming>,
         matched: &Matched,
         app: Arc<herald_core::App>,
@@ -329,7 +350,7 @@ impl Server {
         }
     }
 
-    async fn api(self, req: Request<Incoming>, matched: &Matched) -> HttpResponse {
+    async fn api(&self, req: Request<Incoming>, matched: &Matched) -> HttpResponse {
         // The URI shares its bytes: the path and the query are read from it without copies.
         let uri = req.uri().clone();
         let path = uri.path();

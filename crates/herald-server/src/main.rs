@@ -11,6 +11,7 @@ mod auth_proxy;
 mod body_reader;
 mod cli;
 mod dashboard;
+mod deadline;
 mod echo_server_api;
 
 mod frame_writer;
@@ -284,9 +285,17 @@ async fn serve<S>(stream: S, server: http::Server)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| server.clone().handle(req));
+    // One handle shared by the connection's requests: a request costs one reference count, not a copy.
+    let server = std::sync::Arc::new(server);
+    let service = service_fn(move |req| {
+        let server = server.clone();
+        async move { server.handle(req).await }
+    });
     // A client that never finishes its request headers is dropped (slowloris).
+    // Responses are small and go out in one plain write (`send`), which costs the kernel less than the
+    // vectored write of head and body (measured: docs/benchmarks.md, performance round four).
     let _ = http1::Builder::new()
+        .writev(false)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .serve_connection(TokioIo::new(stream), service)

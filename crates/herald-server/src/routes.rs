@@ -30,11 +30,15 @@ pub enum Route {
     AdminApps,
     /// `/herald/admin/apps/{app_id}`: show (GET), change (PATCH) or delete (DELETE) one.
     AdminApp,
-    /// `/herald/admin/apps/{app_id}/rotate-secret` (POST).
+    /// `/herald/admin/apps/{app_id}/rotate-secret` (POST). Last: [`Route::COUNT`] counts from it.
     AdminRotate,
 }
 
 impl Route {
+    /// How many routes there are (the last one, `AdminRotate`, plus one): a table indexed by `route as usize`
+    /// has this many entries.
+    pub const COUNT: usize = Route::AdminRotate as usize + 1;
+
     /// The `endpoint` label of the HTTP metrics.
     pub fn label(self) -> &'static str {
         match self {
@@ -133,18 +137,18 @@ fn router() -> &'static matchit::Router<Route> {
 /// The route of `path`, if Herald has one.
 pub fn find(path: &str) -> Option<Matched> {
     let found = router().at(path).ok()?;
-    let params = PARAMS
-        .iter()
-        .filter_map(|name| {
-            let raw = found.params.get(*name)?;
-            Some((
-                *name,
-                percent_encoding::percent_decode_str(raw)
+    let mut params = Vec::with_capacity(found.params.len());
+    for name in PARAMS {
+        if let Some(raw) = found.params.get(*name) {
+            let value = match raw.contains('%') {
+                true => percent_encoding::percent_decode_str(raw)
                     .decode_utf8_lossy()
                     .into_owned(),
-            ))
-        })
-        .collect();
+                false => raw.to_owned(),
+            };
+            params.push((*name, value));
+        }
+    }
     Some(Matched {
         route: *found.value,
         params,

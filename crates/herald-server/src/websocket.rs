@@ -366,7 +366,7 @@ async fn write_loop(
             if write.batch_len() == 0 && !conn.overflowed() {
                 match rx.try_recv() {
                     None => {
-                        let written = tokio::time::timeout(WRITE_TIMEOUT, write.text_alone(bytes)).await;
+                        let written = crate::deadline::within(WRITE_TIMEOUT, write.text_alone(bytes)).await;
                         if !matches!(written, Ok(Ok(()))) {
                             return;
                         }
@@ -400,7 +400,7 @@ async fn write_loop(
         if let Some((code, reason)) = &closing {
             write.close(*code, reason);
         }
-        let written = tokio::time::timeout(WRITE_TIMEOUT, write.flush()).await;
+        let written = crate::deadline::within(WRITE_TIMEOUT, write.flush()).await;
         if closing.is_some() || !matches!(written, Ok(Ok(()))) {
             return;
         }

@@ -53,7 +53,7 @@ impl Dashboard {
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
-    pub async fn handle(&self, server: Server, req: Request<Incoming>, rest: &str) -> HttpResponse {
+    pub async fn handle(&self, server: &Server, req: Request<Incoming>, rest: &str) -> HttpResponse {
         let segments: Vec<String> = rest
             .trim_matches('/')
             .split('/')
@@ -64,12 +64,12 @@ impl Dashboard {
         let method = req.method().clone();
         match (&method, segments.as_slice()) {
             (&Method::GET, []) => self.page(req.headers(), server.peer),
-            (&Method::POST, ["login"]) => self.login(&server, req).await,
+            (&Method::POST, ["login"]) => self.login(server, req).await,
             (&Method::POST, ["logout"]) => self.logout(req.headers()),
             (&Method::GET, ["assets", "dashboard.js"]) => asset(SCRIPT, "text/javascript; charset=utf-8"),
             (&Method::GET, ["assets", "dashboard.css"]) => asset(STYLE, "text/css; charset=utf-8"),
             (_, ["api", rest @ ..]) => match self.access.check(req.headers(), server.peer) {
-                Ok((scope, proof)) => no_store(self.api(&server, req, &scope, proof, rest).await),
+                Ok((scope, proof)) => no_store(self.api(server, req, &scope, proof, rest).await),
                 Err(Refused::TooMany) => too_many(error(429, "Too many wrong tokens from this address; wait a minute")),
                 Err(Refused::Unauthenticated) => no_store(error(
                     401,
