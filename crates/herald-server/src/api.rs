@@ -35,11 +35,12 @@ pub fn parse_query(query: &str) -> Vec<Pair<'_>> {
     }
     // One look at the whole query decides whether any part needs decoding (none does from a Pusher SDK), and
     // the pairs are split on bytes: both separators are ASCII, so every piece is still valid UTF-8.
-    let needs_decoding = query.bytes().any(|b| b == b'%' || b == b'+');
-    let mut pairs = Vec::with_capacity(query.bytes().filter(|&b| b == b'&').count() + 1);
+    let needs_decoding = memchr::memchr2(b'%', b'+', query.as_bytes()).is_some();
+    // (sized for what a caller sends; a query of nothing but `&` reserves no more than this before the check)
+    let mut pairs = Vec::with_capacity((memchr::memchr_iter(b'&', query.as_bytes()).count() + 1).min(16));
     let mut rest = query;
     while !rest.is_empty() {
-        let (pair, next) = match rest.bytes().position(|b| b == b'&') {
+        let (pair, next) = match memchr::memchr(b'&', rest.as_bytes()) {
             Some(at) => (&rest[..at], &rest[at + 1..]),
             None => (rest, ""),
         };
@@ -47,7 +48,7 @@ pub fn parse_query(query: &str) -> Vec<Pair<'_>> {
         if pair.is_empty() {
             continue;
         }
-        let (name, value) = match pair.bytes().position(|b| b == b'=') {
+        let (name, value) = match memchr::memchr(b'=', pair.as_bytes()) {
             Some(at) => (&pair[..at], &pair[at + 1..]),
             None => (pair, ""),
         };

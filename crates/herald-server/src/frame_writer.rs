@@ -221,4 +221,26 @@ mod tests {
         .concat();
         assert_eq!(got, expected);
     }
+
+    #[tokio::test]
+    async fn a_lone_frame_the_socket_takes_in_part_is_finished_from_where_it_stopped() {
+        // The pipe has room for 2 bytes (inside the 4-byte header), then for 7 (past it): the rest of the
+        // frame follows from where the socket stopped, once the peer reads.
+        for room in [2usize, 7] {
+            let (client, mut server) = tokio::io::duplex(4 + room);
+            let mut w = FrameWriter::new(client);
+            w.text_alone(b"ab").await.unwrap();
+            let payload: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+            let writing = async {
+                w.text_alone(&payload).await.unwrap();
+                drop(w);
+            };
+            let mut got = Vec::new();
+            let reading = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut got);
+            let ((), read) = tokio::join!(writing, reading);
+            read.unwrap();
+            let expected = [&[0x81u8, 2, b'a', b'b'][..], &[0x81, 126, 1, 44], &payload].concat();
+            assert_eq!(got, expected, "room for {room} bytes");
+        }
+    }
 }

@@ -160,6 +160,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_route_fits_a_table_of_route_count() {
+        for (_, route) in TABLE {
+            assert!(
+                (*route as usize) < Route::COUNT,
+                "{route:?} is past Route::COUNT: keep AdminRotate last"
+            );
+        }
+    }
+
+    #[test]
     fn paths_find_their_routes_and_decode_params() {
         let m = find("/apps/1/channels/presence-room%201/users").unwrap();
         assert_eq!(
