@@ -54,6 +54,8 @@ pub struct Server {
     pub dashboard: Option<Arc<crate::dashboard::Dashboard>>,
     /// Echo's socket.io broadcaster (laravel-echo-server's clients), unless turned off.
     pub socketio: Option<Arc<crate::socketio::SocketIo>>,
+    /// Pings the node's quiet WebSocket clients and closes those that do not answer.
+    pub keepalive: Arc<crate::keepalive::Keepalive>,
 }
 
 pub fn json(status: StatusCode, body: String) -> HttpResponse {
@@ -218,6 +220,7 @@ impl Server {
             None
         };
         let drain = self.drain;
+        let keepalive = self.keepalive.clone();
         let connections = self.shutdown.connections();
         tokio::spawn(async move {
             let ws = match upgrade.await {
@@ -245,11 +248,15 @@ impl Server {
                     // this task's room (the upgrade, the admission, the handshake's strings) is given back.
                     let guard = connections.enter();
                     let app = app.expect("admission checked the app");
-                    let (draining, isolated) = (connections.draining(), connections.isolated());
+                    let watch = websocket::NodeWatch {
+                        draining: connections.draining(),
+                        isolated: connections.isolated(),
+                        keepalive,
+                    };
                     let ws = ws.into_inner();
                     tokio::spawn(async move {
                         let _guard = guard;
-                        websocket::serve(node, app, seat, ws, draining, isolated, drain).await
+                        websocket::serve(node, app, seat, ws, watch, drain).await
                     });
                 }
             }

@@ -17,6 +17,7 @@ mod echo_server_api;
 mod frame_writer;
 mod http;
 mod isolation;
+mod keepalive;
 mod log_every;
 mod print_config;
 mod reload;
@@ -154,7 +155,10 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
         };
         std::sync::Arc::new(socketio::SocketIo::new(socketio, context))
     });
+    let keepalive = keepalive::Keepalive::new(node.settings().activity_timeout, node.settings().pong_timeout);
+    keepalive.spawn();
     let server = http::Server {
+        keepalive,
         socketio,
         node,
         shutdown: shutdown.clone(),

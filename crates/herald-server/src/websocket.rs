@@ -3,6 +3,7 @@
 //! `pusher:ping`. Whatever ends first ends both, and the session then leaves every channel.
 
 use crate::frame_writer::{self, FrameWriter};
+use crate::keepalive::{Activity, Keepalive};
 use crate::log_every::LogEvery;
 use bytes::Bytes;
 use fastwebsockets::{Frame, Payload, WebSocket};
@@ -12,9 +13,8 @@ use herald_protocol::{close_code, frame};
 use herald_server::frame_reader::{FrameReader, Message, ReadError};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Socket = WebSocket<TokioIo<Upgraded>>;
 
@@ -86,22 +86,11 @@ pub async fn refuse(mut ws: Socket, code: u16, message: String) {
     let _ = ws.write_frame(Frame::close(code, message.as_bytes())).await;
 }
 
-/// Time since a fixed start, shared by the reader (which records activity) and the writer (which pings).
-struct Activity {
-    epoch: Instant,
-    /// Microseconds, not milliseconds: a pong read within the millisecond of its ping must count as after it.
-    last_seen_us: AtomicU64,
-}
-
-impl Activity {
-    fn touch(&self) {
-        self.last_seen_us
-            .store(self.epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
-    }
-
-    fn last_seen(&self) -> Instant {
-        self.epoch + Duration::from_micros(self.last_seen_us.load(Ordering::Relaxed))
-    }
+/// What a connection watches of its node: the drain signal, the isolation from Redis, and the keepalive sweep.
+pub struct NodeWatch {
+    pub draining: tokio::sync::watch::Receiver<bool>,
+    pub isolated: tokio::sync::watch::Receiver<bool>,
+    pub keepalive: Arc<Keepalive>,
 }
 
 /// How a node drains: connections are closed at a point spread over `window`, so clients reconnect to
@@ -134,34 +123,27 @@ pub async fn serve(
     app: Arc<App>,
     seat: Seat,
     io: TokioIo<Upgraded>,
-    mut draining: tokio::sync::watch::Receiver<bool>,
-    mut isolated: tokio::sync::watch::Receiver<bool>,
+    watch: NodeWatch,
     drain: DrainPolicy,
 ) {
+    let NodeWatch {
+        mut draining,
+        mut isolated,
+        keepalive,
+    } = watch;
     let disabled = app.disabled();
     let (mut session, rx) = herald_core::Session::open(node.clone(), app, seat);
     let conn = session.connection().clone();
     let socket_id = conn.socket_id.clone();
     tracing::debug!(%socket_id, app = %session.app().config.id, "connected");
-    let activity = Arc::new(Activity {
-        epoch: Instant::now(),
-        last_seen_us: AtomicU64::new(0),
-    });
+    let activity = Arc::new(Activity::new());
+    let _kept_alive = keepalive.watch(conn.clone(), activity.clone());
     // fastwebsockets did the upgrade (its reader is gone with its buffer); reading and writing are ours: the
     // reader holds no buffer while the client is quiet, and the writer coalesces queued frames.
     let (mut read_half, write_half) = tokio::io::split(io);
     let write = FrameWriter::new(write_half);
     session.established();
-    let mut writer = tokio::spawn(write_loop(
-        write,
-        rx,
-        conn.clone(),
-        activity.clone(),
-        Timeouts {
-            activity: node.settings().activity_timeout,
-            pong: node.settings().pong_timeout,
-        },
-    ));
+    let mut writer = tokio::spawn(write_loop(write, rx, conn.clone()));
 
     let max = node.settings().max_message_size;
     let mut reader = FrameReader::new(max);
@@ -310,51 +292,18 @@ async fn finish(
     }
 }
 
-/// What the writer needs of the node's settings (a copy of all of them would sit in every connection).
-#[derive(Clone, Copy)]
-struct Timeouts {
-    activity: Duration,
-    pong: Duration,
-}
-
+/// Writes what the connection's queue holds. Pings and the pong timeout come through the queue too, from
+/// the node's keepalive sweep (`keepalive.rs`): the writer keeps no timer of its own.
 async fn write_loop(
     mut write: FrameWriter<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
     mut rx: herald_core::outbound_queue::Receiver,
     conn: Arc<ConnectionHandle>,
-    activity: Arc<Activity>,
-    timeouts: Timeouts,
 ) {
-    let mut pinged_at: Option<Instant> = None;
     loop {
-        let seen = activity.last_seen();
-        if pinged_at.is_some_and(|at| seen > at) {
-            pinged_at = None;
-        }
-        let deadline = match pinged_at {
-            Some(at) => at + timeouts.pong,
-            None => seen + timeouts.activity,
-        };
         // A connection marked as overflowed always has something queued (the mark queues a close past the
         // bound), so the wait below returns at once, and the connection is closed without writing its backlog.
-        let first = tokio::select! {
-            biased;
-            message = rx.recv() => match message {
-                Some(message) => message,
-                None => return,
-            },
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                if activity.last_seen() > seen {
-                    continue;
-                }
-                if pinged_at.is_some() {
-                    tracing::debug!(socket_id = %conn.socket_id, "no pong; closing");
-                    write.text(&frame::error(close_code::PONG_NOT_RECEIVED, "Pong reply not received"));
-                    Outbound::Close(close_code::PONG_NOT_RECEIVED, "Pong reply not received".into())
-                } else {
-                    pinged_at = Some(Instant::now());
-                    Outbound::Frame(Bytes::from(frame::ping()))
-                }
-            }
+        let Some(first) = rx.recv().await else {
+            return;
         };
         let first = match conn.overflowed() {
             true => Outbound::Close(ConnectionHandle::OVERFLOW_CODE, OVERFLOW_REASON.into()),
