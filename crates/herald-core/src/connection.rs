@@ -84,6 +84,12 @@ impl ConnectionHandle {
         }
     }
 
+    /// Queues a frame if there is room, and leaves a full queue alone: for what can wait for a later chance
+    /// (a keepalive ping to a client that has traffic queued is not a reason to close it as slow).
+    pub fn offer(&self, frame: Bytes) -> bool {
+        self.tx.try_send(Outbound::Frame(frame)).is_ok()
+    }
+
     /// Queues a frame built for this connection only.
     pub fn send_vec(&self, frame: Vec<u8>) -> bool {
         self.send(Bytes::from(frame))

@@ -15,6 +15,12 @@ use std::time::{Duration, Instant};
 
 const PONG_NOT_RECEIVED: &str = "Pong reply not received";
 
+/// The ping frame, encoded once for every connection.
+fn ping() -> Bytes {
+    static PING: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    PING.get_or_init(|| Bytes::from(frame::ping())).clone()
+}
+
 /// When the client last sent anything, recorded by the connection's reader.
 pub struct Activity {
     epoch: Instant,
@@ -128,12 +134,14 @@ impl Keepalive {
                 State::Pinged(at) if seen > at => State::Quiet,
                 state => state,
             };
+            // (a deadline past what an Instant can hold never comes)
+            let due = |from: Instant, after: Duration| from.checked_add(after).is_some_and(|at| now >= at);
             match watched.state {
-                State::Quiet if now >= seen + self.activity => {
-                    watched.conn.send(Bytes::from(frame::ping()));
+                // A full queue is left alone (the client has traffic waiting; the next sweep pings).
+                State::Quiet if due(seen, self.activity) && watched.conn.offer(ping()) => {
                     watched.state = State::Pinged(now);
                 }
-                State::Pinged(at) if now >= at + self.pong => {
+                State::Pinged(at) if due(at, self.pong) => {
                     tracing::debug!(socket_id = %watched.conn.socket_id, "no pong; closing");
                     watched.conn.send(Bytes::from(frame::error(
                         close_code::PONG_NOT_RECEIVED,
@@ -202,7 +210,14 @@ mod tests {
 
         // No answer within the pong timeout: 4201, then the close, once.
         keepalive.sweep(at(answered, 3_000));
-        assert_eq!(frame_event(rx.try_recv()), "pusher:error");
+        match rx.try_recv() {
+            Some(Outbound::Frame(bytes)) => {
+                let error: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                assert_eq!(error["event"], "pusher:error");
+                assert_eq!(error["data"]["code"], 4201, "{error}");
+            }
+            _ => panic!("expected the pusher:error frame"),
+        }
         assert_eq!(frame_event(rx.try_recv()), "close 4201");
         keepalive.sweep(at(answered, 10_000));
         assert!(rx.try_recv().is_none(), "closed once");
@@ -214,6 +229,29 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_client_with_a_full_queue_is_pinged_later_not_closed_as_slow() {
+        let keepalive = Keepalive::new(Duration::from_secs(2), Duration::from_secs(1));
+        let (conn, mut rx) = connection();
+        let start = Instant::now()
+            .checked_sub(Duration::from_secs(10))
+            .expect("up for 10 s");
+        let activity = Arc::new(Activity {
+            epoch: start,
+            last_seen_us: AtomicU64::new(0),
+        });
+        let _watch = keepalive.watch(conn.clone(), activity);
+        while conn.offer(Bytes::from_static(b"{}")) {}
+        keepalive.sweep(start + Duration::from_secs(3));
+        assert!(
+            !conn.overflowed(),
+            "a ping that finds no room does not mark the client slow"
+        );
+        while rx.try_recv().is_some() {}
+        keepalive.sweep(start + Duration::from_secs(4));
+        assert_eq!(frame_event(rx.try_recv()), "pusher:ping", "pinged once there is room");
+    }
+
     #[test]
     fn the_sweep_runs_a_few_times_per_timeout_within_bounds() {
         let period = |a, p| Keepalive::new(Duration::from_secs(a), Duration::from_secs(p)).period();
@@ -223,5 +261,11 @@ mod tests {
             Keepalive::new(Duration::ZERO, Duration::ZERO).period(),
             Duration::from_millis(50)
         );
+        // Timeouts too long for an Instant to hold: the sweep never pings, and does not panic.
+        let forever = Keepalive::new(Duration::MAX, Duration::MAX);
+        let (conn, mut rx) = connection();
+        let _watch = forever.watch(conn, Arc::new(Activity::new()));
+        forever.sweep(Instant::now());
+        assert!(rx.try_recv().is_none());
     }
 }

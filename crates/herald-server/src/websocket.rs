@@ -1,6 +1,6 @@
 //! One WebSocket connection: the handshake checks (app key, protocol version), then a reader that feeds the
-//! session and a writer that drains the connection's bounded queue and keeps the client alive with
-//! `pusher:ping`. Whatever ends first ends both, and the session then leaves every channel.
+//! session and a writer that drains the connection's bounded queue (where the node's keepalive sweep,
+//! `keepalive.rs`, queues its pings). Whatever ends first ends both, and the session then leaves every channel.
 
 use crate::frame_writer::{self, FrameWriter};
 use crate::keepalive::{Activity, Keepalive};
