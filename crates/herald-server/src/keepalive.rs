@@ -167,6 +167,18 @@ mod tests {
         (Arc::new(conn), rx)
     }
 
+    /// A connection's activity clock started 10 s ago, and that start.
+    fn opened_ten_seconds_ago() -> (Instant, Arc<Activity>) {
+        let start = Instant::now()
+            .checked_sub(Duration::from_secs(10))
+            .expect("up for 10 s");
+        let activity = Activity {
+            epoch: start,
+            last_seen_us: AtomicU64::new(0),
+        };
+        (start, Arc::new(activity))
+    }
+
     fn frame_event(out: Option<Outbound>) -> String {
         match out {
             Some(Outbound::Frame(bytes)) => {
@@ -183,13 +195,7 @@ mod tests {
         let keepalive = Keepalive::new(Duration::from_secs(2), Duration::from_secs(1));
         let (conn, mut rx) = connection();
         // The connection opened 10 s ago: the sweeps below are in the past, and the client's answer now.
-        let start = Instant::now()
-            .checked_sub(Duration::from_secs(10))
-            .expect("up for 10 s");
-        let activity = Arc::new(Activity {
-            epoch: start,
-            last_seen_us: AtomicU64::new(0),
-        });
+        let (start, activity) = opened_ten_seconds_ago();
         let watch = keepalive.watch(conn.clone(), activity.clone());
         let at = |base: Instant, ms: u64| base + Duration::from_millis(ms);
 
@@ -233,13 +239,7 @@ mod tests {
     async fn a_client_with_a_full_queue_is_pinged_later_not_closed_as_slow() {
         let keepalive = Keepalive::new(Duration::from_secs(2), Duration::from_secs(1));
         let (conn, mut rx) = connection();
-        let start = Instant::now()
-            .checked_sub(Duration::from_secs(10))
-            .expect("up for 10 s");
-        let activity = Arc::new(Activity {
-            epoch: start,
-            last_seen_us: AtomicU64::new(0),
-        });
+        let (start, activity) = opened_ten_seconds_ago();
         let _watch = keepalive.watch(conn.clone(), activity);
         while conn.offer(Bytes::from_static(b"{}")) {}
         keepalive.sweep(start + Duration::from_secs(3));
