@@ -193,24 +193,32 @@ mod tests {
         assert_eq!(&got[304..], &[0x81, 2, b'o', b'k']);
     }
 
-    #[tokio::test]
-    async fn a_lone_frame_the_socket_cannot_take_yet_is_written_when_it_can() {
-        // The pipe holds 4 bytes and is full: the first offer of the next frame is refused (pending), and
-        // the frame goes out whole once the peer reads; then a frame too large for the stack copy.
-        let (client, mut server) = tokio::io::duplex(4);
+    /// Writes `payloads` one by one as lone frames into a pipe that holds 4 + `room` bytes and already has
+    /// 4 in it (an `ab` frame), while a peer reads it: what the peer got.
+    async fn written_through_a_full_pipe(room: usize, payloads: &[&[u8]]) -> Vec<u8> {
+        let (client, mut server) = tokio::io::duplex(4 + room);
         let mut w = FrameWriter::new(client);
         w.text_alone(b"ab").await.unwrap();
-        let small: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
-        let large = vec![b'z'; 5000];
         let writing = async {
-            w.text_alone(&small).await.unwrap();
-            w.text_alone(&large).await.unwrap();
+            for payload in payloads {
+                w.text_alone(payload).await.unwrap();
+            }
             drop(w);
         };
         let mut got = Vec::new();
         let reading = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut got);
         let ((), read) = tokio::join!(writing, reading);
         read.unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn a_lone_frame_the_socket_cannot_take_yet_is_written_when_it_can() {
+        // The pipe is full: the first offer of the next frame is refused (pending), and the frame goes out
+        // whole once the peer reads; then a frame too large for the stack copy.
+        let small: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+        let large = vec![b'z'; 5000];
+        let got = written_through_a_full_pipe(0, &[&small, &large]).await;
         let expected = [
             &[0x81u8, 2, b'a', b'b'][..],
             &[0x81, 126, 1, 44],
@@ -226,19 +234,9 @@ mod tests {
     async fn a_lone_frame_the_socket_takes_in_part_is_finished_from_where_it_stopped() {
         // The pipe has room for 2 bytes (inside the 4-byte header), then for 7 (past it): the rest of the
         // frame follows from where the socket stopped, once the peer reads.
+        let payload: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
         for room in [2usize, 7] {
-            let (client, mut server) = tokio::io::duplex(4 + room);
-            let mut w = FrameWriter::new(client);
-            w.text_alone(b"ab").await.unwrap();
-            let payload: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
-            let writing = async {
-                w.text_alone(&payload).await.unwrap();
-                drop(w);
-            };
-            let mut got = Vec::new();
-            let reading = tokio::io::AsyncReadExt::read_to_end(&mut server, &mut got);
-            let ((), read) = tokio::join!(writing, reading);
-            read.unwrap();
+            let got = written_through_a_full_pipe(room, &[&payload]).await;
             let expected = [&[0x81u8, 2, b'a', b'b'][..], &[0x81, 126, 1, 44], &payload].concat();
             assert_eq!(got, expected, "room for {room} bytes");
         }
