@@ -21,6 +21,7 @@ mod keepalive;
 mod log_every;
 mod print_config;
 mod reload;
+mod repoll;
 mod routes;
 mod shutdown;
 mod socketio;
@@ -298,11 +299,13 @@ where
     // A client that never finishes its request headers is dropped (slowloris).
     // Responses are small and go out in one plain write (`send`), which costs the kernel less than the
     // vectored write of head and body (measured: docs/benchmarks.md, performance round four).
-    let _ = http1::Builder::new()
+    // The connection wakes itself within each request with a body: it is polled again on the spot rather
+    // than rescheduled (repoll.rs).
+    let connection = http1::Builder::new()
         .writev(false)
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    let _ = repoll::Repoll::new(connection).await;
 }
