@@ -153,10 +153,16 @@ impl Receiver {
     /// The next item, waiting for one; None once the sender is gone and the queue is empty. Cancel-safe: a
     /// dropped wait leaves at most a spare wake-up behind.
     pub async fn recv(&mut self) -> Option<Outbound> {
+        self.recv_noting_more().await.map(|(item, _)| item)
+    }
+
+    /// As [`recv`](Self::recv), and whether more is queued behind the item, found under the same lock: a
+    /// writer that gets `false` writes the item alone without asking the queue again.
+    pub async fn recv_noting_more(&mut self) -> Option<(Outbound, bool)> {
         poll_fn(|cx| {
             let mut state = self.0.lock();
             if let Some(item) = self.pop(&mut state) {
-                return Poll::Ready(Some(item));
+                return Poll::Ready(Some((item, state.first.is_some())));
             }
             if state.sender_gone {
                 return Poll::Ready(None);
@@ -232,6 +238,26 @@ mod tests {
         assert!(rx.try_recv().is_none());
         drop(tx);
         assert!(rx.recv().await.is_none(), "the sender is gone and nothing is left");
+    }
+
+    #[tokio::test]
+    async fn the_writer_learns_whether_more_is_queued_with_the_item() {
+        let (tx, mut rx) = channel(4);
+        tx.try_send(frame("a")).unwrap();
+        tx.try_send(frame("b")).unwrap();
+        let (a, more) = rx.recv_noting_more().await.unwrap();
+        assert_eq!((text(Some(a)).as_deref(), more), (Some("a"), true));
+        let (b, more) = rx.recv_noting_more().await.unwrap();
+        assert_eq!(
+            (text(Some(b)).as_deref(), more),
+            (Some("b"), false),
+            "b was the last one queued"
+        );
+        tx.try_send(frame("c")).unwrap();
+        let (c, more) = rx.recv_noting_more().await.unwrap();
+        assert_eq!((text(Some(c)).as_deref(), more), (Some("c"), false));
+        drop(tx);
+        assert!(rx.recv_noting_more().await.is_none());
     }
 
     #[tokio::test]

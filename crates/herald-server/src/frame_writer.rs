@@ -2,8 +2,8 @@
 //! one write (one syscall) instead of one each. Server frames are unmasked, so encoding is a 2-10 byte
 //! header before the shared payload. A frame that is alone in the queue (the usual case for a connection
 //! that gets a broadcast now and then) goes out with its header in one write: a small one copied next to its
-//! header on the stack, a large one vectored straight from the shared bytes. A batch buffer exists only
-//! while a burst is written, so an idle connection holds none.
+//! header in a buffer of the worker thread's, a large one vectored straight from the shared bytes. A batch
+//! buffer exists only while a burst is written, so an idle connection holds none.
 
 use std::io::IoSlice;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -11,8 +11,37 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 /// A batch stops growing past this many bytes.
 pub const BATCH_BYTES: usize = 64 * 1024;
 
-/// A lone frame up to this size (header included) is copied into one stack buffer and written with `send`.
+/// A lone frame up to this size (header included) is copied into the thread's buffer and written with `send`.
 const INLINE_FRAME: usize = 2048;
+
+thread_local! {
+    /// Where a small lone frame is put together with its header, one per worker thread rather than one per
+    /// connection: it is filled and offered to the socket within one poll, never held across an await. A
+    /// stack array would be zeroed (2 KiB) for every frame.
+    static INLINE: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::with_capacity(INLINE_FRAME));
+}
+
+/// Offers `head` and `payload` to `io` as one plain write, copied together into the thread's buffer.
+fn poll_write_joined<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    cx: &mut std::task::Context<'_>,
+    head: &[u8],
+    payload: &[u8],
+) -> std::task::Poll<std::io::Result<usize>> {
+    INLINE.with(|cell| {
+        // A frame written from inside another's write (never, today) gets a buffer of its own.
+        let mut spare = Vec::new();
+        let mut mine = cell.try_borrow_mut();
+        let frame = match mine.as_deref_mut() {
+            Ok(frame) => frame,
+            Err(_) => &mut spare,
+        };
+        frame.clear();
+        frame.extend_from_slice(head);
+        frame.extend_from_slice(payload);
+        std::pin::Pin::new(io).poll_write(cx, frame)
+    })
+}
 
 const TEXT: u8 = 0x1;
 const CLOSE: u8 = 0x8;
@@ -34,7 +63,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     }
 
     /// Writes one text frame at once, with nothing batched before it. A small frame is copied with its header
-    /// into a stack buffer that lives only while the socket is offered it, and goes out in one plain write
+    /// into the worker thread's buffer while the socket is offered it, and goes out in one plain write
     /// (`send`, which the kernel takes for less than `writev`); no heap buffer is held. A large frame goes
     /// out in one vectored write straight from its shared bytes where the socket takes those. Whatever the
     /// socket does not take at once goes through the batch.
@@ -48,10 +77,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         if total <= INLINE_FRAME {
             let io = &mut self.io;
             let written = std::future::poll_fn(|cx| {
-                let mut frame = [0u8; INLINE_FRAME];
-                frame[..h].copy_from_slice(&head[..h]);
-                frame[h..total].copy_from_slice(payload);
-                match std::pin::Pin::new(&mut *io).poll_write(cx, &frame[..total]) {
+                match poll_write_joined(&mut *io, cx, &head[..h], payload) {
                     std::task::Poll::Ready(result) => std::task::Poll::Ready(result),
                     // Not writable now: the rest goes through the batch, which waits for the socket.
                     std::task::Poll::Pending => std::task::Poll::Ready(Ok(0)),

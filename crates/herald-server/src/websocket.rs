@@ -302,7 +302,7 @@ async fn write_loop(
     loop {
         // A connection marked as overflowed always has something queued (the mark queues a close past the
         // bound), so the wait below returns at once, and the connection is closed without writing its backlog.
-        let Some(first) = rx.recv().await else {
+        let Some((first, more)) = rx.recv_noting_more().await else {
             return;
         };
         let first = match conn.overflowed() {
@@ -310,24 +310,16 @@ async fn write_loop(
             false => first,
         };
         // A frame alone in the queue goes out straight from its shared bytes.
-        let mut next = Some(first);
-        if let Some(Outbound::Frame(bytes)) = &next {
-            if write.batch_len() == 0 && !conn.overflowed() {
-                match rx.try_recv() {
-                    None => {
-                        let written = crate::deadline::within(WRITE_TIMEOUT, write.text_alone(bytes)).await;
-                        if !matches!(written, Ok(Ok(()))) {
-                            return;
-                        }
-                        continue;
-                    }
-                    Some(second) => {
-                        write.text(bytes);
-                        next = Some(second);
-                    }
+        if let Outbound::Frame(bytes) = &first {
+            if !more && write.batch_len() == 0 {
+                let written = crate::deadline::within(WRITE_TIMEOUT, write.text_alone(bytes)).await;
+                if !matches!(written, Ok(Ok(()))) {
+                    return;
                 }
+                continue;
             }
         }
+        let mut next = Some(first);
         // Everything already queued goes out in the same write.
         let mut closing = None;
         while let Some(message) = next.take() {
