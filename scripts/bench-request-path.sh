@@ -7,6 +7,11 @@
 #                  500 channels, 100 events/s, counted over 1,000 events): unlike CPU time on this shared
 #                  two-core machine, the count does not move between runs. Valgrind hides SHA extensions, so the
 #                  HMAC is counted in its portable form (about 28k instructions of each Herald event).
+#                  And per delivery on one channel of 500 subscribers (10 events/s, counted over 50,000
+#                  deliveries, the publishing request included).
+#                  And per connection: 1,000 public connections opened, subscribed, idle 2 s and closed.
+#   connect        server CPU per connection and memory per idle connection, 5,000 public connections opened
+#                  and subscribed; before, after and raw
 #   presence       two nodes on one fresh Redis, 2,000 users x 2 tabs joining ONE presence channel: joins/s
 # Usage: scripts/bench-request-path.sh BEFORE_HERALD_BIN AFTER_HERALD_BIN   (results in target/bench-request-path/)
 # Loopback only; every process it starts is stopped when it ends.
@@ -43,9 +48,13 @@ for run in $(seq "$RUNS"); do
 done
 for build in before after raw; do echo "| median | $build | $(median ${cpu[$build]}) | |" >> "$OUT/summary.md"; done
 
-echo "## instructions per HTTP API event (callgrind)" >> "$OUT/summary.md"
-for build in before after raw; do
-  port=$(free_port); probes=$(free_port); out="$OUT/callgrind-$build.out"; rm -f "$out"*
+# callgrind BUILD NAME PER LOAD_ARGS...: a fresh server under callgrind with herald-load's LOAD_ARGS running:
+# for `fanout` (20 s), instructions counted from 8 s to 18 s; for `idle`, from before the first connection
+# opens to 3 s after the last has closed. Divided by PER (what was delivered, published or connected meanwhile), left in $counted.
+counted=0
+callgrind() {
+  local build=$1 name=$2 per=$3; shift 3
+  port=$(free_port); probes=$(free_port); local out="$OUT/callgrind-$name-$build.out"; rm -f "$out"*
   if [ "$build" = raw ]; then
     valgrind --tool=callgrind --callgrind-out-file="$out" target/release/raw-fanout "127.0.0.1:$port" 2>/dev/null & pid=$!
     sleep 5
@@ -54,15 +63,53 @@ for build in before after raw; do
       valgrind --tool=callgrind --callgrind-out-file="$out" "$(bin_of $build)" 2>/dev/null & pid=$!
     wait_ready "$probes"
   fi
-  $LOAD --target 127.0.0.1:$port --json "$OUT/callgrind-$build.json" fanout --subscribers 500 --channels 500 --rate 100 --duration 20 > /dev/null 2>&1 & extra+=("$!")
-  # Connected and publishing well before 8 s; 10 s at 100 events/s is 1,000 events.
-  sleep 8; callgrind_control -z "$pid" > /dev/null
-  sleep 10; callgrind_control -d "$pid" > /dev/null
-  wait "${extra[@]}" 2>/dev/null || true; extra=()
+  if [ "$1" = idle ]; then
+    callgrind_control -z "$pid" > /dev/null
+    $LOAD --target 127.0.0.1:$port --json "$OUT/callgrind-$name-$build.json" "$@" > /dev/null 2>&1
+    # The clients are gone: counted once the server has closed them too (a connection's whole life).
+    sleep 3; callgrind_control -d "$pid" > /dev/null
+  else
+    $LOAD --target 127.0.0.1:$port --json "$OUT/callgrind-$name-$build.json" "$@" --duration 20 > /dev/null 2>&1 & extra+=("$!")
+    # Connected and publishing well before 8 s.
+    sleep 8; callgrind_control -z "$pid" > /dev/null
+    sleep 10; callgrind_control -d "$pid" > /dev/null
+    wait "${extra[@]}" 2>/dev/null || true; extra=()
+  fi
   stop
-  ir=$(grep -h '^totals:\|^summary:' "$out".* | head -1 | awk '{print $2}')
-  echo "| $build | $((ir / 1000)) instructions per event |" >> "$OUT/summary.md"
+  local ir; ir=$(grep -h '^totals:\|^summary:' "$out".* | head -1 | awk '{print $2}')
+  counted=$((ir / per))
+}
+echo "## instructions per HTTP API event (callgrind; 500 channels, 100 events/s: 1,000 events)" >> "$OUT/summary.md"
+for build in before after raw; do
+  callgrind $build many 1000 fanout --subscribers 500 --channels 500 --rate 100
+  echo "| $build | $counted instructions per event |" >> "$OUT/summary.md"
 done
+echo "## instructions per delivery, one channel (callgrind; 500 subscribers, 10 events/s: 50,000 deliveries)" >> "$OUT/summary.md"
+for build in before after raw; do
+  callgrind $build one 50000 fanout --subscribers 500 --channels 1 --rate 10
+  echo "| $build | $counted instructions per delivery |" >> "$OUT/summary.md"
+done
+
+echo "## instructions per connection (callgrind; 1,000 public connections opened, subscribed and closed)" >> "$OUT/summary.md"
+for build in before after raw; do
+  callgrind $build connect 1000 idle --connections 1000 --kind public
+  echo "| $build | $counted instructions per connection |" >> "$OUT/summary.md"
+done
+
+echo "## connect: server CPU per connection (µs), memory per idle connection (KiB); 5,000 public connections" >> "$OUT/summary.md"
+declare -A conn mem
+for run in $(seq "$RUNS"); do
+  for build in before after raw; do
+    if [ "$build" = raw ]; then start_raw; else start_herald "$(bin_of $build)"; fi
+    f="$OUT/connect-$build-$run.json"
+    $LOAD --target 127.0.0.1:$port --server-pid $pid --json "$f" idle --connections 5000 --kind public > /dev/null
+    stop
+    c=$(figure "$f" "server CPU per connection"); m=$(figure "$f" "server memory per connection")
+    conn[$build]="${conn[$build]:-} $c"; mem[$build]="${mem[$build]:-} $m"
+    echo "| $run | $build | $c | $m |" >> "$OUT/summary.md"
+  done
+done
+for build in before after raw; do echo "| median | $build | $(median ${conn[$build]}) | $(median ${mem[$build]}) |" >> "$OUT/summary.md"; done
 
 echo "## presence: 2 nodes, 2,000 users x 2 tabs on one channel: joins/s" >> "$OUT/summary.md"
 printf '[[apps]]\nid = "app-id"\nkey = "app-key"\nsecret = "app-secret"\nmax_presence_members = 10000\n' > "$OUT/presence.toml"

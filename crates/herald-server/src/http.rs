@@ -246,18 +246,14 @@ impl Server {
                 Ok(seat) => {
                     // The connection's life runs in a task of its own, which holds only what serving needs:
                     // this task's room (the upgrade, the admission, the handshake's strings) is given back.
-                    let guard = connections.enter();
                     let app = app.expect("admission checked the app");
                     let watch = websocket::NodeWatch {
                         draining: connections.draining(),
                         isolated: connections.isolated(),
                         keepalive,
+                        open: connections.enter(),
                     };
-                    let ws = ws.into_inner();
-                    tokio::spawn(async move {
-                        let _guard = guard;
-                        websocket::serve(node, app, seat, ws, watch, drain).await
-                    });
+                    tokio::spawn(websocket::serve(node, app, seat, ws.into_inner(), watch, drain));
                 }
             }
         });

@@ -271,17 +271,22 @@ async fn accept_loop(
             peer: Some(peer.ip()),
             ..server.clone()
         };
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            match tls {
-                None => serve(stream, server).await,
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => serve(stream, server).await,
-                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                },
+        // Two kinds of task: a plaintext connection's carries no room for a TLS handshake and stream (about
+        // 4 KiB, moved whenever the task is spawned).
+        match tls.clone() {
+            None => {
+                tokio::spawn(serve(stream, server));
             }
-        });
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve(stream, server).await,
+                        Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+            }
+        }
     }
 }
 

@@ -76,6 +76,9 @@ impl<F: Future> Future for Repoll<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
+        // Polling from here on: a wake that comes while the task's waker is being registered is answered by
+        // the poll below, not sent to the task as well.
+        this.shared.state.store(POLLING, Ordering::Release);
         this.shared.task.register(cx.waker());
         let mut inner_cx = Context::from_waker(this.waker);
         for _ in 0..MAX_REPOLLS {
@@ -92,8 +95,8 @@ impl<F: Future> Future for Repoll<F> {
             {
                 return Poll::Pending;
             }
-            // Woken during the poll. A task out of budget is made to yield by the resources it polls (they
-            // wake it and return Pending): polling again would spin, so it yields.
+            // Woken during the poll. Polling again is part of the task's turn, so only while its cooperative
+            // budget lasts: once that is spent, it yields like any other task.
             if !tokio::task::coop::has_budget_remaining() {
                 break;
             }

@@ -91,6 +91,8 @@ pub struct NodeWatch {
     pub draining: tokio::sync::watch::Receiver<bool>,
     pub isolated: tokio::sync::watch::Receiver<bool>,
     pub keepalive: Arc<Keepalive>,
+    /// Counts the connection as open (a drain waits for it) until it ends.
+    pub open: crate::shutdown::ConnectionGuard,
 }
 
 /// How a node drains: connections are closed at a point spread over `window`, so clients reconnect to
@@ -117,19 +119,24 @@ pub(crate) fn drain_delay(socket_id: &str, window: Duration) -> Duration {
     Duration::from_millis(h.finish() % millis)
 }
 
-/// Serves one accepted connection to `app` until either side ends it; `io` is the upgraded stream.
-pub async fn serve(
+/// Sets up one accepted connection to `app` (its session, keepalive entry and writer) at once, and returns
+/// what serves it until either side ends it; `io` is the upgraded stream. Not an `async fn`: the future
+/// returned holds only what the connection's life needs, not also the arguments it was set up from (an
+/// `async fn` keeps room for those for its whole life), so every idle connection's task is smaller and the
+/// task moved on spawn is too (docs/benchmarks.md, performance round five).
+pub fn serve(
     node: Arc<Node>,
     app: Arc<App>,
     seat: Seat,
     io: TokioIo<Upgraded>,
     watch: NodeWatch,
     drain: DrainPolicy,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let NodeWatch {
         mut draining,
         mut isolated,
         keepalive,
+        open,
     } = watch;
     let disabled = app.disabled();
     let (mut session, rx) = herald_core::Session::open(node.clone(), app, seat);
@@ -137,7 +144,7 @@ pub async fn serve(
     let socket_id = conn.socket_id.clone();
     tracing::debug!(%socket_id, app = %session.app().config.id, "connected");
     let activity = Arc::new(Activity::new());
-    let _kept_alive = keepalive.watch(conn.clone(), activity.clone());
+    let kept_alive = keepalive.watch(conn.clone(), activity.clone());
     // fastwebsockets did the upgrade (its reader is gone with its buffer); reading and writing are ours: the
     // reader holds no buffer while the client is quiet, and the writer coalesces queued frames.
     let (mut read_half, write_half) = tokio::io::split(io);
@@ -151,7 +158,6 @@ pub async fn serve(
     // grace period) or is isolated from Redis (4100; cancelled if the link comes back first).
     let mut close_at: Option<(tokio::time::Instant, Leaving)> = None;
     let spread = drain_delay(socket_id.as_str(), drain.window);
-    let mut watching_isolation = true;
     if *isolated.borrow_and_update() {
         close_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated));
     }
@@ -164,105 +170,111 @@ pub async fn serve(
         .config
         .signin_timeout
         .map(|t| tokio::time::Instant::now() + t);
-    let mut drained = false;
-    let reason = loop {
-        let signin_due = signin_by.filter(|_| !session.signed_in());
-        let wake_at = match (signin_due, close_at) {
-            (Some(a), Some((b, _))) => Some(a.min(b)),
-            (a, b) => a.or(b.map(|(at, _)| at)),
-        };
-        let read = tokio::select! {
-            message = reader.next(&mut read_half) => message,
-            _ = &mut writer => break "writer ended",
-            _ = draining.wait_for(|d| *d), if !matches!(close_at, Some((_, Leaving::Drain))) => {
-                close_at = Some((tokio::time::Instant::now() + spread, Leaving::Drain));
-                continue;
-            }
-            changed = isolated.changed(), if watching_isolation => {
-                watching_isolation = changed.is_ok();
-                // The same signal wakes the connection when a reload disabled or removed an app.
-                if *disabled.borrow() {
-                    conn.close(close_code::APP_DISABLED, "App disabled");
-                    break "app disabled";
-                }
-                let now_isolated = *isolated.borrow_and_update();
-                match close_at {
-                    None if now_isolated => close_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated)),
-                    Some((_, Leaving::Isolated)) if !now_isolated => close_at = None,
-                    _ => {}
-                }
-                continue;
-            }
-            // One timer for both deadlines (each timer takes room in every idle connection).
-            _ = tokio::time::sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {
-                if signin_due.is_some_and(|at| at <= tokio::time::Instant::now()) {
-                    conn.close(close_code::UNAUTHORIZED, "Sign-in required: no pusher:signin in time");
-                    break "no sign-in in time";
-                }
-                if close_at.is_none_or(|(at, _)| at > tokio::time::Instant::now()) {
+    let grace = drain.grace;
+    async move {
+        // Held, not used: the connection stays watched by the keepalive and counted as open until it ends.
+        let _ = (&kept_alive, &open);
+        let mut watching_isolation = true;
+        let mut drained = false;
+        let reason = loop {
+            let signin_due = signin_by.filter(|_| !session.signed_in());
+            let wake_at = match (signin_due, close_at) {
+                (Some(a), Some((b, _))) => Some(a.min(b)),
+                (a, b) => a.or(b.map(|(at, _)| at)),
+            };
+            let read = tokio::select! {
+                message = reader.next(&mut read_half) => message,
+                _ = &mut writer => break "writer ended",
+                _ = draining.wait_for(|d| *d), if !matches!(close_at, Some((_, Leaving::Drain))) => {
+                    close_at = Some((tokio::time::Instant::now() + spread, Leaving::Drain));
                     continue;
                 }
-                if let Some((_, Leaving::Isolated)) = close_at {
-                    if node.not_ready().is_none() {
-                        // The link came back just now: look again shortly. The watcher clears the flag on its
-                        // next look (and this wait with it); if the link drops again first, this closes then.
-                        close_at = Some((tokio::time::Instant::now() + Duration::from_millis(200), Leaving::Isolated));
+                changed = isolated.changed(), if watching_isolation => {
+                    watching_isolation = changed.is_ok();
+                    // The same signal wakes the connection when a reload disabled or removed an app.
+                    if *disabled.borrow() {
+                        conn.close(close_code::APP_DISABLED, "App disabled");
+                        break "app disabled";
+                    }
+                    let now_isolated = *isolated.borrow_and_update();
+                    match close_at {
+                        None if now_isolated => close_at = Some((tokio::time::Instant::now() + spread, Leaving::Isolated)),
+                        Some((_, Leaving::Isolated)) if !now_isolated => close_at = None,
+                        _ => {}
+                    }
+                    continue;
+                }
+                // One timer for both deadlines (each timer takes room in every idle connection).
+                _ = tokio::time::sleep_until(wake_at.unwrap_or_else(tokio::time::Instant::now)), if wake_at.is_some() => {
+                    if signin_due.is_some_and(|at| at <= tokio::time::Instant::now()) {
+                        conn.close(close_code::UNAUTHORIZED, "Sign-in required: no pusher:signin in time");
+                        break "no sign-in in time";
+                    }
+                    if close_at.is_none_or(|(at, _)| at > tokio::time::Instant::now()) {
                         continue;
                     }
-                    conn.close(close_code::OVER_CAPACITY, "Node lost its link to Redis; reconnect to another node");
-                    break "node isolated from Redis";
+                    if let Some((_, Leaving::Isolated)) = close_at {
+                        if node.not_ready().is_none() {
+                            // The link came back just now: look again shortly. The watcher clears the flag on its
+                            // next look (and this wait with it); if the link drops again first, this closes then.
+                            close_at = Some((tokio::time::Instant::now() + Duration::from_millis(200), Leaving::Isolated));
+                            continue;
+                        }
+                        conn.close(close_code::OVER_CAPACITY, "Node lost its link to Redis; reconnect to another node");
+                        break "node isolated from Redis";
+                    }
+                    conn.close(close_code::GENERIC_RECONNECT, "Node is shutting down; reconnect");
+                    drained = true;
+                    break "node draining";
                 }
-                conn.close(close_code::GENERIC_RECONNECT, "Node is shutting down; reconnect");
-                drained = true;
-                break "node draining";
+            };
+            let message = match read {
+                Ok(message) => message,
+                Err(ReadError::TooLarge(_)) => {
+                    conn.close(
+                        close_code::MESSAGE_TOO_LARGE,
+                        &format!("Message larger than {max} bytes"),
+                    );
+                    break "message too large";
+                }
+                Err(ReadError::InvalidUtf8) => {
+                    // RFC 6455 8.1: a text message that is not UTF-8 fails the connection with 1007.
+                    conn.close(INVALID_PAYLOAD, "Text message is not valid UTF-8");
+                    break "invalid UTF-8";
+                }
+                Err(ReadError::Protocol(why)) => {
+                    // RFC 6455: a frame that breaks the protocol (reserved bits or opcodes, an unmasked frame, a
+                    // fragmented or oversized control frame, a bad continuation) ends the connection with 1002.
+                    conn.close(PROTOCOL_ERROR, why);
+                    break "protocol error";
+                }
+                Err(ReadError::Io(_)) => break "read error",
+            };
+            activity.touch();
+            match message {
+                Message::Close(code) => {
+                    // RFC 6455 5.5.1: echo the client's code (1000 when it gave none).
+                    conn.close(code.unwrap_or(1000), "");
+                    break "client closed";
+                }
+                Message::Ping(payload) => conn.pong(Bytes::from(payload)),
+                Message::Pong => {}
+                // Boxed: a request's future (subscribe, presence join, auth) lives on the heap while it runs,
+                // instead of taking room in every idle connection's task.
+                Message::Text(text) => Box::pin(session.handle_text(&text)).await,
+                Message::Binary => {
+                    let message = "Binary messages are not supported; send JSON text";
+                    conn.reply(frame::error(close_code::INVALID_MESSAGE, message)).await;
+                }
             }
         };
-        let message = match read {
-            Ok(message) => message,
-            Err(ReadError::TooLarge(_)) => {
-                conn.close(
-                    close_code::MESSAGE_TOO_LARGE,
-                    &format!("Message larger than {max} bytes"),
-                );
-                break "message too large";
-            }
-            Err(ReadError::InvalidUtf8) => {
-                // RFC 6455 8.1: a text message that is not UTF-8 fails the connection with 1007.
-                conn.close(INVALID_PAYLOAD, "Text message is not valid UTF-8");
-                break "invalid UTF-8";
-            }
-            Err(ReadError::Protocol(why)) => {
-                // RFC 6455: a frame that breaks the protocol (reserved bits or opcodes, an unmasked frame, a
-                // fragmented or oversized control frame, a bad continuation) ends the connection with 1002.
-                conn.close(PROTOCOL_ERROR, why);
-                break "protocol error";
-            }
-            Err(ReadError::Io(_)) => break "read error",
-        };
-        activity.touch();
-        match message {
-            Message::Close(code) => {
-                // RFC 6455 5.5.1: echo the client's code (1000 when it gave none).
-                conn.close(code.unwrap_or(1000), "");
-                break "client closed";
-            }
-            Message::Ping(payload) => conn.pong(Bytes::from(payload)),
-            Message::Pong => {}
-            // Boxed: a request's future (subscribe, presence join, auth) lives on the heap while it runs,
-            // instead of taking room in every idle connection's task.
-            Message::Text(text) => Box::pin(session.handle_text(&text)).await,
-            Message::Binary => {
-                let message = "Binary messages are not supported; send JSON text";
-                conn.reply(frame::error(close_code::INVALID_MESSAGE, message)).await;
-            }
+        tracing::debug!(%socket_id, reason, "disconnected");
+        if conn.overflowed() {
+            session.app().metrics.slow_client_disconnects.inc();
         }
-    };
-    tracing::debug!(%socket_id, reason, "disconnected");
-    if conn.overflowed() {
-        session.app().metrics.slow_client_disconnects.inc();
+        // Boxed: the closing futures live on the heap only while a connection closes, not in every idle one.
+        Box::pin(finish(session, conn, writer, drained.then_some(grace), reason)).await
     }
-    // Boxed: the closing futures live on the heap only while a connection closes, not in every idle one.
-    Box::pin(finish(session, conn, writer, drained.then_some(drain.grace), reason)).await
 }
 
 /// Ends a connection: the session leaves its channels (after `grace` for presence when the node drains) and
