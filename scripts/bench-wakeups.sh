@@ -5,7 +5,8 @@
 # alternating run by run (default RUNS=3).
 # Load: 5,000 subscribers on 5,000 channels, 2,000 signed HTTP API events/s, one delivery each; counted over
 # 5 s (10,000 events) once every client is connected and publishing has run for 2 s.
-# Usage: scripts/bench-wakeups.sh HERALD_BIN [HERALD_BIN ...]   (results in target/bench-wakeups/)
+# SCENARIO=one: 5,000 subscribers on one channel, 20 events/s; counted per delivery (500,000 in the 5 s).
+# Usage: [SCENARIO=one] scripts/bench-wakeups.sh HERALD_BIN [HERALD_BIN ...]   (results in target/bench-wakeups/)
 # Needs perf (Debian's linux-perf) with access to syscall tracepoints (run as root, or
 # kernel.perf_event_paranoid <= -1). Loopback only; every process it starts is stopped when it ends.
 set -euo pipefail
@@ -21,7 +22,11 @@ LOAD=target/release/herald-load
 load=""
 cleanup() { stop; if [ -n "$load" ]; then kill "$load" 2>/dev/null || true; wait "$load" 2>/dev/null || true; fi; load=""; }
 trap cleanup EXIT
-EVENTS=10000
+if [ "${SCENARIO:-many}" = one ]; then
+  EVENTS=500000; UNIT=delivery; UNITS=deliveries; SHAPE=(--subscribers 5000 --channels 1 --rate 20)
+else
+  EVENTS=10000; UNIT=event; UNITS=events; SHAPE=(--subscribers 5000 --channels 5000 --rate 2000)
+fi
 counters=context-switches,syscalls:sys_enter_futex,syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait
 jiffies() { awk '{print $14, $15}' "/proc/$1/stat"; }
 echo "| run | server | context switches | futex | write (eventfd) | epoll_wait | user CPU (µs) | kernel CPU (µs) |" > "$OUT/summary.md"
@@ -29,7 +34,7 @@ echo "|---|---|---|---|---|---|---|---|" >> "$OUT/summary.md"
 for run in $(seq "$RUNS"); do
   for server in "$@" raw; do
     if [ "$server" = raw ]; then start_raw; else start_herald "$server"; fi
-    $LOAD --target 127.0.0.1:$port --json "$OUT/load.json" fanout --subscribers 5000 --channels 5000 --rate 2000 --duration 14 > /dev/null 2>&1 & load=$!
+    $LOAD --target 127.0.0.1:$port --json "$OUT/load.json" fanout "${SHAPE[@]}" --duration 14 > /dev/null 2>&1 & load=$!
     # Connected well before 5 s (the connect phase takes about 1 s here), publishing from then on.
     sleep 7
     read -r u1 s1 < <(jiffies "$pid")
@@ -53,5 +58,5 @@ print(f"| {run} | {name} | {per('context-switches')} | {per('syscalls:sys_enter_
 EOF
   done
 done
-echo "(per event: each count divided by the $EVENTS events of the 5 s window)" >> "$OUT/summary.md"
+echo "(per $UNIT: each count divided by the $EVENTS $UNITS of the 5 s window)" >> "$OUT/summary.md"
 cat "$OUT/summary.md"
