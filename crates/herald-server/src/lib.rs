@@ -6,3 +6,4 @@ pub mod config;
 pub mod echo_server_config;
 pub mod frame_reader;
 pub mod laravel_env;
+pub mod listener;

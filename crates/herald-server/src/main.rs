@@ -112,7 +112,7 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
         }
     };
     let addr = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
+    let listener = herald_server::listener::listen(&addr)
         .await
         .map_err(|e| format!("cannot listen on {addr} (HERALD_HOST/HERALD_PORT): {e}"))?;
     let mode = if config.redis_url.is_some() {
@@ -189,7 +189,7 @@ async fn run(config: Config, args: Vec<std::ffi::OsString>) -> Result<(), Box<dy
     }
     if let Some(port) = config.metrics_port {
         let addr = format!("{}:{}", config.host, port);
-        let probes = tokio::net::TcpListener::bind(&addr)
+        let probes = herald_server::listener::listen(&addr)
             .await
             .map_err(|e| format!("cannot listen on {addr} (HERALD_METRICS_PORT): {e}"))?;
         tracing::info!(%addr, "metrics and probes listening");
