@@ -62,7 +62,7 @@ mod tests {
         }
         assert_eq!(
             established.len(),
-            600,
+            burst,
             "connections that waited for a SYN to be sent again"
         );
         drop(listener);
