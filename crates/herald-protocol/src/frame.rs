@@ -176,8 +176,30 @@ fn json_string(s: &str) -> String {
     String::from_utf8(out).expect("escaping keeps UTF-8")
 }
 
-/// `pusher:connection_established`.
+/// `pusher:connection_established`. Sent once per connection, so it is written straight into the frame: a socket id (digits and a dot, or a
+/// socket.io id's letters, digits, `-` and `_`) needs no escaping at either level of JSON.
 pub fn connection_established(socket_id: &str, activity_timeout_secs: u64) -> Vec<u8> {
+    if !socket_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    {
+        return connection_established_escaped(socket_id, activity_timeout_secs);
+    }
+    const HEAD: &[u8] = br#"{"event":"pusher:connection_established","data":"{\"socket_id\":\""#;
+    const MIDDLE: &[u8] = br#"\",\"activity_timeout\":"#;
+    let mut timeout = itoa::Buffer::new();
+    let timeout = timeout.format(activity_timeout_secs).as_bytes();
+    let mut out = Vec::with_capacity(HEAD.len() + socket_id.len() + MIDDLE.len() + timeout.len() + 3);
+    out.extend_from_slice(HEAD);
+    out.extend_from_slice(socket_id.as_bytes());
+    out.extend_from_slice(MIDDLE);
+    out.extend_from_slice(timeout);
+    out.extend_from_slice(br#"}"}"#);
+    out
+}
+
+/// `pusher:connection_established` through the general encoder, for an id that would need escaping.
+fn connection_established_escaped(socket_id: &str, activity_timeout_secs: u64) -> Vec<u8> {
     let data = format!(
         "{{\"socket_id\":{},\"activity_timeout\":{activity_timeout_secs}}}",
         json_string(socket_id)
@@ -357,6 +379,27 @@ mod tests {
         let f = ClientFrame::parse(text).unwrap();
         let sub: SubscribeData = serde_json::from_str(f.data.unwrap().get()).unwrap();
         assert_eq!(sub.channel_data.as_deref(), Some(r#"{"user_id":"42"}"#));
+    }
+
+    /// The frame written directly is the one the general encoder makes, byte for byte, for Pusher and socket.io
+    /// ids; an id that would need escaping goes through the encoder.
+    #[test]
+    fn connection_established_matches_the_general_encoder() {
+        for (id, timeout) in [
+            ("1.2", 30),
+            ("123456789.98765432109", 120),
+            ("Ab-_9xYz", 0),
+            ("a\"b\\c", 7),
+        ] {
+            assert_eq!(
+                String::from_utf8(connection_established(id, timeout)).unwrap(),
+                String::from_utf8(connection_established_escaped(id, timeout)).unwrap(),
+                "{id:?}"
+            );
+        }
+        let v = json(&connection_established("a\"b", 1));
+        let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data["socket_id"], "a\"b");
     }
 
     #[test]

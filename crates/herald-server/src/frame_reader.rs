@@ -49,6 +49,42 @@ const PONG: u8 = 0xA;
 /// Room made once a frame starts arriving: its header and a small message without growing.
 const FIRST_READ: usize = 256;
 
+thread_local! {
+    /// Where a message's first bytes are read, one per worker thread rather than one per connection: filled
+    /// and copied out within one poll, never held across an await. It lets a quiet connection wait for its
+    /// client with no buffer of its own and still take a whole small message in one read (a few bytes of
+    /// the connection's own cost a second read, a system call, for every message).
+    static FIRST: std::cell::RefCell<[u8; FIRST_READ]> = const { std::cell::RefCell::new([0; FIRST_READ]) };
+}
+
+/// Offers the client's next bytes, at most `room` of them, to `buf` (empty): read into the thread's buffer,
+/// then copied into `buf` with room for `room` made at once. How many were read; 0 at the end of the stream.
+fn poll_read_first<R: AsyncRead + Unpin>(
+    io: &mut R,
+    cx: &mut std::task::Context<'_>,
+    buf: &mut Vec<u8>,
+    room: usize,
+) -> std::task::Poll<std::io::Result<usize>> {
+    FIRST.with(|cell| {
+        // A read from inside another's (never, today) gets a few bytes of its own.
+        let mut spare = [0u8; 16];
+        let mut mine = cell.try_borrow_mut();
+        let scratch: &mut [u8] = match mine.as_deref_mut() {
+            Ok(first) => first,
+            Err(_) => &mut spare,
+        };
+        let len = scratch.len().min(room);
+        let mut read = tokio::io::ReadBuf::new(&mut scratch[..len]);
+        std::task::ready!(std::pin::Pin::new(io).poll_read(cx, &mut read))?;
+        let got = read.filled();
+        if !got.is_empty() {
+            buf.reserve_exact(room.max(got.len()));
+            buf.extend_from_slice(got);
+        }
+        std::task::Poll::Ready(Ok(got.len()))
+    })
+}
+
 pub struct FrameReader {
     /// Bytes read and not yet used; no allocation while empty.
     buf: Vec<u8>,
@@ -67,19 +103,18 @@ impl FrameReader {
         }
     }
 
-    /// Reads until `buf` holds at least `need` bytes. While nothing is buffered, the wait for the client's
-    /// next bytes reads into a few bytes on the stack, so a quiet connection holds no read buffer.
+    /// Reads until `buf` holds at least `need` bytes. While nothing is buffered, the client's next bytes are
+    /// read into the worker thread's buffer and only then copied into a buffer of the connection's, so a
+    /// quiet connection holds no read buffer, and a small message arrives in one read.
     async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R, need: usize) -> std::io::Result<()> {
         while self.buf.len() < need {
             if self.buf.is_empty() {
-                let mut first = [0u8; 16];
-                let n = io.read(&mut first).await?;
+                let room = need.max(FIRST_READ.min(self.max.saturating_add(14)));
+                let buf = &mut self.buf;
+                let n = std::future::poll_fn(|cx| poll_read_first(&mut *io, cx, buf, room)).await?;
                 if n == 0 {
                     return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
-                self.buf
-                    .reserve_exact(need.max(FIRST_READ.min(self.max.saturating_add(14))));
-                self.buf.extend_from_slice(&first[..n]);
                 continue;
             }
             self.buf.reserve(need.saturating_sub(self.buf.len()));
@@ -254,6 +289,49 @@ mod tests {
                 Ok(m) => out.push(Ok(m)),
             }
         }
+    }
+
+    /// Counts the reads a reader asks of the stream.
+    struct Counted<'a> {
+        bytes: &'a [u8],
+        reads: usize,
+    }
+
+    impl AsyncRead for Counted<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            self.reads += 1;
+            std::pin::Pin::new(&mut self.bytes).poll_read(cx, buf)
+        }
+    }
+
+    /// A subscribe, as pusher-js sends it (a private channel's, 150 bytes), is taken in one read, not one for
+    /// its first bytes and another for the rest: a read is a system call, for every message a client sends.
+    /// A large message still arrives whole, in as many reads as it needs.
+    #[tokio::test]
+    async fn a_small_message_is_taken_in_one_read() {
+        let subscribe = r#"{"event":"pusher:subscribe","data":{"auth":"app-key:0f4c2a8e9b1d3f5a7c9e0b2d4f6a8c0e1f3b5d7a9c2e4f6b8d0a1c3e5f7b9d1a","channel":"private-orders.42"}}"#;
+        let bytes = frame(TEXT, subscribe.as_bytes(), true);
+        let mut io = Counted {
+            bytes: &bytes,
+            reads: 0,
+        };
+        let mut reader = FrameReader::new(10_000);
+        assert_eq!(reader.next(&mut io).await.unwrap(), Message::Text(subscribe.into()));
+        assert_eq!(io.reads, 1, "a {}-byte frame in one read", bytes.len());
+        assert!(reader.holds_nothing());
+
+        let big = "z".repeat(5000);
+        let bytes = frame(TEXT, big.as_bytes(), true);
+        let mut io = Counted {
+            bytes: &bytes,
+            reads: 0,
+        };
+        assert_eq!(reader.next(&mut io).await.unwrap(), Message::Text(big));
+        assert!(reader.holds_nothing());
     }
 
     #[tokio::test]
