@@ -222,31 +222,30 @@ impl Server {
         let drain = self.drain;
         let keepalive = self.keepalive.clone();
         let connections = self.shutdown.connections();
-        // The upgrade and the admission run boxed, and the connection's life in the same task after them: the
-        // task holds only what serving needs once the box is given back (the upgrade, the admission, the
-        // handshake's strings), without a second task spawned for every connection.
-        let setup = Box::pin(async move {
+        tokio::spawn(async move {
             let ws = match upgrade.await {
                 Ok(ws) => ws,
-                Err(e) => {
-                    tracing::debug!(error = %e, "upgrade did not complete");
-                    return None;
-                }
+                Err(e) => return tracing::debug!(error = %e, "upgrade did not complete"),
             };
             let app = node.app_by_key(&key);
             if let Some(why) = leaving {
-                websocket::refuse(ws, herald_protocol::close_code::OVER_CAPACITY, why.into()).await;
-                return None;
+                return Box::pin(websocket::refuse(
+                    ws,
+                    herald_protocol::close_code::OVER_CAPACITY,
+                    why.into(),
+                ))
+                .await;
             }
             match websocket::admission(&node, app.as_ref(), &key, protocol.as_deref(), origin.as_deref()).await {
                 Err((code, message)) => {
                     if let Some(app) = &app {
                         node.connection_refused(app, code, &message);
                     }
-                    websocket::refuse(ws, code, message).await;
-                    None
+                    Box::pin(websocket::refuse(ws, code, message)).await
                 }
                 Ok(seat) => {
+                    // The connection's life runs in a task of its own, which holds only what serving needs:
+                    // this task's room (the upgrade, the admission, the handshake's strings) is given back.
                     let app = app.expect("admission checked the app");
                     let watch = websocket::NodeWatch {
                         draining: connections.draining(),
@@ -254,13 +253,8 @@ impl Server {
                         keepalive,
                         open: connections.enter(),
                     };
-                    Some(websocket::serve(node, app, seat, ws.into_inner(), watch, drain))
+                    tokio::spawn(websocket::serve(node, app, seat, ws.into_inner(), watch, drain));
                 }
-            }
-        });
-        tokio::spawn(async move {
-            if let Some(serving) = setup.await {
-                serving.await;
             }
         });
         let (parts, _) = response.into_parts();
