@@ -18,7 +18,10 @@ pub const DEFAULT_MAX_DATA_SIZE: usize = 10 * 1024;
 #[derive(Debug)]
 pub struct TriggerEvent {
     pub name: String,
-    pub data: String,
+    /// The event's `data` as a JSON string, quotes included, ready for a frame's `"data":` (written with
+    /// [`crate::frame::Data::Raw`]): the string the caller sent, kept as written (its escapes included), so
+    /// that it is neither decoded nor encoded again on every publish. [`TriggerEvent::data`] decodes it.
+    pub data_json: String,
     pub channels: Vec<String>,
     pub socket_id: Option<String>,
     pub info: Option<String>,
@@ -41,9 +44,10 @@ impl ApiError {
 }
 
 #[derive(Deserialize)]
-struct Wire {
+struct Wire<'a> {
     name: Option<String>,
-    data: Option<serde_json::Value>,
+    #[serde(borrow)]
+    data: Option<&'a serde_json::value::RawValue>,
     channels: Option<Vec<String>>,
     channel: Option<String>,
     socket_id: Option<String>,
@@ -53,8 +57,9 @@ struct Wire {
 /// Reads and checks a `batch_events` body: `{"batch":[{channel,name,data,socket_id?,info?}, ...]}`.
 pub fn parse_batch(body: &[u8], max_data_size: usize) -> Result<Vec<TriggerEvent>, ApiError> {
     #[derive(Deserialize)]
-    struct Batch {
-        batch: Vec<Wire>,
+    struct Batch<'a> {
+        #[serde(borrow)]
+        batch: Vec<Wire<'a>>,
     }
     let batch: Batch =
         serde_json::from_slice(body).map_err(|e| ApiError::new(400, format!("Invalid batch body: {e}")))?;
@@ -124,7 +129,12 @@ impl TriggerEvent {
         Self::from_wire(wire, max_data_size)
     }
 
-    fn from_wire(wire: Wire, max_data_size: usize) -> Result<TriggerEvent, ApiError> {
+    /// The event's data, decoded.
+    pub fn data(&self) -> String {
+        serde_json::from_str(&self.data_json).unwrap_or_default()
+    }
+
+    fn from_wire(wire: Wire<'_>, max_data_size: usize) -> Result<TriggerEvent, ApiError> {
         let name = wire
             .name
             .filter(|n| !n.is_empty())
@@ -135,17 +145,28 @@ impl TriggerEvent {
                 format!("Event name is longer than {MAX_EVENT_NAME_LEN} characters"),
             ));
         }
-        let data = match wire.data {
-            Some(serde_json::Value::String(s)) => s,
-            Some(other) => other.to_string(),
-            None => return Err(ApiError::new(400, "Missing \"data\"")),
+        let too_large = || ApiError::new(413, format!("Event data is larger than {max_data_size} bytes"));
+        let invalid = |e: serde_json::Error| ApiError::new(400, format!("Invalid \"data\": {e}"));
+        let written = wire.data.ok_or_else(|| ApiError::new(400, "Missing \"data\""))?.get();
+        let data_json = if written.starts_with('"') {
+            // A string, as Pusher's API has it. The limit is on the decoded text, which is never longer than
+            // what was written: only a string written longer than the limit is decoded to be measured.
+            if written.len() - 2 > max_data_size {
+                let decoded: String = serde_json::from_str(written).map_err(invalid)?;
+                if decoded.len() > max_data_size {
+                    return Err(too_large());
+                }
+            }
+            written.to_owned()
+        } else {
+            // Anything else is sent as its compact JSON text, in a string.
+            let value: serde_json::Value = serde_json::from_str(written).map_err(invalid)?;
+            let text = value.to_string();
+            if text.len() > max_data_size {
+                return Err(too_large());
+            }
+            serde_json::Value::String(text).to_string()
         };
-        if data.len() > max_data_size {
-            return Err(ApiError::new(
-                413,
-                format!("Event data is larger than {max_data_size} bytes"),
-            ));
-        }
         let channels = match (wire.channels, wire.channel) {
             (Some(list), _) if !list.is_empty() => list,
             (_, Some(one)) => vec![one],
@@ -174,7 +195,7 @@ impl TriggerEvent {
         }
         Ok(TriggerEvent {
             name,
-            data,
+            data_json,
             channels,
             socket_id,
             info: wire.info,
@@ -194,10 +215,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.channels, vec!["private-a", "b"]);
-        assert_eq!(e.data, "{\"a\":1}");
+        assert_eq!(e.data(), "{\"a\":1}");
+        assert_eq!(e.data_json, r#""{\"a\":1}""#, "kept as written");
         assert_eq!(e.socket_id.as_deref(), Some("1.2"));
         let e = TriggerEvent::parse(br#"{"name":"x","data":"d","channel":"c"}"#, 10240).unwrap();
         assert_eq!(e.channels, vec!["c"]);
+    }
+
+    /// The data string goes into the frame as the caller wrote it, escapes and all, and clients read the
+    /// text that was sent; the size limit is on the decoded text, however it was written; data that is not a
+    /// string is sent as its compact JSON text.
+    #[test]
+    fn data_is_kept_as_written_and_measured_decoded() {
+        use crate::frame::{encode, Data};
+        let body = r#"{"name":"x","channel":"c","data":"{\"q\":\"\u00e9\\n\/\ud83d\ude00\"}"}"#;
+        let e = TriggerEvent::parse(body.as_bytes(), 100).unwrap();
+        let frame: serde_json::Value =
+            serde_json::from_slice(&encode("x", Some("c"), Data::Raw(&e.data_json), None)).unwrap();
+        assert_eq!(frame["data"], "{\"q\":\"\u{e9}\\n/\u{1f600}\"}");
+        assert_eq!(frame["data"].as_str().unwrap(), e.data());
+        // Written in 6 bytes an escape, 1 byte decoded: within a limit of 4 decoded bytes, not of 4 written.
+        let escaped = r#"{"name":"x","channel":"c","data":"\u0041\u0042\u0043\u0044"}"#;
+        assert_eq!(TriggerEvent::parse(escaped.as_bytes(), 4).unwrap().data(), "ABCD");
+        assert_eq!(TriggerEvent::parse(escaped.as_bytes(), 3).unwrap_err().status, 413);
+        let object = r#"{"name":"x","channel":"c","data":{ "a" : [1, 2] }}"#;
+        let e = TriggerEvent::parse(object.as_bytes(), 100).unwrap();
+        assert_eq!(e.data(), r#"{"a":[1,2]}"#);
+        assert_eq!(TriggerEvent::parse(object.as_bytes(), 5).unwrap_err().status, 413);
     }
 
     #[test]

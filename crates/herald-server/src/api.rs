@@ -145,7 +145,8 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 
 async fn publish(node: &Arc<Node>, app: &Arc<App>, event: &TriggerEvent) -> Result<(), ApiError> {
     let except = event.socket_id.as_deref().and_then(SocketId::parse);
-    publish_to(node, app, &event.name, &event.channels, &event.data, except).await
+    let data = Data::Raw(&event.data_json);
+    publish_to(node, app, &event.name, &event.channels, data, except).await
 }
 
 /// Publishes one event (its data a string, as Pusher frames carry it) to each of `channels`, encoded once
@@ -155,11 +156,11 @@ pub async fn publish_to(
     app: &Arc<App>,
     name: &str,
     channels: &[String],
-    data: &str,
+    data: Data<'_>,
     except: Option<SocketId>,
 ) -> Result<(), ApiError> {
     for channel in channels {
-        let frame = frame::encode(name, Some(channel), Data::AsString(data), None);
+        let frame = frame::encode(name, Some(channel), data, None);
         node.trigger(app, channel, frame, except.clone()).await.map_err(|e| {
             tracing::warn!(app = %app.config.id, channel, error = %e, "HTTP API event not published");
             ApiError::new(503, "Redis is unavailable; the event was not sent, retry")

@@ -206,7 +206,8 @@ async fn events(node: &Arc<Node>, app: &Arc<App>, body: &[u8]) -> Result<String,
         app_channel(channel)?;
     }
     let except = event.socket_id.as_deref().and_then(SocketId::parse_any);
-    crate::api::publish_to(node, app, &name, &channels, &data, except).await?;
+    let data = herald_protocol::frame::Data::AsString(&data);
+    crate::api::publish_to(node, app, &name, &channels, data, except).await?;
     Ok(serde_json::json!({ "message": "ok" }).to_string())
 }
 

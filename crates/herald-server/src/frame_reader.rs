@@ -3,8 +3,8 @@
 //! two thirds of what an idle connection cost; here the buffer exists only while a frame is arriving and
 //! is released once it has been read, so an idle connection holds no read memory at all.
 //!
-//! A frame's length is checked against the message limit before any of its payload is read or room is
-//! made for it. Fragmented messages are put back together here; the caller gets whole messages.
+//! A frame's length is checked against the message limit before room is made for it: at most a message's
+//! first bytes (256, or the limit and a header's 14 if that is less) are read before its header is. Fragmented messages are put back together here; the caller gets whole messages.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -308,7 +308,7 @@ mod tests {
         }
     }
 
-    /// A subscribe, as pusher-js sends it (a private channel's, 150 bytes), is taken in one read, not one for
+    /// A subscribe, as pusher-js sends it (a private channel's, 149 bytes), is taken in one read, not one for
     /// its first bytes and another for the rest: a read is a system call, for every message a client sends.
     /// A large message still arrives whole, in as many reads as it needs.
     #[tokio::test]

@@ -143,8 +143,10 @@ async fn forward_from_redis(url: String, prefix: String, subs: Subscribers) {
 
 /// Binds with the same accept queue as Herald's listener (4,096; the kernel caps it at
 /// `net.core.somaxconn`), so a burst of connects meets the same kernel queue on both servers.
-fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
-    let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let Some(addr) = tokio::net::lookup_host(addr).await?.next() else {
+        return Err(std::io::Error::other("the address resolved to nothing"));
+    };
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {
@@ -159,7 +161,7 @@ fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let addr = args.get(1).cloned().unwrap_or_else(|| "127.0.0.1:6101".into());
-    let listener = listen(&addr).expect("bind");
+    let listener = listen(&addr).await.expect("bind");
     eprintln!("raw-fanout listening on {addr}");
     let subs: Subscribers = Arc::default();
     if args.get(2).map(String::as_str) == Some("--redis") {
