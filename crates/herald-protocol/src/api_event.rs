@@ -54,6 +54,13 @@ struct Wire<'a> {
     info: Option<String>,
 }
 
+/// True when a JSON string literal has an escape `\uD...` (a surrogate among them; a few others, and an
+/// escaped backslash before a `u`, are decoded for nothing).
+fn may_hold_a_surrogate(literal: &str) -> bool {
+    memchr::memmem::find_iter(literal.as_bytes(), b"\\u")
+        .any(|at| matches!(literal.as_bytes().get(at + 2), Some(b'd' | b'D')))
+}
+
 /// Reads and checks a `batch_events` body: `{"batch":[{channel,name,data,socket_id?,info?}, ...]}`.
 pub fn parse_batch(body: &[u8], max_data_size: usize) -> Result<Vec<TriggerEvent>, ApiError> {
     #[derive(Deserialize)]
@@ -129,9 +136,10 @@ impl TriggerEvent {
         Self::from_wire(wire, max_data_size)
     }
 
-    /// The event's data, decoded.
-    pub fn data(&self) -> String {
-        serde_json::from_str(&self.data_json).unwrap_or_default()
+    /// The event's data, decoded; None for text that cannot be decoded strictly (a lone surrogate escape,
+    /// which is valid JSON and which browsers read, passes through as written).
+    pub fn data(&self) -> Option<String> {
+        serde_json::from_str(&self.data_json).ok()
     }
 
     fn from_wire(wire: Wire<'_>, max_data_size: usize) -> Result<TriggerEvent, ApiError> {
@@ -149,9 +157,12 @@ impl TriggerEvent {
         let invalid = |e: serde_json::Error| ApiError::new(400, format!("Invalid \"data\": {e}"));
         let written = wire.data.ok_or_else(|| ApiError::new(400, "Missing \"data\""))?.get();
         let data_json = if written.starts_with('"') {
-            // A string, as Pusher's API has it. The limit is on the decoded text, which is never longer than
-            // what was written: only a string written longer than the limit is decoded to be measured.
-            if written.len() - 2 > max_data_size {
+            // A string, as Pusher's API has it, kept as written. The limit is on the decoded text, which is
+            // never longer than what was written, so only a string written longer than the limit is decoded to
+            // be measured; and one with an escape that may be half of a surrogate pair (`\uD8..`-`\uDF..`),
+            // which is refused unless it is whole, as decoding always did: a frame is never sent that a strict
+            // JSON parser would refuse.
+            if written.len() - 2 > max_data_size || may_hold_a_surrogate(written) {
                 let decoded: String = serde_json::from_str(written).map_err(invalid)?;
                 if decoded.len() > max_data_size {
                     return Err(too_large());
@@ -215,7 +226,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(e.channels, vec!["private-a", "b"]);
-        assert_eq!(e.data(), "{\"a\":1}");
+        assert_eq!(e.data().unwrap(), "{\"a\":1}");
         assert_eq!(e.data_json, r#""{\"a\":1}""#, "kept as written");
         assert_eq!(e.socket_id.as_deref(), Some("1.2"));
         let e = TriggerEvent::parse(br#"{"name":"x","data":"d","channel":"c"}"#, 10240).unwrap();
@@ -233,15 +244,39 @@ mod tests {
         let frame: serde_json::Value =
             serde_json::from_slice(&encode("x", Some("c"), Data::Raw(&e.data_json), None)).unwrap();
         assert_eq!(frame["data"], "{\"q\":\"\u{e9}\\n/\u{1f600}\"}");
-        assert_eq!(frame["data"].as_str().unwrap(), e.data());
+        assert_eq!(frame["data"].as_str(), e.data().as_deref());
         // Written in 6 bytes an escape, 1 byte decoded: within a limit of 4 decoded bytes, not of 4 written.
         let escaped = r#"{"name":"x","channel":"c","data":"\u0041\u0042\u0043\u0044"}"#;
-        assert_eq!(TriggerEvent::parse(escaped.as_bytes(), 4).unwrap().data(), "ABCD");
+        assert_eq!(
+            TriggerEvent::parse(escaped.as_bytes(), 4).unwrap().data().unwrap(),
+            "ABCD"
+        );
         assert_eq!(TriggerEvent::parse(escaped.as_bytes(), 3).unwrap_err().status, 413);
         let object = r#"{"name":"x","channel":"c","data":{ "a" : [1, 2] }}"#;
         let e = TriggerEvent::parse(object.as_bytes(), 100).unwrap();
-        assert_eq!(e.data(), r#"{"a":[1,2]}"#);
+        assert_eq!(e.data().unwrap(), r#"{"a":[1,2]}"#);
         assert_eq!(TriggerEvent::parse(object.as_bytes(), 5).unwrap_err().status, 413);
+    }
+
+    /// Half a surrogate pair is refused (400) whatever the data's size, as decoding always did; a whole pair
+    /// passes as written.
+    #[test]
+    fn half_a_surrogate_pair_is_refused_whatever_the_size() {
+        let parse = |data: &str, limit| {
+            let body = format!(r#"{{"name":"x","channel":"c","data":"{data}"}}"#);
+            TriggerEvent::parse(body.as_bytes(), limit).map(|e| e.data_json)
+        };
+        for limit in [100, 4] {
+            assert_eq!(parse(r"ab\ud800", limit).unwrap_err().status, 400, "limit {limit}");
+            assert_eq!(parse(r"\ud83d\ud83d", limit).unwrap_err().status, 400, "limit {limit}");
+        }
+        assert_eq!(parse(r"\ud83d\ude00", 4).unwrap(), r#""\ud83d\ude00""#);
+        assert_eq!(parse(r"\ud83d\ude00", 3).unwrap_err().status, 413);
+        assert_eq!(
+            parse(r"\\ud800", 100).unwrap(),
+            r#""\\ud800""#,
+            "an escaped backslash, then text"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use herald_protocol::api_event::{parse_batch, TriggerEvent};
 use herald_protocol::channel::validate_name;
-use herald_protocol::frame::{ClientFrame, SubscribeData};
+use herald_protocol::frame::{encode, ClientFrame, Data, SubscribeData};
 use herald_protocol::laravel::LaravelBroadcast;
 use herald_protocol::presence_data::Member;
 use herald_protocol::SocketId;
@@ -29,6 +29,7 @@ const SEEDS: &[&str] = &[
     r#"{"event":"App\\Events\\X","data":{"order":{"id":1}},"socket":"1.2"}"#,
     r#"{"name":"x","data":"{\"a\":1}","channels":["a","private-b"],"socket_id":"1.2","info":"user_count"}"#,
     r#"{"batch":[{"channel":"a","name":"x","data":"1"}]}"#,
+    r#"{"name":"x","data":"\u00e9\ud800\ud83d\ude00\n\/","channel":"c"}"#,
     r#"{"user_id":42,"user_info":{"name":"Ada"}}"#,
 ];
 
@@ -66,8 +67,17 @@ fn feed(text: &str) {
         let _ = b.to_frame("private-encrypted-a");
         let _ = b.to_encrypted_frame("private-encrypted-a", &[1; 32], [2; 24]);
     }
-    let _ = TriggerEvent::parse(text.as_bytes(), 10_240);
-    let _ = parse_batch(text.as_bytes(), 10_240);
+    // An event taken in goes out as a frame that is valid JSON, its data as written.
+    let frame_is_json = |e: &TriggerEvent| {
+        let frame = encode(&e.name, Some("c"), Data::Raw(&e.data_json), None);
+        assert!(serde_json::from_slice::<serde_json::Value>(&frame).is_ok(), "{text:?}");
+    };
+    if let Ok(e) = TriggerEvent::parse(text.as_bytes(), 10_240) {
+        frame_is_json(&e);
+    }
+    for e in parse_batch(text.as_bytes(), 10_240).into_iter().flatten() {
+        frame_is_json(&e);
+    }
     let _ = Member::from_channel_data(text, 1024);
     let _ = Member::from_user_data(text, 1024);
     let _ = validate_name(text);
