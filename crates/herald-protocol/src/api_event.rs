@@ -136,8 +136,8 @@ impl TriggerEvent {
         Self::from_wire(wire, max_data_size)
     }
 
-    /// The event's data, decoded; None for text that cannot be decoded strictly (a lone surrogate escape,
-    /// which is valid JSON and which browsers read, passes through as written).
+    /// The event's data, decoded (None only for a `data_json` not made by the parser: the parser takes only
+    /// strings a strict JSON parser decodes).
     pub fn data(&self) -> Option<String> {
         serde_json::from_str(&self.data_json).ok()
     }
@@ -170,13 +170,13 @@ impl TriggerEvent {
             }
             written.to_owned()
         } else {
-            // Anything else is sent as its compact JSON text, in a string.
+            // Anything else is sent as its compact JSON text, in a string (escaped as every frame's data).
             let value: serde_json::Value = serde_json::from_str(written).map_err(invalid)?;
             let text = value.to_string();
             if text.len() > max_data_size {
                 return Err(too_large());
             }
-            serde_json::Value::String(text).to_string()
+            crate::frame::json_string(&text)
         };
         let channels = match (wire.channels, wire.channel) {
             (Some(list), _) if !list.is_empty() => list,

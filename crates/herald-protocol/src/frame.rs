@@ -170,14 +170,16 @@ fn plain_run(bytes: &[u8]) -> usize {
     i
 }
 
-fn json_string(s: &str) -> String {
+/// `s` as a JSON string literal, quotes included, escaped as every frame escapes text.
+pub(crate) fn json_string(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len() + 2);
     push_json_string(&mut out, s);
     String::from_utf8(out).expect("escaping keeps UTF-8")
 }
 
-/// `pusher:connection_established`. Sent once per connection, so it is written straight into the frame: a socket id (digits and a dot, or a
-/// socket.io id's letters, digits, `-` and `_`) needs no escaping at either level of JSON.
+/// `pusher:connection_established`. Sent once per connection, so it is written straight into the frame: a
+/// socket id (digits and a dot, or a socket.io id's letters, digits, `-` and `_`) needs no escaping at either
+/// level of JSON.
 pub fn connection_established(socket_id: &str, activity_timeout_secs: u64) -> Vec<u8> {
     if !socket_id
         .bytes()

@@ -4,7 +4,8 @@
 //! is released once it has been read, so an idle connection holds no read memory at all.
 //!
 //! A frame's length is checked against the message limit before room is made for it: at most a message's
-//! first bytes (256, or the limit and a header's 14 if that is less) are read before its header is. Fragmented messages are put back together here; the caller gets whole messages.
+//! first bytes (256, or the limit and a header's 14 if that is less) are read before its header is.
+//! Fragmented messages are put back together here; the caller gets whole messages.
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
