@@ -22,33 +22,6 @@ BIN=${1:-target/release/herald}
 LOAD=target/release/herald-load
 . scripts/lib/bench-common.sh
 
-cluster=()
-stop_cluster() { for p in "${cluster[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; cluster=(); }
-trap 'stop; stop_cluster' EXIT
-
-# Three Herald nodes or three raw forwarders on a fresh Redis: sets $targets and $cluster_pids.
-start_three() {
-  local kind=$1 redis_port; redis_port=$(free_port)
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & cluster+=("$!")
-  for _ in $(seq 50); do redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  redis_url=redis://127.0.0.1:$redis_port
-  targets=(); cluster_pids=()
-  for _ in 1 2 3; do
-    local p; p=$(free_port)
-    if [ "$kind" = raw ]; then
-      target/release/raw-fanout "127.0.0.1:$p" --redis "$redis_url" laravel_database_ 2>/dev/null & cluster+=("$!")
-      sleep 0.3
-    else
-      local probes; probes=$(free_port)
-      HERALD_HOST=127.0.0.1 HERALD_PORT=$p HERALD_METRICS_PORT=$probes HERALD_REDIS_URL=$redis_url RUST_LOG=warn "$BIN" & cluster+=("$!")
-      wait_ready "$probes"
-    fi
-    targets+=(--target "127.0.0.1:$p"); cluster_pids+=(--server-pid "${cluster[-1]}")
-  done
-}
-
-latency() { python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["latency_ms"][sys.argv[2]], 2))' "$1" "$2"; }
-
 echo "| run | server | one channel: CPU/delivery (µs) | per message: CPU/delivery (µs) | per message p50 / p99 (ms) | connect: CPU/connection (µs) | idle KiB/connection | redis 3 nodes p50 / p99 / p999 (ms) |" > "$OUT/summary.md"
 echo "|---|---|---|---|---|---|---|---|" >> "$OUT/summary.md"
 for run in $(seq "$RUNS"); do
@@ -62,7 +35,7 @@ for run in $(seq "$RUNS"); do
     stop; start
     $LOAD --target 127.0.0.1:$port --server-pid $pid --json "$f-idle.json" idle --connections 5000 --kind public > /dev/null
     stop
-    start_three "$server"
+    start_three "$server" "$BIN"
     $LOAD "${targets[@]}" "${cluster_pids[@]}" --json "$f-redis.json" --svg "$f-redis.svg" fanout --subscribers 3000 --channels 100 --rate 500 --duration "$DURATION" --publish redis --redis-url "$redis_url" > /dev/null
     stop_cluster
     echo "| $run | $server | $(figure "$f-one.json" "server CPU per delivery") | $(figure "$f-many.json" "server CPU per delivery") | $(latency "$f-many.json" p50) / $(latency "$f-many.json" p99) | $(figure "$f-idle.json" "server CPU per connection") | $(figure "$f-idle.json" "server memory per connection") | $(latency "$f-redis.json" p50) / $(latency "$f-redis.json" p99) / $(latency "$f-redis.json" p999) |" >> "$OUT/summary.md"

@@ -18,12 +18,14 @@ function frame(opcode, payload, { fin = true, rsv = 0, unmasked = false } = {}) 
   return Buffer.concat([head, mask, masked]);
 }
 
-/** A raw WebSocket: upgrades, then parses the server's (unmasked) frames. */
-async function rawSocket(port) {
+/** A raw WebSocket: upgrades, then parses the server's (unmasked) frames. `early` goes out in the same write as
+ * the handshake, before its answer. */
+async function rawSocket(port, early = Buffer.alloc(0)) {
   const socket = net.connect(port, '127.0.0.1');
   await new Promise((r) => socket.once('connect', r));
-  socket.write(`GET /app/${APP_KEY}?protocol=7 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
-    + `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  socket.write(Buffer.concat([Buffer.from(`GET /app/${APP_KEY}?protocol=7 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n`
+    + `Connection: Upgrade\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\n`
+    + 'Sec-WebSocket-Version: 13\r\n\r\n'), early]));
   let buf = Buffer.alloc(0);
   let upgraded = false;
   const frames = [];
@@ -91,6 +93,23 @@ describe('WebSocket protocol (RFC 6455)', () => {
     ws.send(frame(0x9, 'hello-herald'));
     const pong = await ws.next((f) => f.opcode === 0xa, 'pong');
     assert.equal(pong.payload.toString(), 'hello-herald');
+    ws.destroy();
+  });
+
+  // Read with the handshake, these bytes are in the server's hands before the connection is upgraded; they
+  // must reach the session all the same, whole and in order.
+  e2e('frames sent with the handshake, before its answer, are read in order', async () => {
+    const early = Buffer.concat([
+      frame(0x9, 'early-ping'),
+      frame(0x1, JSON.stringify({ event: 'pusher:subscribe', data: { channel: 'early-bird' } })),
+    ]);
+    const ws = await rawSocket(herald.port, early);
+    const pong = await ws.next((f) => f.opcode === 0xa, 'pong');
+    assert.equal(pong.payload.toString(), 'early-ping');
+    await ws.next((f) => f.opcode === 1 && f.payload.toString().includes('subscription_succeeded'), 'subscription_succeeded');
+    await pusherServer(herald.port).trigger('early-bird', 'hello', { n: 1 });
+    const event = await ws.next((f) => f.opcode === 1 && f.payload.toString().includes('"hello"'), 'the event');
+    assert.equal(dataOf(JSON.parse(event.payload.toString())).n, 1);
     ws.destroy();
   });
 

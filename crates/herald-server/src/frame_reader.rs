@@ -104,6 +104,15 @@ impl FrameReader {
         }
     }
 
+    /// A reader that first takes `already_read`: what the client sent before the connection was handed over
+    /// (right after its handshake, read with it).
+    pub fn after(max_message_size: usize, already_read: &[u8]) -> Self {
+        FrameReader {
+            buf: already_read.to_vec(),
+            ..Self::new(max_message_size)
+        }
+    }
+
     /// Reads until `buf` holds at least `need` bytes. While nothing is buffered, the client's next bytes are
     /// read into the worker thread's buffer and only then copied into a buffer of the connection's, so a
     /// quiet connection holds no read buffer, and a small message arrives in one read.
@@ -332,6 +341,20 @@ mod tests {
             reads: 0,
         };
         assert_eq!(reader.next(&mut io).await.unwrap(), Message::Text(big));
+        assert!(reader.holds_nothing());
+    }
+
+    /// Bytes read before the reader was made (with the handshake) come first, a frame split across them and
+    /// the stream included.
+    #[tokio::test]
+    async fn bytes_read_before_come_first() {
+        let mut bytes = frame(PING, b"early", true);
+        bytes.extend(frame(TEXT, b"{\"split\":true}", true));
+        let (before, after) = bytes.split_at(bytes.len() - 5);
+        let mut reader = FrameReader::after(1_000, before);
+        let mut io = after;
+        assert_eq!(reader.next(&mut io).await.unwrap(), Message::Ping(b"early".to_vec()));
+        assert_eq!(reader.next(&mut io).await.unwrap(), Message::Text("{\"split\":true}".into()));
         assert!(reader.holds_nothing());
     }
 

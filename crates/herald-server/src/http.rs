@@ -253,7 +253,7 @@ impl Server {
                         keepalive,
                         open: connections.enter(),
                     };
-                    tokio::spawn(websocket::serve(node, app, seat, ws.into_inner(), watch, drain));
+                    websocket::spawn(node, app, seat, ws.into_inner(), watch, drain);
                 }
             }
         });

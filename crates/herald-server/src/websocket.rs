@@ -119,19 +119,44 @@ pub(crate) fn drain_delay(socket_id: &str, window: Duration) -> Duration {
     Duration::from_millis(h.finish() % millis)
 }
 
+/// Serves an admitted connection in a task of its own. A plain TCP connection is taken back out of hyper's
+/// upgrade and split into owned halves, so that every frame goes straight to the socket: not through the
+/// upgrade's boxed stream, two adapters and a split's lock, three more objects touched per delivery
+/// (docs/benchmarks.md, performance round seven). A TLS connection keeps the upgraded stream.
+pub fn spawn(node: Arc<Node>, app: Arc<App>, seat: Seat, io: TokioIo<Upgraded>, watch: NodeWatch, drain: DrainPolicy) {
+    match io.into_inner().downcast::<TokioIo<tokio::net::TcpStream>>() {
+        Ok(parts) => {
+            // What the client sent right after its handshake, before the upgrade was done, is read first.
+            let (read, write) = parts.io.into_inner().into_split();
+            let reader = FrameReader::after(node.settings().max_message_size, &parts.read_buf);
+            tokio::spawn(serve(node, app, seat, (read, reader, write), watch, drain));
+        }
+        Err(upgraded) => {
+            let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+            let reader = FrameReader::new(node.settings().max_message_size);
+            tokio::spawn(serve(node, app, seat, (read, reader, write), watch, drain));
+        }
+    }
+}
+
 /// Sets up one accepted connection to `app` (its session, keepalive entry and writer) at once, and returns
-/// what serves it until either side ends it; `io` is the upgraded stream. Not an `async fn`: the future
+/// what serves it until either side ends it; `halves` are the stream's two sides and the reader for the
+/// first. Not an `async fn`: the future
 /// returned holds only what the connection's life needs, not also the arguments it was set up from (an
 /// `async fn` keeps room for those for its whole life), so every idle connection's task is smaller and the
 /// task moved on spawn is too (docs/benchmarks.md, performance round five).
-pub fn serve(
+fn serve<R, W>(
     node: Arc<Node>,
     app: Arc<App>,
     seat: Seat,
-    io: TokioIo<Upgraded>,
+    (mut read_half, mut reader, write_half): (R, FrameReader, W),
     watch: NodeWatch,
     drain: DrainPolicy,
-) -> impl std::future::Future<Output = ()> + Send + 'static {
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let NodeWatch {
         mut draining,
         mut isolated,
@@ -145,15 +170,13 @@ pub fn serve(
     tracing::debug!(%socket_id, app = %session.app().config.id, "connected");
     let activity = Arc::new(Activity::new());
     let kept_alive = keepalive.watch(conn.clone(), activity.clone());
-    // fastwebsockets did the upgrade (its reader is gone with its buffer); reading and writing are ours: the
-    // reader holds no buffer while the client is quiet, and the writer coalesces queued frames.
-    let (mut read_half, write_half) = tokio::io::split(io);
+    // fastwebsockets did the upgrade (it read nothing after it); reading and writing are ours: the reader
+    // holds no buffer while the client is quiet, and the writer coalesces queued frames.
     let write = FrameWriter::new(write_half);
     session.established();
     let mut writer = tokio::spawn(write_loop(write, rx, conn.clone()));
 
     let max = node.settings().max_message_size;
-    let mut reader = FrameReader::new(max);
     // When this connection is to be let go, and why: the node drains (4200, presence outlives it for the
     // grace period) or is isolated from Redis (4100; cancelled if the link comes back first).
     let mut close_at: Option<(tokio::time::Instant, Leaving)> = None;
@@ -306,8 +329,8 @@ async fn finish(
 
 /// Writes what the connection's queue holds. Pings and the pong timeout come through the queue too, from
 /// the node's keepalive sweep (`keepalive.rs`): the writer keeps no timer of its own.
-async fn write_loop(
-    mut write: FrameWriter<tokio::io::WriteHalf<TokioIo<Upgraded>>>,
+async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+    mut write: FrameWriter<W>,
     mut rx: herald_core::outbound_queue::Receiver,
     conn: Arc<ConnectionHandle>,
 ) {
