@@ -94,12 +94,13 @@ for spec in figures:
     k, coverage = interval(len(ratios))
     median = statistics.median(ratios)
     if k == 0:
-        low, high, verdict = ratios[0], ratios[-1], 'open (too few pairs for an interval)'
+        span, verdict = 'no 95% interval from so few pairs', 'open (too few pairs)'
     else:
         low, high = ratios[k - 1], ratios[len(ratios) - k]
+        span = f'{coverage:.1%} interval {low:.3f}-{high:.3f}'
         verdict = 'met' if high <= target else 'not met' if low > target else 'open'
     under = sum(q <= target for q in ratios)
-    print(f'\n{name}: median ratio {median:.3f}, {coverage:.1%} interval {low:.3f}-{high:.3f}, '
+    print(f'\n{name}: median ratio {median:.3f}, {span}, '
           f'{under} of {len(ratios)} pairs at or under {target}; target <= {target}: **{verdict}**; '
           f'medians herald {statistics.median(h for _, h, _, _ in rows):.2f}, raw {statistics.median(r for _, _, r, _ in rows):.2f} {unit}\n')
 PY

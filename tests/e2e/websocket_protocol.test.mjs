@@ -29,6 +29,7 @@ async function rawSocket(port, early = Buffer.alloc(0)) {
   let buf = Buffer.alloc(0);
   let upgraded = false;
   const frames = [];
+  let received = 0;
   const waiters = [];
   const wake = () => { for (const w of waiters.splice(0)) w(); };
   socket.on('data', (d) => {
@@ -45,7 +46,7 @@ async function rawSocket(port, early = Buffer.alloc(0)) {
       let off = 2;
       if (len === 126) { len = buf.readUInt16BE(2); off = 4; }
       if (buf.length < off + len) break;
-      frames.push({ opcode: buf[0] & 0x0f, payload: buf.subarray(off, off + len) });
+      frames.push({ opcode: buf[0] & 0x0f, payload: buf.subarray(off, off + len), seq: received++ });
       buf = buf.subarray(off + len);
     }
     wake();
@@ -106,7 +107,8 @@ describe('WebSocket protocol (RFC 6455)', () => {
     const ws = await rawSocket(herald.port, early);
     const pong = await ws.next((f) => f.opcode === 0xa, 'pong');
     assert.equal(pong.payload.toString(), 'early-ping');
-    await ws.next((f) => f.opcode === 1 && f.payload.toString().includes('subscription_succeeded'), 'subscription_succeeded');
+    const succeeded = await ws.next((f) => f.opcode === 1 && f.payload.toString().includes('subscription_succeeded'), 'subscription_succeeded');
+    assert.ok(pong.seq < succeeded.seq, 'the ping, sent first, is answered first');
     await pusherServer(herald.port).trigger('early-bird', 'hello', { n: 1 });
     const event = await ws.next((f) => f.opcode === 1 && f.payload.toString().includes('"hello"'), 'the event');
     assert.equal(dataOf(JSON.parse(event.payload.toString())).n, 1);

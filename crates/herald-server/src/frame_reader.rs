@@ -7,6 +7,7 @@
 //! first bytes (256, or the limit and a header's 14 if that is less) are read before its header is.
 //! Fragmented messages are put back together here; the caller gets whole messages.
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// A whole message from the client.
@@ -93,6 +94,9 @@ pub struct FrameReader {
     max: usize,
     /// A fragmented message being put together: whether it is text, and its bytes so far.
     partial: Option<(bool, Vec<u8>)>,
+    /// Bytes the client sent before the reader took over (with its handshake), taken before the stream's, as
+    /// reads would take them: a piece at a time, so many small frames cost the same as from the socket.
+    early: Option<Box<Bytes>>,
 }
 
 impl FrameReader {
@@ -101,14 +105,15 @@ impl FrameReader {
             buf: Vec::new(),
             max: max_message_size,
             partial: None,
+            early: None,
         }
     }
 
     /// A reader that first takes `already_read`: what the client sent before the connection was handed over
     /// (right after its handshake, read with it).
-    pub fn after(max_message_size: usize, already_read: &[u8]) -> Self {
+    pub fn after(max_message_size: usize, already_read: Bytes) -> Self {
         FrameReader {
-            buf: already_read.to_vec(),
+            early: (!already_read.is_empty()).then(|| Box::new(already_read)),
             ..Self::new(max_message_size)
         }
     }
@@ -118,6 +123,14 @@ impl FrameReader {
     /// quiet connection holds no read buffer, and a small message arrives in one read.
     async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R, need: usize) -> std::io::Result<()> {
         while self.buf.len() < need {
+            if let Some(early) = self.early.as_deref_mut() {
+                let take = need.saturating_sub(self.buf.len()).max(FIRST_READ).min(early.len());
+                self.buf.extend_from_slice(&early.split_to(take));
+                if early.is_empty() {
+                    self.early = None;
+                }
+                continue;
+            }
             if self.buf.is_empty() {
                 let room = need.max(FIRST_READ.min(self.max.saturating_add(14)));
                 let buf = &mut self.buf;
@@ -239,7 +252,7 @@ impl FrameReader {
     /// True while no read memory is held.
     #[cfg(test)]
     fn holds_nothing(&self) -> bool {
-        self.buf.capacity() == 0 && self.partial.is_none()
+        self.buf.capacity() == 0 && self.partial.is_none() && self.early.is_none()
     }
 }
 
@@ -351,10 +364,29 @@ mod tests {
         let mut bytes = frame(PING, b"early", true);
         bytes.extend(frame(TEXT, b"{\"split\":true}", true));
         let (before, after) = bytes.split_at(bytes.len() - 5);
-        let mut reader = FrameReader::after(1_000, before);
+        let mut reader = FrameReader::after(1_000, Bytes::copy_from_slice(before));
         let mut io = after;
         assert_eq!(reader.next(&mut io).await.unwrap(), Message::Ping(b"early".to_vec()));
-        assert_eq!(reader.next(&mut io).await.unwrap(), Message::Text("{\"split\":true}".into()));
+        assert_eq!(
+            reader.next(&mut io).await.unwrap(),
+            Message::Text("{\"split\":true}".into())
+        );
+        assert!(reader.holds_nothing());
+    }
+
+    /// A client that sends a great many small frames with its handshake: the reader takes them a read's worth
+    /// at a time, as from the socket, not all at once (each frame used would move the rest of the buffer,
+    /// which grows as the square of what was sent).
+    #[tokio::test]
+    async fn bytes_read_before_are_taken_a_read_at_a_time() {
+        let pong = frame(PONG, b"", true);
+        let early: Vec<u8> = pong.iter().copied().cycle().take(pong.len() * 20_000).collect();
+        let mut reader = FrameReader::after(1_000, Bytes::from(early));
+        let mut io: &[u8] = &[];
+        for _ in 0..20_000 {
+            assert_eq!(reader.next(&mut io).await.unwrap(), Message::Pong);
+            assert!(reader.buf.len() <= FIRST_READ, "held {} bytes", reader.buf.len());
+        }
         assert!(reader.holds_nothing());
     }
 

@@ -122,13 +122,16 @@ pub(crate) fn drain_delay(socket_id: &str, window: Duration) -> Duration {
 /// Serves an admitted connection in a task of its own. A plain TCP connection is taken back out of hyper's
 /// upgrade and split into owned halves, so that every frame goes straight to the socket: not through the
 /// upgrade's boxed stream, two adapters and a split's lock, three more objects touched per delivery
-/// (docs/benchmarks.md, performance round seven). A TLS connection keeps the upgraded stream.
+/// (docs/benchmarks.md, performance round seven). The write half shuts the socket's sending side (a FIN)
+/// when the writer ends, which it does after a close frame or a failed write: a client sees its TCP close right
+/// after the close frame, even while the session stays for a drain's presence grace. A TLS connection keeps
+/// the upgraded stream.
 pub fn spawn(node: Arc<Node>, app: Arc<App>, seat: Seat, io: TokioIo<Upgraded>, watch: NodeWatch, drain: DrainPolicy) {
     match io.into_inner().downcast::<TokioIo<tokio::net::TcpStream>>() {
         Ok(parts) => {
             // What the client sent right after its handshake, before the upgrade was done, is read first.
             let (read, write) = parts.io.into_inner().into_split();
-            let reader = FrameReader::after(node.settings().max_message_size, &parts.read_buf);
+            let reader = FrameReader::after(node.settings().max_message_size, parts.read_buf);
             tokio::spawn(serve(node, app, seat, (read, reader, write), watch, drain));
         }
         Err(upgraded) => {
