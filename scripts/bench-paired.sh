@@ -9,7 +9,8 @@
 #   SCENARIO=one      CPU per delivery, 5,000 subscribers on one channel, 20 HTTP API events/s (target 1.02)
 #   SCENARIO=many     CPU per delivery (target 1.1) and p99 (target 1.2), 5,000 subscribers on 5,000 channels,
 #                     2,000 events/s
-#   SCENARIO=connect  server CPU per connection, 5,000 public connections (target 1.1)
+#   SCENARIO=connect  server CPU per connection, 5,000 public connections (target 1.1), and each server's
+#                     memory per idle connection
 #   SCENARIO=redis    p99 Laravel -> browser through Redis, 3 nodes, 3,000 subscribers, 500 events/s on 100
 #                     channels (target 1.2)
 # Usage: SCENARIO=one PAIRS=11 scripts/bench-paired.sh [HERALD_BIN]   (BENCH_DURATION seconds per run,
@@ -102,6 +103,11 @@ for spec in figures:
     under = sum(q <= target for q in ratios)
     print(f'\n{name}: median ratio {median:.3f}, {span}, '
           f'{under} of {len(ratios)} pairs at or under {target}; target <= {target}: **{verdict}**; '
-          f'medians herald {statistics.median(h for _, h, _, _ in rows):.2f}, raw {statistics.median(r for _, _, r, _ in rows):.2f} {unit}\n')
+          f'each server\'s own median: herald {statistics.median(h for _, h, _, _ in rows):.2f}, raw {statistics.median(r for _, _, r, _ in rows):.2f} {unit}\n')
+if scenario == 'connect':
+    # Memory per idle connection has an absolute target (4 KiB), not a ratio: each server's median and range.
+    for server in ('herald', 'raw'):
+        kib = sorted(value(f'{out}/{scenario}-{p}-{server}.json', 'server memory per connection') for p in range(1, pairs + 1))
+        print(f'{server} memory per idle connection: median {statistics.median(kib):.2f} KiB ({kib[0]:.2f}-{kib[-1]:.2f})')
 PY
 cat "$OUT/$SCENARIO.md"

@@ -95,7 +95,9 @@ pub struct FrameReader {
     /// A fragmented message being put together: whether it is text, and its bytes so far.
     partial: Option<(bool, Vec<u8>)>,
     /// Bytes the client sent before the reader took over (with its handshake), taken before the stream's, as
-    /// reads would take them: a piece at a time, so many small frames cost the same as from the socket.
+    /// reads would take them: a piece at a time, so many small frames cost the same as from the socket. The
+    /// `Bytes` keeps hyper's whole read buffer (8 KiB or more) alive until its last byte is taken; it is
+    /// gone once empty. Only a client that sends before its handshake is answered has it.
     early: Option<Box<Bytes>>,
 }
 
@@ -124,7 +126,8 @@ impl FrameReader {
     async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R, need: usize) -> std::io::Result<()> {
         while self.buf.len() < need {
             if let Some(early) = self.early.as_deref_mut() {
-                let take = need.saturating_sub(self.buf.len()).max(FIRST_READ).min(early.len());
+                let read = FIRST_READ.min(self.max.saturating_add(14));
+                let take = need.saturating_sub(self.buf.len()).max(read).min(early.len());
                 self.buf.extend_from_slice(&early.split_to(take));
                 if early.is_empty() {
                     self.early = None;
@@ -161,9 +164,9 @@ impl FrameReader {
         }
     }
 
-    /// The next whole message. Cancel-safe: everything read is kept in the reader (`buf`, `partial`) before
-    /// any await, so a call dropped part way (the connection's other wake-ups do that) loses nothing. Keep it
-    /// so: no await after bytes are taken out of `buf`.
+    /// The next whole message. Cancel-safe: everything read is kept in the reader (`buf`, `partial`, `early`)
+    /// before any await, so a call dropped part way (the connection's other wake-ups do that) loses nothing.
+    /// Keep it so: no await after bytes are taken out of `buf` or `early`.
     pub async fn next<R: AsyncRead + Unpin>(&mut self, io: &mut R) -> Result<Message, ReadError> {
         loop {
             self.fill(io, 2).await?;

@@ -123,9 +123,10 @@ pub(crate) fn drain_delay(socket_id: &str, window: Duration) -> Duration {
 /// upgrade and split into owned halves, so that every frame goes straight to the socket: not through the
 /// upgrade's boxed stream, two adapters and a split's lock, three more objects touched per delivery
 /// (docs/benchmarks.md, performance round seven). The write half shuts the socket's sending side (a FIN)
-/// when the writer ends, which it does after a close frame or a failed write: a client sees its TCP close right
-/// after the close frame, even while the session stays for a drain's presence grace. A TLS connection keeps
-/// the upgraded stream.
+/// when the writer ends (after a close frame, a failed write, its queue closing, or its abort): a client sees
+/// its TCP close right after the close frame, even while the session stays for a drain's presence grace. A TLS
+/// connection keeps the upgraded stream, split with `tokio::io::split`, whose write half sends nothing when
+/// dropped: its TCP close comes when the connection's task ends.
 pub fn spawn(node: Arc<Node>, app: Arc<App>, seat: Seat, io: TokioIo<Upgraded>, watch: NodeWatch, drain: DrainPolicy) {
     match io.into_inner().downcast::<TokioIo<tokio::net::TcpStream>>() {
         Ok(parts) => {
