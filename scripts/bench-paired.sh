@@ -58,12 +58,15 @@ for pair in $(seq "$PAIRS"); do
 done
 
 python3 - "$OUT" "$SCENARIO" "$PAIRS" "$BIN" "${FIGURES[@]}" > "$OUT/$SCENARIO.md" <<'PY'
-import json, math, statistics, sys
+import json, math, re, statistics, sys
 out, scenario, pairs, binary, figures = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5:]
+
+def is_percentile(name):
+    return re.fullmatch(r'p\d+', name) is not None
 
 def value(path, name):
     doc = json.load(open(path))
-    if name.startswith('p'):
+    if is_percentile(name):
         return doc['latency_ms'][name]
     return next(v for n, v, _ in doc['figures'] if n == name)
 
@@ -86,7 +89,7 @@ for spec in figures:
         h = value(f'{out}/{scenario}-{p}-herald.json', name)
         r = value(f'{out}/{scenario}-{p}-raw.json', name)
         rows.append((p, h, r, h / r))
-    unit = 'ms' if name.startswith('p') else 'µs'
+    unit = 'ms' if is_percentile(name) else 'µs'
     print(f'| pair | first | herald {name} ({unit}) | raw ({unit}) | herald / raw |')
     print('|---|---|---|---|---|')
     for p, h, r, q in rows:

@@ -124,10 +124,11 @@ impl FrameReader {
     /// read into the worker thread's buffer and only then copied into a buffer of the connection's, so a
     /// quiet connection holds no read buffer, and a small message arrives in one read.
     async fn fill<R: AsyncRead + Unpin>(&mut self, io: &mut R, need: usize) -> std::io::Result<()> {
+        // A message's first read: its first bytes, no more than the largest message and a header could be.
+        let first_read = FIRST_READ.min(self.max.saturating_add(14));
         while self.buf.len() < need {
             if let Some(early) = self.early.as_deref_mut() {
-                let read = FIRST_READ.min(self.max.saturating_add(14));
-                let take = need.saturating_sub(self.buf.len()).max(read).min(early.len());
+                let take = need.saturating_sub(self.buf.len()).max(first_read).min(early.len());
                 self.buf.extend_from_slice(&early.split_to(take));
                 if early.is_empty() {
                     self.early = None;
@@ -135,7 +136,7 @@ impl FrameReader {
                 continue;
             }
             if self.buf.is_empty() {
-                let room = need.max(FIRST_READ.min(self.max.saturating_add(14)));
+                let room = need.max(first_read);
                 let buf = &mut self.buf;
                 let n = std::future::poll_fn(|cx| poll_read_first(&mut *io, cx, buf, room)).await?;
                 if n == 0 {
